@@ -99,7 +99,7 @@ def parse_number(raw: object, country_code: str | None = None) -> ParsedNumber:
 
 
 def parse_numbers(raws: Iterable[object], country_code: str | None = None) -> NumberReport:
-    """Parse many numbers; the first occurrence of an E.164 number is valid, later ones duplicates."""
+    """Parse many numbers; a repeat of an E.164 number already seen is a duplicate."""
     report = NumberReport()
     seen: set[str] = set()
     for raw in raws:

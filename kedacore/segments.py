@@ -70,9 +70,7 @@ def count_segments(text: str) -> SegmentInfo:
     if units == 0:
         return SegmentInfo(encoding, 0, 0, 0, single, single, ())
     if units <= single:
-        return SegmentInfo(
-            encoding, len(text), units, 1, single, single - units, tuple(forcing)
-        )
+        return SegmentInfo(encoding, len(text), units, 1, single, single - units, tuple(forcing))
     # Long text: fill parts greedily; a two-unit character never straddles two parts.
     segments, used = 1, 0
     for cost in costs:

@@ -1,0 +1,1 @@
+"""kedacore: the KedaSMS client library under the console (no Streamlit here)."""

@@ -1,0 +1,39 @@
+"""Settings come from the environment, then secrets, then defaults; secrets stay hidden."""
+
+from __future__ import annotations
+
+from kedacore.settings import LIVE, SANDBOX, load_settings, mask
+
+
+def test_sandbox_by_default_with_a_stable_webhook_token(tmp_path) -> None:
+    env = {"KEDA_DATA_DIR": str(tmp_path)}
+    first = load_settings(None, env)
+    assert first.mode == SANDBOX
+    assert first.base_url == "https://www.kedasms.net/api"
+    assert first.backup_url == "https://backup.kedasms.net/api"
+    assert len(first.webhook_token) >= 24
+    assert load_settings(None, env).webhook_token == first.webhook_token
+    assert (tmp_path / "webhook_token").stat().st_mode & 0o777 == 0o600
+    assert first.ledger_url == f"sqlite:///{tmp_path.resolve() / 'ledger.db'}"
+
+
+def test_environment_wins_over_secrets(tmp_path) -> None:
+    secrets = {
+        "keda": {
+            "keda_api_key": "from-secrets-1234",
+            "keda_encryption_key": "k" * 44,
+            "keda_base_url": "http://secrets.example/api/",
+        }
+    }
+    env = {"KEDA_DATA_DIR": str(tmp_path), "KEDA_BASE_URL": "http://env.example/api"}
+    settings = load_settings(secrets, env)
+    assert settings.mode == LIVE
+    assert settings.api_key == "from-secrets-1234"
+    assert settings.base_url == "http://env.example/api"
+    assert "from-secrets" not in repr(settings)
+
+
+def test_mask_shows_at_most_four_characters() -> None:
+    assert mask("abcdefghijkl1234") == "…1234"
+    assert mask("short") == "…"
+    assert mask(None) == "not set"

@@ -29,6 +29,7 @@ from .errors import (
     MissingCredentialsError,
     RateLimitError,
     error_from_response,
+    mask,
 )
 from .money import money_str
 
@@ -103,7 +104,7 @@ class Settings:
 
     def describe(self) -> str:
         """The settings for a repr: addresses, and the API key's last 4 characters at most."""
-        key = f"'…{self.api_key[-4:]}'" if self.api_key else "None"
+        key = f"'{mask(self.api_key)}'" if self.api_key else "None"
         enc = "set" if self.encryption_key else "unset"
         return (
             f"base_url={self.base_url!r}, backup_url={self.backup_url!r}, "
@@ -208,6 +209,10 @@ def parse_success(response: httpx.Response, settings: Settings) -> Any:
 
 def parse_result(endpoint: Endpoint[T], response: httpx.Response, settings: Settings) -> T:
     """The typed result of an answer; data kedacore cannot read is an APIError, not a KeyError."""
+    request = response.request
+    logger.debug(
+        "%s %s -> HTTP %d", request.method, request.url.copy_with(query=None), response.status_code
+    )
     data = parse_success(response, settings)
     try:
         return endpoint.parse(data)
@@ -220,7 +225,7 @@ def parse_result(endpoint: Endpoint[T], response: httpx.Response, settings: Sett
         ) from exc
 
 
-def transport_error(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+def transport_error(exc: httpx.RequestError, request: httpx.Request) -> APIConnectionError:
     """Our error for an httpx transport failure (no headers or body in the message)."""
     url = str(request.url.copy_with(query=None))
     if isinstance(exc, httpx.TimeoutException):

@@ -119,6 +119,8 @@ class AsyncSmsResource:
         Returns:
             Each msgid, in the order given, with its MessageStatus or its KedaError.
         """
+        if isinstance(msgids, str):
+            raise ValueError(f"msgids must be a list of msgids, not one string: {msgids!r}")
         ids = list(dict.fromkeys(ep.require_id("msgid", m) for m in msgids))
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number ≥ 1, got {concurrency!r}")
@@ -294,7 +296,7 @@ class AsyncKedaClient:
             error: KedaError
             try:
                 response = await self._http.send(request)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # transport failures, undecodable bodies
                 error = transport_error(exc, request)
             else:
                 try:

@@ -259,7 +259,7 @@ class KedaClient:
             error: KedaError
             try:
                 response = self._http.send(request)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # transport failures, undecodable bodies
                 error = transport_error(exc, request)
             else:
                 try:

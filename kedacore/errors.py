@@ -40,6 +40,14 @@ __all__ = [
 ]
 
 
+_ADDRESS_HINT = "Check the service address (KEDA_BASE_URL / KEDA_BACKUP_URL)."
+
+
+def mask(secret: str) -> str:
+    """A secret as it may be shown: its last 4 characters, and only when it is long."""
+    return "…" + secret[-4:] if len(secret) > 8 else "…"
+
+
 class KedaError(Exception):
     """The root of every error kedacore raises."""
 
@@ -55,7 +63,7 @@ class MissingCredentialsError(ConfigurationError):
         self.operation = operation
         self.argument = argument
         self.variable = variable
-        what = argument.replace("_", " ")
+        what = {"api_key": "API key", "encryption_key": "encryption key"}.get(argument, argument)
         super().__init__(
             f"{operation} needs the {what}: pass {argument}= to the client "
             f"or set the {variable} environment variable"
@@ -128,7 +136,10 @@ class APIError(KedaError):
         if self.code:
             where = f"code {self.code}, {where}"
         text = self.message.rstrip(". ")
-        hint = f" {self.hint}" if self.hint else ""
+        hint = self.hint
+        if self.code is None and self.http_status < 500 and self.http_status != 429:
+            hint = _ADDRESS_HINT  # not KedaSMS's JSON: most likely the wrong address
+        hint = f" {hint}" if hint else ""
         return f"{text} ({where}).{hint}"
 
     def __repr__(self) -> str:
@@ -300,7 +311,7 @@ def _plain_text(text: str, limit: int = 160) -> str:
 def _redact(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
         for secret in secrets:
-            value = value.replace(secret, "…" + secret[-4:])
+            value = value.replace(secret, mask(secret))
         return value
     if isinstance(value, Mapping):
         return {k: _redact(v, secrets) for k, v in value.items()}
@@ -322,7 +333,7 @@ def error_from_response(response: httpx.Response, *, redact: Iterable[str] = ())
         redact: secrets to mask if the service echoed them back (the last 4 characters stay).
     """
     status = response.status_code
-    secrets = [s for s in redact if s and len(s) > 4]
+    secrets = [s for s in redact if s and len(s) >= 4]
     try:
         method: str | None = response.request.method
         url: str | None = str(response.request.url.copy_with(query=None))

@@ -364,6 +364,8 @@ async def test_status_many_edge_cases() -> None:
     for bad in (0, -1, True, 1.5):
         with pytest.raises(ValueError, match="concurrency"):
             await client.sms.status_many(["msg_abc123def456"], concurrency=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not one string"):
+        await client.sms.status_many("msg_abc123def456")
     assert rec.requests == []
     assert list(await client.sms.status_many(["msg_abc123def456"], concurrency=100)) == [
         "msg_abc123def456"

@@ -249,3 +249,17 @@ def test_missing_credentials_sentence() -> None:
         "sms.send needs the encryption key: pass encryption_key= to the client "
         "or set the KEDA_ENCRYPTION_KEY environment variable"
     )
+
+
+def test_a_non_json_404_points_at_the_address() -> None:
+    err = e.error_from_response(answer(404, "<h1>Not Found</h1>", {"Content-Type": "text/html"}))
+    assert isinstance(err, e.NotFoundError)
+    assert "KEDA_BASE_URL" in str(err) and "Check the identifier" not in str(err)
+
+
+def test_short_secrets_are_masked_whole() -> None:
+    assert e.mask("abcdefghij") == "…ghij"
+    assert e.mask("abcd1234") == "…"
+    body = standard("1001", "unknown API key abcd1234")
+    err = e.error_from_response(answer(401, body), redact=["abcd1234"])
+    assert "abcd1234" not in str(err) and "1234" not in err.message

@@ -564,3 +564,28 @@ def test_context_manager_closes_the_pool() -> None:
 def test_public_names() -> None:
     for name in kedacore.__all__:
         assert hasattr(kedacore, name), name
+
+
+def test_a_short_api_key_is_not_shown_at_all() -> None:
+    client = KedaClient("ak_12345")
+    assert "12345" not in repr(client)
+    assert "api_key='…'" in repr(client)
+
+
+def test_missing_api_key_sentence() -> None:
+    client = KedaClient()
+    with pytest.raises(MissingCredentialsError) as info:
+        client.account.balance()
+    assert str(info.value) == (
+        "account.balance needs the API key: pass api_key= to the client "
+        "or set the KEDA_API_KEY environment variable"
+    )
+
+
+def test_undecodable_body_is_a_connection_error() -> None:
+    client, _ = make(
+        lambda r: httpx.Response(200, content=b"not gzip", headers={"Content-Encoding": "gzip"}),
+        max_retries=0,
+    )
+    with pytest.raises(kedacore.APIConnectionError):
+        client.account.balance()

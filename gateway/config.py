@@ -1,0 +1,74 @@
+"""The gateway's settings: one frozen dataclass, filled by the command line or by an embedder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DB = Path(".kedasms") / "gateway.db"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """Everything ``create_app`` needs; the defaults are those of ``python -m gateway serve``.
+
+    Attributes:
+        db_path: the SQLite file (created with its folder when missing).
+        host, port: where ``serve`` listens; also the public base of short links.
+        public_url: the public base of short links when it is not the listening address.
+        allow_private_callbacks: accept loopback/private callback hosts (the sandbox does).
+        rate_limit: requests per second per API key (token bucket); 0 turns it off.
+        rate_burst: bucket size; ``None`` means twice the rate (at least 1).
+        sent_delay, deliver_delay: seconds QUEUED → SENT and SENT → DELIVERED.
+        carrier_interval: seconds between two looks for due messages.
+        carrier_batch: at most this many status changes per transaction.
+        currency: the currency of the price table and of new accounts.
+        prices: price per segment by ISO country code (decimal strings); ``None`` → default.
+        window: accepted clock skew of an envelope's timestamp, seconds.
+        client_ref_ttl: seconds a ``clientRef`` keeps returning the first response.
+        max_body_bytes: larger request bodies are refused (1004).
+        mail_dir: the mail outbox; ``None`` → ``mail/`` beside the database.
+        clock: Unix seconds; tests pass a fake one to cross a UTC day.
+    """
+
+    db_path: Path = DEFAULT_DB
+    host: str = "127.0.0.1"
+    port: int = 8787
+    public_url: str | None = None
+    allow_private_callbacks: bool = False
+    rate_limit: float = 100.0
+    rate_burst: int | None = None
+    sent_delay: float = 0.5
+    deliver_delay: float = 1.0
+    carrier_interval: float = 0.05
+    carrier_batch: int = 1000
+    currency: str = "USD"
+    prices: Mapping[str, str] | None = None
+    window: int = 300
+    client_ref_ttl: int = 24 * 3600
+    max_body_bytes: int = 2 * 1024 * 1024
+    mail_dir: Path | None = None
+    clock: Callable[[], float] = field(default=time.time)
+
+    @property
+    def mail_folder(self) -> Path:
+        """Where verification e-mails are written, one text file per mail."""
+        return Path(self.mail_dir) if self.mail_dir else Path(self.db_path).parent / "mail"
+
+    @property
+    def burst(self) -> int:
+        """Token bucket size of the rate limiter."""
+        if self.rate_burst is not None:
+            return max(1, int(self.rate_burst))
+        return max(1, int(self.rate_limit * 2))
+
+    def listening_base(self) -> str | None:
+        """``public_url`` or ``http://host:port``; None when the host is a wildcard."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.host in ("0.0.0.0", "::", ""):
+            return None  # the request's own address is the best guess then
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"

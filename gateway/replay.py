@@ -1,0 +1,52 @@
+"""Replay protection: each (account, IV) pair is accepted once, and recorded for good.
+
+DESIGN.md: the IV is recorded on every successful decryption, whatever happens next, and
+apart from that record a refused request changes nothing. ``enveloped`` gives a handler a
+transaction that already holds the IV record and a savepoint after it: a refusal
+(``ApiError``) rolls back to the savepoint and commits the IV alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, delete
+from sqlalchemy.dialects.sqlite import insert
+
+from gateway.db import Database, used_ivs
+from gateway.errors import ApiError
+from kedacore.envelope import Envelope
+
+
+def record_iv(conn: Connection, account_id: int, envelope: Envelope) -> bool:
+    """Record the IV; False when this account already used it."""
+    result = conn.execute(
+        insert(used_ivs)
+        .values(account_id=account_id, iv=envelope.iv, timestamp=envelope.timestamp)
+        .on_conflict_do_nothing()
+    )
+    return result.rowcount == 1
+
+
+@contextmanager
+def enveloped(db: Database, account_id: int, envelope: Envelope) -> Iterator[Connection]:
+    """A write transaction for a decrypted request: IV recorded first (1003 on a replay)."""
+    refusal: ApiError | None = None
+    with db.write() as conn:
+        if not record_iv(conn, account_id, envelope):
+            raise ApiError("1003", "replayed request: this IV was already used with this API key")
+        try:
+            with conn.begin_nested():
+                yield conn
+        except ApiError as exc:
+            refusal = exc  # the savepoint is rolled back; the IV record is committed below
+    if refusal is not None:
+        raise refusal
+
+
+def prune_ivs(db: Database, now: float, window: int) -> int:
+    """Forget IVs whose timestamp the window check refuses anyway (so no replay can pass)."""
+    horizon = int(now) - window - 5
+    with db.write() as conn:
+        return conn.execute(delete(used_ivs).where(used_ivs.c.timestamp < horizon)).rowcount

@@ -1,0 +1,205 @@
+"""``POST /sms/send``: the accept transaction (clientRef, caps, balance, freeze, task, messages).
+
+Runs entirely inside ``replay.enveloped``: the IV is recorded first, and any refusal rolls
+back to the savepoint after it, so a refused send changes nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as upsert
+
+from gateway.accounts import AccountKey
+from gateway.carrier import QUEUED, Policy
+from gateway.clock import to_ms, utc_day
+from gateway.db import Database, accounts, client_refs, messages, task_seq, tasks
+from gateway.errors import ApiError
+from gateway.limits import CAP_COLUMNS, alert_due, caps_of, check_caps, read_usage, write_usage
+from gateway.pricing import PriceTable
+from gateway.replay import enveloped
+from gateway.validation import SendRequest, payload_object, validate_send
+from kedacore.envelope import Envelope
+from kedacore.money import json_number
+from kedacore.segments import price_micros
+
+TASK_MESSAGE = "SMS task created"
+
+
+def new_msgid() -> str:
+    return "msg_" + secrets.token_hex(8)  # 16 lower-case hex digits
+
+
+def next_task_id(conn: Connection, day: str) -> str:
+    """``YYYYMMDD-NNNN``: a per-UTC-day sequence, at least four digits."""
+    compact = day.replace("-", "")
+    seq = conn.execute(
+        upsert(task_seq)
+        .values(day=compact, last=1)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": task_seq.c.last + 1})
+        .returning(task_seq.c.last)
+    ).scalar_one()
+    return f"{compact}-{seq:04d}"
+
+
+class Sending:
+    """Accepts sends: every check, then the freeze, in one transaction."""
+
+    def __init__(
+        self,
+        db: Database,
+        prices: PriceTable,
+        policy: Policy,
+        clock: Callable[[], float],
+        *,
+        client_ref_ttl: int,
+        allow_private_callbacks: bool,
+    ) -> None:
+        self.db = db
+        self.prices = prices
+        self.policy = policy
+        self.clock = clock
+        self.client_ref_ttl_ms = client_ref_ttl * 1000
+        self.allow_private = allow_private_callbacks
+
+    def send(self, account: AccountKey, envelope: Envelope, plaintext: bytes) -> dict:
+        """The send response's ``data``; raises ``ApiError`` for every refusal."""
+        now = to_ms(self.clock())
+        with enveloped(self.db, account.id, envelope) as conn:
+            request = validate_send(payload_object(plaintext), self.prices, self.allow_private)
+            if request.client_ref is not None:
+                first = self._first_response(conn, account.id, request.client_ref, now)
+                if first is not None:
+                    return first
+            return self._accept(conn, account, request, now)
+
+    def _first_response(
+        self, conn: Connection, account_id: int, client_ref: str, now: int
+    ) -> dict | None:
+        stored = conn.execute(
+            select(client_refs.c.response).where(
+                client_refs.c.account_id == account_id,
+                client_refs.c.client_ref == client_ref,
+                client_refs.c.created_at > now - self.client_ref_ttl_ms,
+            )
+        ).scalar_one_or_none()
+        return None if stored is None else json.loads(stored)
+
+    def _accept(self, conn: Connection, account: AccountKey, req: SendRequest, now: int) -> dict:
+        day = utc_day(now)
+        per_message = price_micros(self.prices.per_segment(req.country), req.segments)
+        count = len(req.recipients)
+        total = per_message * count
+        row = conn.execute(
+            select(accounts.c.balance_micros, accounts.c.currency, *CAP_COLUMNS).where(
+                accounts.c.id == account.id
+            )
+        ).one()
+        caps = caps_of(row)
+        usage = read_usage(conn, account.id, day)
+        check_caps(caps, usage, count, total)
+        if total > row.balance_micros:
+            raise ApiError(
+                "3001",
+                "insufficient balance: this send costs more than the balance can cover",
+                {
+                    "required": json_number(total),
+                    "balance": json_number(row.balance_micros),
+                    "currency": row.currency,
+                },
+            )
+
+        # Every check passed: freeze the price, count the usage, create the task.
+        frozen = conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account.id, accounts.c.balance_micros >= total)
+            .values(
+                balance_micros=accounts.c.balance_micros - total,
+                frozen_micros=accounts.c.frozen_micros + total,
+            )
+        )
+        if frozen.rowcount != 1:  # cannot happen under the write lock; never overdraw anyway
+            raise ApiError("3001", "insufficient balance")
+        after = replace(
+            usage,
+            sms_sent=usage.sms_sent + count,
+            spend=usage.spend + total,
+            frozen=usage.frozen + total,
+        )
+        if after.alert_at is None and alert_due(caps, after.sms_sent, after.spend):
+            after = replace(after, alert_at=now)
+        write_usage(conn, account.id, day, after)
+
+        task_id = next_task_id(conn, day)
+        conn.execute(
+            insert(tasks).values(
+                task_id=task_id,
+                account_id=account.id,
+                day=day,
+                country=req.country,
+                sender=req.sender,
+                callback_url=req.callback_url,
+                track_click=req.track_click,
+                client_ref=req.client_ref,
+                message_count=count,
+                segments=req.segments * count,
+                price_micros=total,
+                created_at=now,
+            )
+        )
+        rows = [
+            {
+                "msgid": new_msgid(),
+                "task_id": task_id,
+                "account_id": account.id,
+                "day": day,
+                "recipient": recipient,
+                "position": position,
+                "country": req.country,
+                "sender": req.sender,
+                "content": req.content,
+                "segments": req.segments,
+                "price_micros": per_message,
+                "status": QUEUED,
+                "created_at": now,
+                "updated_at": now,
+                "next_event_at": now + to_ms(self.policy.first_delay(recipient, req.country)),
+            }
+            for position, recipient in enumerate(req.recipients)
+        ]
+        conn.execute(insert(messages), rows)
+        data = {
+            "taskId": task_id,
+            "message": TASK_MESSAGE,
+            "debitedAmount": json_number(total),
+            "currency": row.currency,
+            "segments": req.segments * count,
+            "messages": [{"msgid": r["msgid"], "recipient": r["recipient"]} for r in rows],
+        }
+        if req.client_ref is not None:
+            # An expired record of the same ref may still be there: the new send replaces it.
+            conn.execute(
+                delete(client_refs).where(
+                    client_refs.c.account_id == account.id,
+                    client_refs.c.client_ref == req.client_ref,
+                )
+            )
+            conn.execute(
+                insert(client_refs).values(
+                    account_id=account.id,
+                    client_ref=req.client_ref,
+                    response=json.dumps(data, separators=(",", ":")),
+                    created_at=now,
+                )
+            )
+        return data
+
+    def prune_client_refs(self) -> None:
+        """Forget client refs older than their time to live."""
+        horizon = to_ms(self.clock()) - self.client_ref_ttl_ms
+        with self.db.write() as conn:
+            conn.execute(delete(client_refs).where(client_refs.c.created_at <= horizon))

@@ -1,0 +1,208 @@
+"""Payload checks of the envelope endpoints: every fault listed at once (2001), no side effect."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.errors import ApiError, field_error, invalid
+from gateway.pricing import PriceTable
+from kedacore.phones import parse_number
+from kedacore.segments import MAX_SEGMENTS, count_segments
+
+MAX_RECIPIENTS = 1000
+MAX_URL = 2048
+MAX_CLIENT_REF = 64
+MAX_TITLE = 200
+DEFAULT_SENDER = "KedaSMS"
+ALPHA_SENDER = re.compile(r"[A-Za-z0-9]{1,11}")
+NUMERIC_SENDER = re.compile(r"\+?[0-9]{1,15}")
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """A send payload that passed every check; numbers in E.164."""
+
+    country: str
+    recipients: tuple[str, ...]
+    content: str
+    segments: int  # per message
+    sender: str
+    callback_url: str | None
+    client_ref: str | None
+    track_click: bool
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_json(raw: bytes, what: str) -> Any:
+    """JSON with exact decimals (1004 when it is not UTF-8 JSON)."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ApiError("1004", f"{what} is not valid UTF-8 JSON") from None
+
+
+def payload_object(raw: bytes) -> dict:
+    """The decrypted payload as a JSON object (1004 not JSON, 2001 not an object)."""
+    payload = decode_json(raw, "the decrypted payload")
+    if not isinstance(payload, dict):
+        raise invalid([field_error("payload", "must be a JSON object")])
+    return payload
+
+
+def http_url_problem(value: Any) -> str | None:
+    """Why a value is not an absolute http(s) URL with a host, or None when it is one."""
+    if not isinstance(value, str) or not value:
+        return "must be an http(s) URL"
+    if len(value) > MAX_URL:
+        return f"must be at most {MAX_URL} characters"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        _ = parts.port  # raises on a port that is not a number in range
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not host:
+        return "must name a host"
+    return None
+
+
+def check_callback_url(value: Any, allow_private: bool) -> str | None:
+    """Why a callback URL is refused, or None.
+
+    Step 1 checks the scheme and host only; ``allow_private`` is for the address rules of
+    DESIGN.md (link-local, multicast, private ranges), which Step 2 adds here.
+    """
+    del allow_private
+    return http_url_problem(value)
+
+
+def _recipients(numbers: Any, country: str | None, errors: list[dict]) -> tuple[str, ...]:
+    if not isinstance(numbers, list) or not numbers:
+        errors.append(field_error("phoneNumbers", "must be a list of 1 to 1000 phone numbers"))
+        return ()
+    if len(numbers) > MAX_RECIPIENTS:
+        errors.append(
+            field_error(
+                "phoneNumbers", f"at most {MAX_RECIPIENTS} numbers per request, got {len(numbers)}"
+            )
+        )
+        return ()
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    for i, raw in enumerate(numbers):
+        name = f"phoneNumbers[{i}]"
+        if not isinstance(raw, str):
+            errors.append(field_error(name, "must be a string", raw))
+            continue
+        if country is None:
+            continue  # without a valid country, a national number cannot be judged
+        parsed = parse_number(raw, country)
+        if not parsed.valid:
+            errors.append(field_error(name, parsed.error or "not a valid number", raw))
+        elif parsed.e164 in seen:
+            errors.append(field_error(name, f"duplicate of phoneNumbers[{seen[parsed.e164]}]", raw))
+        else:
+            seen[parsed.e164] = i  # type: ignore[index]
+            out.append(parsed.e164)  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def validate_send(payload: dict, prices: PriceTable, allow_private: bool) -> SendRequest:
+    """A checked ``SendRequest``, or 2001 with ``data.errors`` listing every fault."""
+    errors: list[dict] = []
+    country = payload.get("countryCode")
+    if not isinstance(country, str) or country.strip().upper() not in prices:
+        errors.append(
+            field_error("countryCode", "must be a country code of the price table", country)
+        )
+        country = None
+    else:
+        country = country.strip().upper()
+    recipients = _recipients(payload.get("phoneNumbers"), country, errors)
+
+    content = payload.get("content")
+    segments = 0
+    if not isinstance(content, str):
+        errors.append(field_error("content", "must be a string"))
+    else:
+        segments = count_segments(content).segments
+        if segments == 0:
+            errors.append(field_error("content", "must not be empty"))
+        elif segments > MAX_SEGMENTS:
+            errors.append(
+                field_error(
+                    "content", f"is {segments} segments long; at most {MAX_SEGMENTS} are allowed"
+                )
+            )
+
+    sender = payload.get("senderId")
+    if sender is None:
+        sender = DEFAULT_SENDER
+    elif not isinstance(sender, str) or not (
+        ALPHA_SENDER.fullmatch(sender) or NUMERIC_SENDER.fullmatch(sender)
+    ):
+        errors.append(
+            field_error(
+                "senderId",
+                "must be 1-11 letters and digits, or a number of up to 15 digits",
+                sender,
+            )
+        )
+
+    callback = payload.get("callbackUrl")
+    if callback is not None:
+        problem = check_callback_url(callback, allow_private)
+        if problem:
+            errors.append(field_error("callbackUrl", problem, callback))
+
+    client_ref = payload.get("clientRef")
+    if client_ref is not None and (
+        not isinstance(client_ref, str) or not 1 <= len(client_ref) <= MAX_CLIENT_REF
+    ):
+        errors.append(
+            field_error("clientRef", f"must be a string of 1 to {MAX_CLIENT_REF} characters")
+        )
+
+    track = payload.get("trackClick")
+    if track is not None and not isinstance(track, bool):
+        errors.append(field_error("trackClick", "must be true or false"))
+
+    if errors:
+        raise invalid(errors)
+    return SendRequest(
+        country=country,  # type: ignore[arg-type]
+        recipients=recipients,
+        content=content,  # type: ignore[arg-type]
+        segments=segments,
+        sender=sender,  # type: ignore[arg-type]
+        callback_url=callback,
+        client_ref=client_ref,
+        track_click=bool(track),
+    )
+
+
+def validate_link(payload: dict) -> tuple[str, str | None]:
+    """The target URL and title of a short-link payload, or 2001."""
+    errors: list[dict] = []
+    url = payload.get("url")
+    problem = http_url_problem(url)
+    if problem:
+        errors.append(field_error("url", problem, url))
+    title = payload.get("title")
+    if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE):
+        errors.append(field_error("title", f"must be a string of at most {MAX_TITLE} characters"))
+    if errors:
+        raise invalid(errors)
+    return url, title  # type: ignore[return-value]

@@ -1,0 +1,134 @@
+"""HTTP plumbing shared by the routes: responses, refusals, authentication, the envelope."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.accounts import AccountKey
+from gateway.errors import ApiError
+from gateway.service import Gateway
+from gateway.validation import decode_json
+from kedacore import envelope as env
+
+log = logging.getLogger("gateway.http")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def gateway_of(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+def ok(data: Any) -> JSONResponse:
+    """The envelope and account endpoints' success shape."""
+    return JSONResponse({"code": "0", "message": "Success", "data": data})
+
+
+def status_ok(data: Any) -> JSONResponse:
+    """The status endpoint keeps the seed's own shape."""
+    return JSONResponse({"success": True, "data": data, "code": 200})
+
+
+def error_response(err: ApiError, style: str = "keda") -> JSONResponse:
+    if style == "status":
+        body: dict[str, Any] = {
+            "success": False,
+            "data": None,
+            "code": err.http_status,
+            "message": err.message,
+        }
+    else:
+        body = {"code": err.code, "message": err.message, "data": err.data}
+    return JSONResponse(body, status_code=err.http_status, headers=err.headers)
+
+
+def endpoint(style: str = "keda") -> Callable[[Handler], Handler]:
+    """Turn ``ApiError`` into its answer and any other exception into a logged 5000."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as err:
+                return error_response(err, style)
+            except Exception:
+                # The traceback names code, never values: no keys or bodies reach the log.
+                log.exception("unexpected error in %s %s", request.method, request.url.path)
+                return error_response(ApiError("5000", "internal error; try again later"), style)
+
+        return wrapper
+
+    return decorate
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON (1004 when too large or not JSON), read at most ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("1004", f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return decode_json(b"".join(chunks), "the request body")
+
+
+def api_key_from(request: Request) -> str | None:
+    """The API key of a non-envelope call: ``X-Api-Key`` header, else ``apiKey`` query."""
+    return request.headers.get("x-api-key") or request.query_params.get("apiKey") or None
+
+
+def throttle(gw: Gateway, key: object) -> None:
+    """Take a token from ``key``'s bucket or refuse with 4029 and ``Retry-After``."""
+    wait = gw.limiter.acquire(key)
+    if wait > 0:
+        retry = gw.limiter.retry_after(wait)
+        raise ApiError(
+            "4029",
+            f"too many requests; retry after {retry} s",
+            {"retryAfter": int(retry)},
+            headers={"Retry-After": retry},
+        )
+
+
+def authenticate(gw: Gateway, api_key: Any) -> AccountKey:
+    """The account of an API key (1001), rate limited per account (4029)."""
+    if not isinstance(api_key, str) or not api_key:
+        raise ApiError("1001", "missing API key")
+    account = gw.accounts.by_api_key(api_key)
+    if account is None:
+        raise ApiError("1001", "unknown API key")
+    throttle(gw, account.id)
+    return account
+
+
+async def open_envelope(request: Request, gw: Gateway) -> tuple[AccountKey, env.Envelope, bytes]:
+    """Shape (1004), key (1001), rate (4029), window (1002), decryption (1005), in order.
+
+    The replay check (1003) comes next, inside the handler's transaction (``replay``).
+    """
+    body = await read_json(request, gw.config.max_body_bytes)
+    try:
+        envelope = env.parse(body)
+        account = authenticate(gw, envelope.api_key)
+        env.check_window(envelope.timestamp, now=gw.clock(), window=gw.config.window)
+        plaintext = env.decrypt(envelope, account.encryption_key)
+    except env.EnvelopeError as err:
+        raise ApiError(err.code, str(err)) from None
+    return account, envelope, plaintext
+
+
+def public_base(request: Request, gw: Gateway) -> str:
+    """The base of short links: ``--public-url``, the listening address, or the request's."""
+    return gw.config.listening_base() or str(request.base_url).rstrip("/")
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

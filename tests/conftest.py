@@ -1,0 +1,260 @@
+"""Shared fixtures: the real gateway on a loopback port, in a thread or as its own process.
+
+- ``gateway_factory(**config_overrides) -> GatewayHandle``: a fresh gateway (uvicorn in a
+  background thread, SQLite file in ``tmp_path``), stopped at teardown. Overrides are
+  ``GatewayConfig`` fields; tests get fast carrier delays and no rate limit by default.
+- ``gateway``: ``gateway_factory()`` with those defaults.
+- ``start_gateway_process(db_path, *extra_args) -> (Popen, base_url)``: ``python -m gateway
+  serve`` as a subprocess on a free port, ready (``/healthz``) when it returns. The caller
+  stops it (SIGTERM or SIGKILL); any left running are killed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway import GatewayConfig, create_app
+from gateway.accounts import Accounts
+from gateway.db import Database
+from kedacore.envelope import seal
+from kedacore.money import to_micros
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Fast and deterministic for tests: a message is DELIVERED about 0.15 s after its send.
+TEST_DEFAULTS: dict[str, Any] = {
+    "sent_delay": 0.05,
+    "deliver_delay": 0.1,
+    "rate_limit": 0,
+    "carrier_interval": 0.01,
+}
+
+_emails = itertools.count(1)
+_processes: list[subprocess.Popen] = []
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The credentials of a test account."""
+
+    email: str
+    api_key: str
+    encryption_key: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
+        time.sleep(interval)
+
+
+class GatewayHandle:
+    """A running gateway and what tests need to drive it over real HTTP."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        server: uvicorn.Server,
+        thread: threading.Thread,
+        sock: socket.socket,
+    ) -> None:
+        self.config = config
+        self.db_path = Path(config.db_path)
+        self.root_url = f"http://127.0.0.1:{config.port}"
+        self.base_url = f"{self.root_url}/api"
+        self.http = httpx.Client(timeout=10)
+        self._server = server
+        self._thread = thread
+        self._sock = sock
+        self._db = Database(self.db_path)  # the test's own connection, like the CLI's
+        self._accounts = Accounts(self._db, config.clock, config.currency)
+
+    @classmethod
+    def start(cls, db_path: Path, **overrides: Any) -> GatewayHandle:
+        """Serve a new app on a free loopback port and wait until ``/healthz`` answers."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))  # bound before the server starts: no port race
+        settings = {**TEST_DEFAULTS, **overrides}
+        config = GatewayConfig(
+            db_path=Path(db_path), host="127.0.0.1", port=sock.getsockname()[1], **settings
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(config), log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="gateway", daemon=True
+        )
+        thread.start()
+        handle = cls(config, server, thread, sock)
+        try:
+            poll(lambda: not thread.is_alive() or handle._healthy(), timeout=15)
+            if not thread.is_alive():
+                raise RuntimeError("the gateway thread died while starting")
+        except BaseException:
+            handle.stop()
+            raise
+        return handle
+
+    def _healthy(self) -> bool:
+        try:
+            return self.http.get(f"{self.root_url}/healthz", timeout=1).json() == {"ok": True}
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def stop(self) -> None:
+        """Stop the server (the lifespan stops the carrier) and release the test's handles."""
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self._sock.close()
+        self.http.close()
+        self._db.close()
+
+    # Accounts and money, straight on the database (as the command line does it).
+
+    def create_account(
+        self, email: str | None = None, balance: str = "100", currency: str = "USD"
+    ) -> Account:
+        email = email or f"user{next(_emails)}@example.com"
+        created = self._accounts.create(email, to_micros(balance), currency)
+        return Account(created["email"], created["apiKey"], created["encryptionKey"])
+
+    def topup(self, email: str, amount: str) -> dict:
+        return self._accounts.topup(email, to_micros(amount))
+
+    def money(self, email: str) -> dict[str, int]:
+        """``{balance, frozen, charged, topped_up}`` in micro-units."""
+        return self._accounts.money(email)
+
+    # HTTP helpers: bodies sealed with kedacore.envelope.seal (never the client library).
+
+    def seal(self, account: Account, payload: Any, **seal_kwargs: Any) -> dict:
+        seal_kwargs.setdefault("api_key", account.api_key)
+        return seal(payload, account.encryption_key, **seal_kwargs)
+
+    def post_envelope(
+        self, path: str, account: Account, payload: Any, **seal_kwargs: Any
+    ) -> httpx.Response:
+        """POST a sealed payload to ``base_url + path`` (e.g. ``/sms/send``)."""
+        return self.http.post(self.base_url + path, json=self.seal(account, payload, **seal_kwargs))
+
+    def send(self, account: Account, payload: dict, **seal_kwargs: Any) -> httpx.Response:
+        return self.post_envelope("/sms/send", account, payload, **seal_kwargs)
+
+    def get(self, path: str, account: Account | None = None, **params: Any) -> httpx.Response:
+        """GET ``base_url + path`` with the account's key in ``X-Api-Key``."""
+        headers = {"X-Api-Key": account.api_key} if account else {}
+        return self.http.get(self.base_url + path, params=params, headers=headers)
+
+    def balance(self, account: Account) -> dict:
+        return self.get("/external/accounts/balance", account).json()["data"]
+
+    def status(self, account: Account, msgid: str) -> dict:
+        return self.get("/sms/status", account, msgid=msgid).json()["data"]
+
+    def wait_for_status(
+        self, account: Account, msgid: str, status: str = "DELIVERED", timeout: float = 5.0
+    ) -> dict:
+        def reached() -> dict | None:
+            data = self.status(account, msgid)
+            return data if data["status"] == status else None
+
+        return poll(reached, timeout=timeout)
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., GatewayHandle]]:
+    """``gateway_factory(**config_overrides)``: start gateways, each stopped at teardown.
+
+    Each gets its own database file unless ``db_path`` is given (e.g. to restart on one).
+    """
+    handles: list[GatewayHandle] = []
+
+    def start(**overrides: Any) -> GatewayHandle:
+        db_path = overrides.pop("db_path", None) or tmp_path / f"gateway-{len(handles)}.db"
+        handle = GatewayHandle.start(db_path, **overrides)
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def gateway(gateway_factory: Callable[..., GatewayHandle]) -> GatewayHandle:
+    """A gateway with the test defaults."""
+    return gateway_factory()
+
+
+def start_gateway_process(
+    db_path: Path | str, *extra_args: str, timeout: float = 30.0
+) -> tuple[subprocess.Popen, str]:
+    """Run ``python -m gateway serve --db DB --port FREE *extra_args``; wait for ``/healthz``.
+
+    Its output goes to ``gateway-PORT.log`` beside the database. Returns the process and
+    the base URL (``http://127.0.0.1:PORT/api``).
+    """
+    args = list(extra_args)
+    port = int(args[args.index("--port") + 1]) if "--port" in args else free_port()
+    if "--port" not in args:
+        args = ["--port", str(port), *args]
+    log_path = Path(db_path).parent / f"gateway-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--db", str(db_path), *args],
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    _processes.append(proc)
+    root = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{root}/healthz", timeout=1).json() == {"ok": True}:
+                return proc, f"{root}/api"
+        except (httpx.HTTPError, ValueError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            output = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"python -m gateway serve did not start:\n{output}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_leftover_gateway_processes() -> Iterator[None]:
+    yield
+    for proc in _processes:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

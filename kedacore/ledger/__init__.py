@@ -1,0 +1,48 @@
+"""The console's ledger: campaigns, tasks, messages, callback events, lookups, cap changes."""
+
+from kedacore.ledger.campaigns import BATCH_STATES, CAMPAIGN_STATUSES
+from kedacore.ledger.caps import CAP_FIELDS
+from kedacore.ledger.core import Ledger
+from kedacore.ledger.records import (
+    Campaign,
+    CampaignBatch,
+    CapChange,
+    LedgerEvent,
+    LedgerMessage,
+    LedgerTask,
+    PlannedBatch,
+    StatusLookup,
+)
+from kedacore.ledger.state import (
+    RANK,
+    CallbackEvent,
+    EventError,
+    MessageState,
+    Outcome,
+    StatusUpdate,
+    merge,
+    parse_event,
+)
+
+__all__ = [
+    "BATCH_STATES",
+    "CAMPAIGN_STATUSES",
+    "CAP_FIELDS",
+    "RANK",
+    "CallbackEvent",
+    "Campaign",
+    "CampaignBatch",
+    "CapChange",
+    "EventError",
+    "Ledger",
+    "LedgerEvent",
+    "LedgerMessage",
+    "LedgerTask",
+    "MessageState",
+    "Outcome",
+    "PlannedBatch",
+    "StatusLookup",
+    "StatusUpdate",
+    "merge",
+    "parse_event",
+]

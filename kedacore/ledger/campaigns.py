@@ -1,0 +1,264 @@
+"""Campaigns in the ledger: the plan is written before any request, so a resume sends once.
+
+The plan is a list of batches (one future send request each: a country, a text, up to 1,000
+recipients) with a unique ``clientRef``. An engine sends every batch still ``planned`` with
+its ``clientRef`` and, in one transaction, records the task and marks the batch ``sent``. If it
+dies between the request and that transaction, the batch is still ``planned``: sent again with
+the same ``clientRef``, the service answers with the first send's response instead of sending
+again (DESIGN.md, ``clientRef``), and recording it is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from kedacore.ledger import schema as s
+from kedacore.ledger.engine import reading, writing
+from kedacore.ledger.records import Campaign, CampaignBatch, PlannedBatch
+from kedacore.money import to_micros
+from kedacore.types import SendResult
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+CAMPAIGN_STATUSES = ("draft", "planned", "sending", "paused", "done", "cancelled")
+BATCH_STATES = ("planned", "sent", "refused")
+
+
+class CampaignsMixin:
+    """Campaign and plan helpers of the Ledger (see the module docstring)."""
+
+    engine: Any
+
+    def now(self) -> datetime:
+        raise NotImplementedError
+
+    def _record_send(self, conn: Connection, result: SendResult, **kwargs: Any) -> int:
+        raise NotImplementedError
+
+    def create_campaign(
+        self,
+        name: str,
+        *,
+        template: str = "",
+        sender: str | None = None,
+        created_by: str | None = None,
+        currency: str = "USD",
+    ) -> int:
+        """A new campaign in ``draft``; returns its id."""
+        if not name.strip():
+            raise ValueError(f"a campaign needs a name, got {name!r}")
+        now = self.now()
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                insert(s.campaigns).values(
+                    name=name.strip(),
+                    template=template,
+                    sender=sender,
+                    created_at=now,
+                    updated_at=now,
+                    created_by=created_by,
+                    status="draft",
+                    currency=currency,
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def plan_campaign(
+        self, campaign_id: int, batches: Iterable[PlannedBatch]
+    ) -> list[CampaignBatch]:
+        """Write a campaign's batches (each with a fresh unique clientRef) before any is sent."""
+        planned = list(batches)
+        now = self.now()
+        with writing(self.engine) as conn:
+            last = conn.scalar(
+                select(func.max(s.campaign_batches.c.seq)).where(
+                    s.campaign_batches.c.campaign_id == campaign_id
+                )
+            )
+            first = (last or 0) + 1
+            # Random, not derived from the id: a reset ledger must never reuse a clientRef
+            # the service still remembers (it would answer with an old send's response).
+            run = secrets.token_hex(6)
+            rows = [
+                {
+                    "campaign_id": campaign_id,
+                    "seq": seq,
+                    "country": b.country.upper(),
+                    "sender": b.sender,
+                    "content": b.content,
+                    "recipients": json.dumps(list(b.recipients)),
+                    "recipient_count": len(b.recipients),
+                    "client_ref": f"c{campaign_id}-{run}-{seq}",
+                    "state": "planned",
+                    "estimated_micros": b.estimated_micros,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for seq, b in enumerate(planned, start=first)
+            ]
+            if rows:
+                conn.execute(insert(s.campaign_batches), rows)
+            conn.execute(
+                update(s.campaigns)
+                .where(s.campaigns.c.id == campaign_id)
+                .values(
+                    recipients=s.campaigns.c.recipients + sum(r["recipient_count"] for r in rows),
+                    batches=s.campaigns.c.batches + len(rows),
+                    estimated_micros=s.campaigns.c.estimated_micros
+                    + sum(b.estimated_micros for b in planned),
+                    status="planned",
+                    updated_at=now,
+                )
+            )
+            query = _batches_query(campaign_id).where(s.campaign_batches.c.seq >= first)
+            return [CampaignBatch.from_row(row) for row in conn.execute(query)]
+
+    def campaign(self, campaign_id: int) -> Campaign | None:
+        """The campaign with this id, or None."""
+        with reading(self.engine) as conn:
+            row = conn.execute(_campaigns_query().where(s.campaigns.c.id == campaign_id)).first()
+        return Campaign.from_row(row) if row is not None else None
+
+    def campaigns(self, *, limit: int = 200) -> list[Campaign]:
+        """Campaigns, newest first."""
+        query = _campaigns_query().order_by(s.campaigns.c.id.desc()).limit(limit)
+        with reading(self.engine) as conn:
+            return [Campaign.from_row(row) for row in conn.execute(query)]
+
+    def campaign_batches(
+        self, campaign_id: int, *, states: Sequence[str] | None = None
+    ) -> list[CampaignBatch]:
+        """A campaign's batches in plan order, optionally only those in ``states``."""
+        query = _batches_query(campaign_id)
+        if states is not None:
+            query = query.where(s.campaign_batches.c.state.in_(list(states)))
+        with reading(self.engine) as conn:
+            return [CampaignBatch.from_row(row) for row in conn.execute(query)]
+
+    def mark_batch_sent(self, batch_id: int, result: SendResult) -> int:
+        """Record a batch's send (task + messages) and mark it sent, in one transaction.
+
+        Idempotent: a batch already marked sent is left alone. Returns the messages recorded.
+        """
+        with writing(self.engine) as conn:
+            batch = _batch(conn, batch_id)
+            if batch.state == "sent":
+                return 0
+            recorded = self._record_send(
+                conn,
+                result,
+                country=batch.country,
+                sender=batch.sender,
+                content=batch.content,
+                campaign_id=batch.campaign_id,
+                client_ref=batch.client_ref,
+                estimated_micros=batch.estimated_micros,
+                created_at=None,
+            )
+            debited = to_micros(result.debited_amount)
+            _update_batch(
+                conn,
+                batch_id,
+                self.now(),
+                state="sent",
+                task_id=result.task_id,
+                debited_micros=debited,
+                error=None,
+            )
+            conn.execute(
+                update(s.campaigns)
+                .where(s.campaigns.c.id == batch.campaign_id)
+                .values(
+                    debited_micros=s.campaigns.c.debited_micros + debited,
+                    updated_at=self.now(),
+                )
+            )
+            return recorded
+
+    def mark_batch_refused(self, batch_id: int, error: str) -> None:
+        """Mark a batch refused for good (an invalid payload): it will not be sent again."""
+        with writing(self.engine) as conn:
+            _update_batch(conn, batch_id, self.now(), state="refused", error=error)
+
+    def note_batch_error(self, batch_id: int, error: str) -> None:
+        """Note a passing failure (cap, balance, network); the batch stays planned."""
+        with writing(self.engine) as conn:
+            _update_batch(conn, batch_id, self.now(), error=error)
+
+    def set_campaign_status(
+        self, campaign_id: int, status: str, *, error: str | None = None
+    ) -> None:
+        """Move a campaign to ``status`` (one of CAMPAIGN_STATUSES), with an optional reason."""
+        if status not in CAMPAIGN_STATUSES:
+            raise ValueError(f"campaign status must be one of {CAMPAIGN_STATUSES}, got {status!r}")
+        with writing(self.engine) as conn:
+            conn.execute(
+                update(s.campaigns)
+                .where(s.campaigns.c.id == campaign_id)
+                .values(status=status, error=error, updated_at=self.now())
+            )
+
+    def campaign_status_counts(self, campaign_id: int) -> dict[str, int]:
+        """How many of a campaign's recorded messages are in each status."""
+        query = (
+            select(s.messages.c.status, func.count())
+            .where(s.messages.c.campaign_id == campaign_id)
+            .group_by(s.messages.c.status)
+        )
+        with reading(self.engine) as conn:
+            return {status: n for status, n in conn.execute(query)}
+
+    def remove_demo_data(self) -> int:
+        """Delete every row marked ``demo`` (generated history); returns the messages removed."""
+        demo_msgids = select(s.messages.c.msgid).where(s.messages.c.demo.is_(True))
+        demo_campaigns = select(s.campaigns.c.id).where(s.campaigns.c.demo.is_(True))
+        with writing(self.engine) as conn:
+            conn.execute(delete(s.events).where(s.events.c.msgid.in_(demo_msgids)))
+            conn.execute(delete(s.status_lookups).where(s.status_lookups.c.msgid.in_(demo_msgids)))
+            removed = conn.execute(delete(s.messages).where(s.messages.c.demo.is_(True))).rowcount
+            conn.execute(delete(s.tasks).where(s.tasks.c.demo.is_(True)))
+            conn.execute(
+                delete(s.campaign_batches).where(
+                    s.campaign_batches.c.campaign_id.in_(demo_campaigns)
+                )
+            )
+            conn.execute(delete(s.campaigns).where(s.campaigns.c.demo.is_(True)))
+        return int(removed)
+
+
+def _campaigns_query() -> Any:
+    return select(*(s.campaigns.c[name] for name in Campaign.__dataclass_fields__))
+
+
+def _batches_query(campaign_id: int) -> Any:
+    cols = [s.campaign_batches.c[name] for name in CampaignBatch.__dataclass_fields__]
+    return (
+        select(*cols)
+        .where(s.campaign_batches.c.campaign_id == campaign_id)
+        .order_by(s.campaign_batches.c.seq)
+    )
+
+
+def _batch(conn: Connection, batch_id: int) -> CampaignBatch:
+    cols = [s.campaign_batches.c[name] for name in CampaignBatch.__dataclass_fields__]
+    row = conn.execute(select(*cols).where(s.campaign_batches.c.id == batch_id)).first()
+    if row is None:
+        raise KeyError(f"no campaign batch {batch_id!r}")
+    return CampaignBatch.from_row(row)
+
+
+def _update_batch(conn: Connection, batch_id: int, now: datetime, **values: Any) -> None:
+    result = conn.execute(
+        update(s.campaign_batches)
+        .where(s.campaign_batches.c.id == batch_id)
+        .values(attempts=s.campaign_batches.c.attempts + 1, updated_at=now, **values)
+    )
+    if result.rowcount == 0:
+        raise KeyError(f"no campaign batch {batch_id!r}")

@@ -1,0 +1,409 @@
+"""The Ledger: what the console sent and heard, in SQL (SQLite by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from kedacore.ledger import schema as s
+from kedacore.ledger.campaigns import CampaignsMixin
+from kedacore.ledger.caps import CapsMixin
+from kedacore.ledger.engine import ledger_url, make_engine, writing
+from kedacore.ledger.queries import QueriesMixin, chunks, unique
+from kedacore.ledger.state import (
+    CallbackEvent,
+    MessageState,
+    Outcome,
+    StatusUpdate,
+    merge,
+    parse_event,
+)
+from kedacore.money import to_micros
+from kedacore.types import MessageStatus, SendResult, format_time
+
+_STATE = [f.name for f in fields(MessageState)]
+
+
+def split_micros(total: int, parts: int) -> list[int]:
+    """``total`` split in ``parts`` integer shares that add up to it exactly."""
+    share, rest = divmod(total, parts)
+    return [share + (1 if i < rest else 0) for i in range(parts)]
+
+
+class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
+    """The console's record of campaigns, tasks, messages, callbacks, lookups and cap changes.
+
+    Args:
+        url: any SQLAlchemy URL; by default ``KEDA_DATABASE_URL``, else SQLite in the data folder.
+        data_dir: the data folder for the default SQLite file (``KEDA_DATA_DIR``, ``.kedasms``).
+        clock: the source of "now" (aware UTC), for tests.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.url = ledger_url(url, data_dir)
+        self.engine = make_engine(self.url)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        s.metadata.create_all(self.engine)
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def now(self) -> datetime:
+        """The ledger's clock (aware UTC)."""
+        return self._clock()
+
+    # -- sends ---------------------------------------------------------------------------
+
+    def record_send(
+        self,
+        result: SendResult,
+        *,
+        country: str,
+        sender: str | None,
+        content: str,
+        campaign_id: int | None = None,
+        client_ref: str | None = None,
+        estimated_micros: int | Sequence[int] | None = None,
+        created_at: datetime | None = None,
+    ) -> int:
+        """Record a send's task and every msgid/recipient in one transaction; idempotent.
+
+        Args:
+            result: what the send answered.
+            estimated_micros: the task's estimate (split over its messages), or one per
+                message in ``result.messages`` order; by default the amount debited.
+            created_at: when it was sent (default: now).
+
+        Returns the number of messages newly recorded (0 when the task was already there).
+        """
+        with writing(self.engine) as conn:
+            return self._record_send(
+                conn,
+                result,
+                country=country,
+                sender=sender,
+                content=content,
+                campaign_id=campaign_id,
+                client_ref=client_ref,
+                estimated_micros=estimated_micros,
+                created_at=created_at,
+            )
+
+    def _record_send(
+        self,
+        conn: Connection,
+        result: SendResult,
+        *,
+        country: str,
+        sender: str | None,
+        content: str,
+        campaign_id: int | None,
+        client_ref: str | None,
+        estimated_micros: int | Sequence[int] | None,
+        created_at: datetime | None,
+    ) -> int:
+        now = self.now()
+        created = created_at or now
+        debited = to_micros(result.debited_amount)
+        count = len(result.messages)
+        known = conn.execute(
+            select(s.tasks.c.task_id).where(s.tasks.c.task_id == result.task_id)
+        ).first()
+        if known is None:
+            conn.execute(
+                insert(s.tasks).values(
+                    task_id=result.task_id,
+                    campaign_id=campaign_id,
+                    country=country.upper(),
+                    sender=sender,
+                    content=content,
+                    recipients=count,
+                    segments=result.segments,
+                    debited_micros=debited,
+                    currency=result.currency,
+                    client_ref=client_ref,
+                    created_at=created,
+                    day=created.astimezone(UTC).date(),
+                )
+            )
+        if not count:
+            return 0
+        if estimated_micros is None or isinstance(estimated_micros, int):
+            estimates = split_micros(
+                debited if estimated_micros is None else estimated_micros, count
+            )
+        else:
+            estimates = list(estimated_micros)
+            if len(estimates) != count:
+                raise ValueError(f"{len(estimates)} estimates for {count} messages")
+        per_message_segments = result.segments // count if result.segments % count == 0 else None
+        existing = self._existing_msgids(conn, [m.msgid for m in result.messages])
+        rows = [
+            {
+                "msgid": m.msgid,
+                "task_id": result.task_id,
+                "campaign_id": campaign_id,
+                "recipient": m.recipient,
+                "country": country.upper(),
+                "sender": sender,
+                "status": "QUEUED",
+                "segments": per_message_segments,
+                "estimated_micros": estimate,
+                "currency": result.currency,
+                "created_at": created,
+                "day": created.astimezone(UTC).date(),
+                "updated_at": now,
+                "clicks": 0,
+                "source": "send",
+            }
+            for m, estimate in zip(result.messages, estimates, strict=True)
+            if m.msgid not in existing
+        ]
+        for part in chunks(rows):
+            conn.execute(insert(s.messages), list(part))
+        if rows:
+            self._replay_orphans(conn, [row["msgid"] for row in rows])
+        return len(rows)
+
+    def _existing_msgids(self, conn: Connection, msgids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for part in chunks(msgids):
+            found.update(
+                conn.scalars(select(s.messages.c.msgid).where(s.messages.c.msgid.in_(part)))
+            )
+        return found
+
+    def _replay_orphans(self, conn: Connection, msgids: Sequence[str]) -> None:
+        """Apply events that arrived before their message was recorded (a fast callback)."""
+        orphans: list[Any] = []
+        for part in chunks(msgids):
+            orphans.extend(
+                conn.execute(
+                    select(s.events)
+                    .where(s.events.c.outcome == Outcome.UNKNOWN, s.events.c.msgid.in_(part))
+                    .order_by(s.events.c.id)
+                )
+            )
+        if not orphans:
+            return
+        parsed = [
+            parse_event(json.loads(row.payload), payload=row.payload).update(row.received_at)
+            for row in orphans
+        ]
+        outcomes = self._apply(conn, parsed, source="callback")
+        conn.execute(
+            update(s.events)
+            .where(s.events.c.id == bindparam("b_id"))
+            .values(outcome=bindparam("b_outcome")),
+            [
+                {"b_id": row.id, "b_outcome": str(o)}
+                for row, o in zip(orphans, outcomes, strict=True)
+            ],
+        )
+
+    # -- statuses, clicks and events -----------------------------------------------------
+
+    def _apply(
+        self, conn: Connection, updates: Sequence[StatusUpdate], *, source: str
+    ) -> list[Outcome]:
+        """Merge updates into their rows (read, decide in Python, write back what changed)."""
+        states: dict[str, MessageState] = {}
+        cols = [s.messages.c.msgid, *(s.messages.c[name] for name in _STATE)]
+        for part in chunks(unique(u.msgid for u in updates)):
+            query = select(*cols).where(s.messages.c.msgid.in_(part)).order_by(s.messages.c.msgid)
+            for row in conn.execute(query.with_for_update()):
+                states[row.msgid] = MessageState(**{name: row._mapping[name] for name in _STATE})
+        before = dict(states)
+        outcomes = []
+        for u in updates:
+            if u.msgid not in states:
+                outcomes.append(Outcome.UNKNOWN)
+                continue
+            states[u.msgid], outcome = merge(states[u.msgid], u)
+            outcomes.append(outcome)
+        now = self.now()
+        changed = [
+            {"b_msgid": msgid, **asdict(state), "updated_at": now, "source": source}
+            for msgid, state in states.items()
+            if state != before[msgid]
+        ]
+        if changed:
+            stmt = (
+                update(s.messages)
+                .where(s.messages.c.msgid == bindparam("b_msgid"))
+                .values({name: bindparam(name) for name in [*_STATE, "updated_at", "source"]})
+            )
+            for part in chunks(changed):
+                conn.execute(stmt, list(part))
+        return outcomes
+
+    def apply_statuses(
+        self, statuses: Iterable[MessageStatus | StatusUpdate], *, source: str = "lookup"
+    ) -> list[Outcome]:
+        """Apply many statuses in one transaction, never moving a message back; one outcome each."""
+        updates = [
+            st if isinstance(st, StatusUpdate) else StatusUpdate.from_status(st) for st in statuses
+        ]
+        if not updates:
+            return []
+        with writing(self.engine) as conn:
+            return self._apply(conn, updates, source=source)
+
+    def apply_status(
+        self, status: MessageStatus | StatusUpdate, *, source: str = "lookup"
+    ) -> Outcome:
+        """Apply one status (from a lookup, a callback, ...) through the no-regression rule."""
+        return self.apply_statuses([status], source=source)[0]
+
+    def record_click(self, msgid: str, *, clicked_at: datetime | None = None) -> Outcome:
+        """Count one click on a message's link (APPLIED, or UNKNOWN for a msgid not recorded)."""
+        click = StatusUpdate(msgid, "CLICKED", occurred_at=clicked_at or self.now())
+        return self.apply_statuses([click], source="click")[0]
+
+    def apply_events(self, items: Iterable[CallbackEvent]) -> list[Outcome]:
+        """Apply callback events in one transaction, each at most once; one outcome per event.
+
+        An event seen before (same event id, or same msgid/status/time without one) is a
+        DUPLICATE and changes nothing. An event for a msgid the ledger does not know is kept
+        (UNKNOWN) and replayed when its send is recorded.
+        """
+        events = list(items)
+        if not events:
+            return []
+        for attempt in range(3):
+            try:
+                with writing(self.engine) as conn:
+                    return self._apply_events(conn, events)
+            except IntegrityError:  # a concurrent writer stored one of these ids first
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _apply_events(self, conn: Connection, events: list[CallbackEvent]) -> list[Outcome]:
+        received = self.now()
+        keys = [e.dedup_key for e in events]
+        seen: set[str] = set()
+        for part in chunks(unique(keys)):
+            seen.update(
+                conn.scalars(select(s.events.c.event_id).where(s.events.c.event_id.in_(part)))
+            )
+        fresh: list[int] = []
+        for i, key in enumerate(keys):
+            if key not in seen:
+                seen.add(key)
+                fresh.append(i)
+        outcomes = [Outcome.DUPLICATE] * len(events)
+        applied = self._apply(conn, [events[i].update(received) for i in fresh], source="callback")
+        rows = []
+        for i, outcome in zip(fresh, applied, strict=True):
+            outcomes[i] = outcome
+            e = events[i]
+            rows.append(
+                {
+                    "event_id": keys[i],
+                    "msgid": e.msgid,
+                    "status": e.status,
+                    "payload": e.payload,
+                    "occurred_at": e.update(received).occurred_at,
+                    "received_at": received,
+                    "outcome": str(outcome),
+                }
+            )
+        for part in chunks(rows):
+            conn.execute(insert(s.events), list(part))
+        return outcomes
+
+    def apply_event(
+        self,
+        event: CallbackEvent | Mapping[str, Any],
+        event_id: str | None = None,
+        *,
+        emitted_at: datetime | None = None,
+    ) -> Outcome:
+        """Apply one callback (a parsed event, or its JSON body as a dict) at most once.
+
+        Args:
+            event: the callback; a dict is validated strictly (raises EventError).
+            event_id: the X-Keda-Event-Id header, when there was one.
+            emitted_at: the X-Keda-Timestamp, when there was one.
+        """
+        if not isinstance(event, CallbackEvent):
+            event = parse_event(dict(event), event_id=event_id, emitted_at=emitted_at)
+        elif event_id is not None:
+            event = replace(event, event_id=event_id)
+        return self.apply_events([event])[0]
+
+    # -- status lookups ------------------------------------------------------------------
+
+    def record_lookups(
+        self, results: Iterable[MessageStatus], *, looked_up_at: datetime | None = None
+    ) -> int:
+        """Keep what the status API answered (one row per message); returns the rows written."""
+        results = list(results)
+        if results:
+            with writing(self.engine) as conn:
+                self._insert_lookups(conn, results, looked_up_at or self.now())
+        return len(results)
+
+    def apply_lookups(
+        self, results: Iterable[MessageStatus], *, source: str = "lookup"
+    ) -> list[Outcome]:
+        """Record status-API answers and apply them (no regression), in one transaction."""
+        results = list(results)
+        if not results:
+            return []
+        updates = [StatusUpdate.from_status(r) for r in results]
+        with writing(self.engine) as conn:
+            self._insert_lookups(conn, results, self.now())
+            return self._apply(conn, updates, source=source)
+
+    def _insert_lookups(
+        self, conn: Connection, results: Sequence[MessageStatus], when: datetime
+    ) -> None:
+        rows = [
+            {
+                "msgid": r.msgid,
+                "status": r.status,
+                "looked_up_at": when,
+                "result": json.dumps(_status_json(r), separators=(",", ":")),
+            }
+            for r in results
+        ]
+        for part in chunks(rows):
+            conn.execute(insert(s.status_lookups), list(part))
+
+
+def _status_json(status: MessageStatus) -> dict[str, Any]:
+    """A MessageStatus as JSON-ready values (times as UTC ISO-8601, money as a string)."""
+    out: dict[str, Any] = {}
+    for f in fields(status):
+        value = getattr(status, f.name)
+        if isinstance(value, datetime):
+            value = format_time(value)
+        elif value is not None and not isinstance(value, (str, int)):
+            value = str(value)
+        out[f.name] = value
+    return out

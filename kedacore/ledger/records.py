@@ -1,0 +1,180 @@
+"""Typed rows the ledger returns (frozen dataclasses; money stays in integer micro-units)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Self
+
+from sqlalchemy import Row
+
+from kedacore.money import from_micros
+from kedacore.types import FINAL_STATUSES
+
+
+class _FromRow:
+    """Build a dataclass from a result row holding at least its fields."""
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        """The record of one result row."""
+        mapping = row._mapping
+        return cls(**{f.name: mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerMessage(_FromRow):
+    """One message as the ledger knows it."""
+
+    msgid: str
+    task_id: str
+    campaign_id: int | None
+    recipient: str
+    country: str
+    sender: str | None
+    status: str
+    segments: int | None
+    cost_micros: int | None
+    estimated_micros: int | None
+    currency: str
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    final_at: datetime | None
+    delivery_ms: int | None
+    updated_at: datetime
+    clicks: int
+    last_click_at: datetime | None
+    source: str
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def cost(self) -> Decimal | None:
+        """The charged amount, once the service has reported it."""
+        return from_micros(self.cost_micros) if self.cost_micros is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTask(_FromRow):
+    """One send request: its task id, what it cost and how many recipients it had."""
+
+    task_id: str
+    campaign_id: int | None
+    country: str
+    sender: str | None
+    content: str
+    recipients: int
+    segments: int
+    debited_micros: int
+    currency: str
+    client_ref: str | None
+    created_at: datetime
+
+    @property
+    def debited(self) -> Decimal:
+        return from_micros(self.debited_micros)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEvent(_FromRow):
+    """One callback as received (deduplicated), for a message's timeline."""
+
+    id: int
+    event_id: str
+    msgid: str
+    status: str
+    payload: str
+    occurred_at: datetime | None
+    received_at: datetime
+    outcome: str
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return json.loads(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusLookup(_FromRow):
+    """One answer of the status API, as recorded."""
+
+    id: int
+    msgid: str
+    status: str
+    looked_up_at: datetime
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign(_FromRow):
+    """A campaign and its totals."""
+
+    id: int
+    name: str
+    template: str
+    sender: str | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    status: str
+    recipients: int
+    batches: int
+    estimated_micros: int
+    debited_micros: int
+    currency: str
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignBatch(_FromRow):
+    """One planned request of a campaign (up to 1,000 recipients of one country and text)."""
+
+    id: int
+    campaign_id: int
+    seq: int
+    country: str
+    sender: str | None
+    content: str
+    recipients: tuple[str, ...]
+    client_ref: str
+    state: str
+    task_id: str | None
+    estimated_micros: int
+    debited_micros: int | None
+    attempts: int
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> CampaignBatch:
+        """The batch of one result row (its recipients decoded from JSON)."""
+        values = {f.name: row._mapping[f.name] for f in fields(cls)}
+        values["recipients"] = tuple(json.loads(values["recipients"]))
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedBatch:
+    """What a campaign engine asks the ledger to plan: one future send request."""
+
+    country: str
+    content: str
+    recipients: tuple[str, ...]
+    estimated_micros: int = 0
+    sender: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CapChange:
+    """One field of the daily caps changed by someone (values decoded from JSON)."""
+
+    id: int
+    change_id: str
+    changed_at: datetime
+    changed_by: str
+    field: str
+    before: Any
+    after: Any

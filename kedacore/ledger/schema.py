@@ -1,0 +1,201 @@
+"""The ledger's tables (SQLAlchemy Core): money in integer micro-units, every time in UTC.
+
+Derived columns exist for the analytics of the Finance pages: ``day`` (the UTC date of
+``created_at``) lets spend and delivery be grouped by day with portable SQL and an index, and
+``delivery_ms`` (``delivered_at`` − ``sent_at``, both from the service's clock) lets latency be
+aggregated without dialect-specific date arithmetic.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime, stored naive in UTC (portable across SQLite and PostgreSQL)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Aware → naive UTC; a naive value is taken to be UTC already."""
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Naive UTC from the database → aware UTC."""
+        if value is None:
+            return None
+        if isinstance(value, str):  # a value written by hand into SQLite
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+MSGID = String(64)
+TASK_ID = String(40)
+PHONE = String(20)
+SENDER = String(32)
+STATUS = String(12)
+MONEY = BigInteger  # micro-units
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("template", Text, nullable=False, default=""),
+    Column("sender", SENDER),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("created_by", String(120)),
+    # draft → planned → sending → done; paused (cap, balance, stop) and cancelled on the way
+    Column("status", String(16), nullable=False, default="draft"),
+    Column("recipients", Integer, nullable=False, default=0),
+    Column("batches", Integer, nullable=False, default=0),
+    Column("estimated_micros", MONEY, nullable=False, default=0),
+    Column("debited_micros", MONEY, nullable=False, default=0),
+    Column("currency", String(3), nullable=False, default="USD"),
+    Column("error", Text),
+    Column("demo", Boolean, nullable=False, default=False),
+)
+
+campaign_batches = Table(
+    "campaign_batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("sender", SENDER),
+    Column("content", Text, nullable=False),
+    Column("recipients", Text, nullable=False),  # JSON list of E.164 numbers
+    Column("recipient_count", Integer, nullable=False),
+    Column("client_ref", String(64), nullable=False, unique=True),
+    Column("state", String(10), nullable=False, default="planned"),  # planned / sent / refused
+    Column("task_id", TASK_ID),
+    Column("estimated_micros", MONEY, nullable=False, default=0),
+    Column("debited_micros", MONEY),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("campaign_id", "seq", name="uq_campaign_batches_seq"),
+    Index("ix_campaign_batches_state", "campaign_id", "state"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("task_id", TASK_ID, primary_key=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id")),
+    Column("country", String(2), nullable=False),
+    Column("sender", SENDER),
+    Column("content", Text, nullable=False),
+    Column("recipients", Integer, nullable=False),
+    Column("segments", Integer, nullable=False),  # total billed for the task
+    Column("debited_micros", MONEY, nullable=False),  # frozen at send time
+    Column("currency", String(3), nullable=False),
+    Column("client_ref", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("demo", Boolean, nullable=False, default=False),
+    Index("ix_tasks_day", "day"),
+    Index("ix_tasks_campaign", "campaign_id"),
+    Index("ix_tasks_client_ref", "client_ref"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("msgid", MSGID, primary_key=True),
+    Column("task_id", TASK_ID, ForeignKey("tasks.task_id"), nullable=False),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id")),
+    Column("recipient", PHONE, nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("sender", SENDER),
+    Column("status", STATUS, nullable=False),
+    Column("segments", Integer),
+    Column("cost_micros", MONEY),  # charged; null until the service reports it
+    Column("estimated_micros", MONEY),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("final_at", UTCDateTime),
+    Column("delivery_ms", BigInteger),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("clicks", Integer, nullable=False, default=0),
+    Column("last_click_at", UTCDateTime),
+    Column("source", String(16), nullable=False),  # send / callback / lookup / reconcile / click
+    Column("demo", Boolean, nullable=False, default=False),
+    Index("ix_messages_task", "task_id"),
+    Index("ix_messages_recipient", "recipient", "created_at"),
+    Index("ix_messages_campaign", "campaign_id", "status"),
+    Index("ix_messages_status", "status", "created_at"),
+    Index("ix_messages_day_country", "day", "country"),
+    Index("ix_messages_day_sender", "day", "sender"),
+    Index("ix_messages_day_status", "day", "status"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # X-Keda-Event-Id, or "msgid:status:time" when the event came without one
+    Column("event_id", String(160), nullable=False, unique=True),
+    Column("msgid", MSGID, nullable=False),  # no foreign key: events for unknown msgids are kept
+    Column("status", STATUS, nullable=False),
+    Column("payload", Text, nullable=False),  # the body as received (JSON text)
+    Column("occurred_at", UTCDateTime),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("outcome", String(10), nullable=False),  # applied / stale / unknown
+    Index("ix_events_msgid", "msgid", "id"),
+    Index("ix_events_outcome", "outcome"),
+)
+
+status_lookups = Table(
+    "status_lookups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("msgid", MSGID, nullable=False),
+    Column("status", STATUS, nullable=False),
+    Column("looked_up_at", UTCDateTime, nullable=False),
+    Column("result", Text, nullable=False),  # JSON of what the status API answered
+    Index("ix_status_lookups_msgid", "msgid", "looked_up_at"),
+)
+
+cap_changes = Table(
+    "cap_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("change_id", String(32), nullable=False),  # groups the fields changed together
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("changed_by", String(120), nullable=False),
+    Column("field", String(32), nullable=False),
+    Column("before", Text),  # JSON: an integer, a decimal string, a boolean or null
+    Column("after", Text),
+    Index("ix_cap_changes_changed_at", "changed_at"),
+)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -197,11 +197,16 @@ def test_clicks_count_on_the_message(ledger: Ledger) -> None:
 
 
 def test_derived_day_column_is_the_utc_date(ledger: Ledger) -> None:
-    late = datetime(2024, 1, 1, 23, 30, tzinfo=UTC) + timedelta()
-    ledger.record_send(send_result("T-1", 1), country="US", sender="A", content="", created_at=late)
+    berlin_morning = datetime(2024, 1, 2, 0, 30, tzinfo=timezone(timedelta(hours=2)))
+    naive_late = datetime(2024, 1, 1, 23, 59)  # naive: taken as UTC
+    for i, created in enumerate([berlin_morning, naive_late]):
+        result = send_result(f"T-{i}", 1, prefix=str(i))
+        ledger.record_send(result, country="US", sender="A", content="", created_at=created)
     with ledger.engine.connect() as conn:
-        day = conn.execute(s.messages.select().with_only_columns(s.messages.c.day)).scalar()
-    assert day == date(2024, 1, 1)
+        rows = conn.execute(select(s.messages.c.day, s.tasks.c.day).join(s.tasks)).all()
+    assert rows == [(date(2024, 1, 1), date(2024, 1, 1))] * 2
+    m = ledger.message(msgid(0, "0"))
+    assert m is not None and m.created_at == datetime(2024, 1, 1, 22, 30, tzinfo=UTC)
 
 
 def test_cap_changes_are_an_audit_trail(ledger: Ledger) -> None:

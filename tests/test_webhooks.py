@@ -352,3 +352,21 @@ async def test_a_ledger_failure_is_a_503(
 
     monkeypatch.setattr(ledger, "apply_events", broken)
     refused(await post(client, body()), 503, "ledger_unavailable")
+
+
+async def test_an_early_event_is_applied_when_its_send_is_recorded(
+    client: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    early = "msg_eeeeeeeeeeee"
+    raw = json.dumps(body(early, "UNDELIVERED")).encode()
+    headers = signed(raw, "early-1", at=int(time.time()) - 30)
+    response = await client.post(f"/hooks/keda/{TOKEN}", content=raw, headers=headers)
+    assert response.json()["outcome"] == "unknown"
+    sent = SendResult("20240101-0002", "ok", Decimal("0.05"), "USD", 1, (SentMessage(early, "+1"),))
+    ledger.record_send(sent, country="US", sender="KedaSMS", content="hi")
+    m = ledger.message(early)
+    assert m is not None and m.status == "UNDELIVERED"
+    # the body gives no time for UNDELIVERED: the signed X-Keda-Timestamp stands in
+    assert m.final_at is not None and int(m.final_at.timestamp()) == int(
+        headers["X-Keda-Timestamp"]
+    )

@@ -31,6 +31,11 @@ from kedacore.types import MessageStatus, SendResult, format_time
 _STATE = [f.name for f in fields(MessageState)]
 
 
+def _utc(value: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def split_micros(total: int, parts: int) -> list[int]:
     """``total`` split in ``parts`` integer shares that add up to it exactly."""
     share, rest = divmod(total, parts)
@@ -53,13 +58,13 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
         data_dir: str | os.PathLike[str] | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.url = ledger_url(url, data_dir)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(ledger_url(url, data_dir))
+        self.url = self.engine.url.render_as_string(hide_password=True)  # safe to show
         self._clock = clock or (lambda: datetime.now(UTC))
         s.metadata.create_all(self.engine)
 
     def __repr__(self) -> str:
-        return f"Ledger({self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"Ledger({self.url!r})"
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -73,7 +78,7 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
 
     def now(self) -> datetime:
         """The ledger's clock (aware UTC)."""
-        return self._clock()
+        return _utc(self._clock())
 
     # -- sends ---------------------------------------------------------------------------
 
@@ -126,7 +131,7 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
         created_at: datetime | None,
     ) -> int:
         now = self.now()
-        created = created_at or now
+        created = _utc(created_at) if created_at is not None else now
         debited = to_micros(result.debited_amount)
         count = len(result.messages)
         known = conn.execute(
@@ -146,7 +151,7 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
                     currency=result.currency,
                     client_ref=client_ref,
                     created_at=created,
-                    day=created.astimezone(UTC).date(),
+                    day=created.date(),
                 )
             )
         if not count:
@@ -174,7 +179,7 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
                 "estimated_micros": estimate,
                 "currency": result.currency,
                 "created_at": created,
-                "day": created.astimezone(UTC).date(),
+                "day": created.date(),
                 "updated_at": now,
                 "clicks": 0,
                 "source": "send",
@@ -209,8 +214,12 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
             )
         if not orphans:
             return
+        # occurred_at holds what the header said when the body gave no time of its own
         parsed = [
-            parse_event(json.loads(row.payload), payload=row.payload).update(row.received_at)
+            replace(
+                parse_event(json.loads(row.payload), payload=row.payload),
+                emitted_at=row.occurred_at,
+            ).update(row.received_at)
             for row in orphans
         ]
         outcomes = self._apply(conn, parsed, source="callback")

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.clock import to_ms
 from gateway.db import Database, accounts, daily_usage, messages
+from gateway.sql import Prepared
 
 log = logging.getLogger("gateway.carrier")
 
@@ -99,7 +100,22 @@ class FixedDelays:
 
 Listener = Callable[[Connection, list[Transition]], None]
 
-_UPDATE_MESSAGE = (
+_DUE = Prepared(
+    select(
+        messages.c.msgid,
+        messages.c.account_id,
+        messages.c.day,
+        messages.c.recipient,
+        messages.c.country,
+        messages.c.status,
+        messages.c.price_micros,
+        messages.c.sent_at,
+    )
+    .where(messages.c.next_event_at.isnot(None), messages.c.next_event_at <= bindparam("now"))
+    .order_by(messages.c.next_event_at)
+    .limit(bindparam("batch"))
+)
+_UPDATE_MESSAGE = Prepared(
     update(messages)
     .where(messages.c.msgid == bindparam("b_msgid"))
     .values(
@@ -110,7 +126,7 @@ _UPDATE_MESSAGE = (
         next_event_at=bindparam("b_next"),
     )
 )
-_UPDATE_ACCOUNT = (
+_UPDATE_ACCOUNT = Prepared(
     update(accounts)
     .where(accounts.c.id == bindparam("b_id"))
     .values(
@@ -119,7 +135,7 @@ _UPDATE_ACCOUNT = (
         balance_micros=accounts.c.balance_micros + bindparam("b_release"),
     )
 )
-_UPDATE_USAGE = (
+_UPDATE_USAGE = Prepared(
     update(daily_usage)
     .where(daily_usage.c.account_id == bindparam("b_id"), daily_usage.c.day == bindparam("b_day"))
     .values(
@@ -155,21 +171,7 @@ class Carrier:
         with self.db.write() as conn:
             # Read inside the write transaction: no other writer can change these rows
             # between our read and our update, so a message is never charged twice.
-            rows = conn.execute(
-                select(
-                    messages.c.msgid,
-                    messages.c.account_id,
-                    messages.c.day,
-                    messages.c.recipient,
-                    messages.c.country,
-                    messages.c.status,
-                    messages.c.price_micros,
-                    messages.c.sent_at,
-                )
-                .where(messages.c.next_event_at.isnot(None), messages.c.next_event_at <= now)
-                .order_by(messages.c.next_event_at)
-                .limit(self.batch)
-            ).all()
+            rows = _DUE.run(conn, {"now": now, "batch": self.batch}).fetchall()
             if not rows:
                 return 0
             self._apply(conn, [Due(*row) for row in rows], now)
@@ -198,14 +200,14 @@ class Carrier:
                 day[0] += charge
                 day[1] += release
                 day[2] += step.status == FAILED
-        conn.execute(_UPDATE_MESSAGE, updates)
+        _UPDATE_MESSAGE.run_many(conn, updates)
         if money:
-            conn.execute(
-                _UPDATE_ACCOUNT,
+            _UPDATE_ACCOUNT.run_many(
+                conn,
                 [{"b_id": a, "b_charge": c, "b_release": r} for a, (c, r) in money.items()],
             )
-            conn.execute(
-                _UPDATE_USAGE,
+            _UPDATE_USAGE.run_many(
+                conn,
                 [
                     {"b_id": a, "b_day": d, "b_charge": c, "b_release": r, "b_failed": f}
                     for (a, d), (c, r, f) in usage.items()

@@ -11,12 +11,13 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects.sqlite import insert
 
 from gateway.clock import iso, to_ms, utc_day
 from gateway.db import Database, accounts, daily_usage
 from gateway.errors import ApiError, field_error, invalid
+from gateway.sql import Prepared
 from kedacore.money import MAX_MICROS, MoneyError, json_number, to_micros
 
 MILLIONTHS = 1_000_000
@@ -57,15 +58,30 @@ def caps_of(row: Any) -> Caps:
     )
 
 
+_READ_USAGE = Prepared(
+    select(
+        daily_usage.c.sms_sent,
+        daily_usage.c.spend_micros,
+        daily_usage.c.frozen_micros,
+        daily_usage.c.alert_at,
+    ).where(
+        daily_usage.c.account_id == bindparam("account_id"), daily_usage.c.day == bindparam("day")
+    )
+)
+_UPSERT = insert(daily_usage)
+_WRITE_USAGE = Prepared(
+    _UPSERT.on_conflict_do_update(
+        index_elements=["account_id", "day"],
+        set_={
+            name: _UPSERT.excluded[name]
+            for name in ("sms_sent", "spend_micros", "frozen_micros", "alert_at")
+        },
+    )
+)
+
+
 def read_usage(conn: Connection, account_id: int, day: str) -> Usage:
-    row = conn.execute(
-        select(
-            daily_usage.c.sms_sent,
-            daily_usage.c.spend_micros,
-            daily_usage.c.frozen_micros,
-            daily_usage.c.alert_at,
-        ).where(daily_usage.c.account_id == account_id, daily_usage.c.day == day)
-    ).first()
+    row = _READ_USAGE.first(conn, {"account_id": account_id, "day": day})
     return Usage(*row) if row is not None else Usage()
 
 
@@ -105,16 +121,16 @@ def check_caps(caps: Caps, usage: Usage, messages: int, price: int) -> None:
 
 def write_usage(conn: Connection, account_id: int, day: str, usage: Usage) -> None:
     """Store a day's usage (computed from a ``read_usage`` in this same transaction)."""
-    values = {
-        "sms_sent": usage.sms_sent,
-        "spend_micros": usage.spend,
-        "frozen_micros": usage.frozen,
-        "alert_at": usage.alert_at,
-    }
-    conn.execute(
-        insert(daily_usage)
-        .values(account_id=account_id, day=day, **values)
-        .on_conflict_do_update(index_elements=["account_id", "day"], set_=values)
+    _WRITE_USAGE.run(
+        conn,
+        {
+            "account_id": account_id,
+            "day": day,
+            "sms_sent": usage.sms_sent,
+            "spend_micros": usage.spend,
+            "frozen_micros": usage.frozen,
+            "alert_at": usage.alert_at,
+        },
     )
 
 

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import replace
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as upsert
 
 from gateway.accounts import AccountKey
@@ -22,12 +22,50 @@ from gateway.errors import ApiError
 from gateway.limits import CAP_COLUMNS, alert_due, caps_of, check_caps, read_usage, write_usage
 from gateway.pricing import PriceTable
 from gateway.replay import enveloped
+from gateway.sql import Prepared
 from gateway.validation import SendRequest, payload_object, validate_send
 from kedacore.envelope import Envelope
 from kedacore.money import json_number
 from kedacore.segments import price_micros
 
 TASK_MESSAGE = "SMS task created"
+
+# Built once: these run on every send, and building a statement costs more than running it.
+_ACCOUNT = Prepared(
+    select(accounts.c.balance_micros, accounts.c.currency, *CAP_COLUMNS).where(
+        accounts.c.id == bindparam("account_id")
+    )
+)
+_FREEZE = Prepared(
+    update(accounts)
+    .where(accounts.c.id == bindparam("b_id"), accounts.c.balance_micros >= bindparam("b_total"))
+    .values(
+        balance_micros=accounts.c.balance_micros - bindparam("b_total"),
+        frozen_micros=accounts.c.frozen_micros + bindparam("b_total"),
+    )
+)
+_NEXT_SEQ = Prepared(
+    upsert(task_seq)
+    .values(day=bindparam("day"), last=1)
+    .on_conflict_do_update(index_elements=["day"], set_={"last": task_seq.c.last + 1})
+    .returning(task_seq.c.last)
+)
+_FIRST_RESPONSE = Prepared(
+    select(client_refs.c.response).where(
+        client_refs.c.account_id == bindparam("account_id"),
+        client_refs.c.client_ref == bindparam("client_ref"),
+        client_refs.c.created_at > bindparam("since"),
+    )
+)
+_FORGET_REF = Prepared(
+    delete(client_refs).where(
+        client_refs.c.account_id == bindparam("account_id"),
+        client_refs.c.client_ref == bindparam("client_ref"),
+    )
+)
+_INSERT_TASK = Prepared(insert(tasks))
+_INSERT_MESSAGE = Prepared(insert(messages))
+_INSERT_REF = Prepared(insert(client_refs))
 
 
 def new_msgid() -> str:
@@ -37,12 +75,7 @@ def new_msgid() -> str:
 def next_task_id(conn: Connection, day: str) -> str:
     """``YYYYMMDD-NNNN``: a per-UTC-day sequence, at least four digits."""
     compact = day.replace("-", "")
-    seq = conn.execute(
-        upsert(task_seq)
-        .values(day=compact, last=1)
-        .on_conflict_do_update(index_elements=["day"], set_={"last": task_seq.c.last + 1})
-        .returning(task_seq.c.last)
-    ).scalar_one()
+    seq = _NEXT_SEQ.first(conn, {"day": compact}).last
     return f"{compact}-{seq:04d}"
 
 
@@ -80,25 +113,20 @@ class Sending:
     def _first_response(
         self, conn: Connection, account_id: int, client_ref: str, now: int
     ) -> dict | None:
-        stored = conn.execute(
-            select(client_refs.c.response).where(
-                client_refs.c.account_id == account_id,
-                client_refs.c.client_ref == client_ref,
-                client_refs.c.created_at > now - self.client_ref_ttl_ms,
-            )
-        ).scalar_one_or_none()
-        return None if stored is None else json.loads(stored)
+        params = {
+            "account_id": account_id,
+            "client_ref": client_ref,
+            "since": now - self.client_ref_ttl_ms,
+        }
+        stored = _FIRST_RESPONSE.first(conn, params)
+        return None if stored is None else json.loads(stored.response)
 
     def _accept(self, conn: Connection, account: AccountKey, req: SendRequest, now: int) -> dict:
         day = utc_day(now)
         per_message = price_micros(self.prices.per_segment(req.country), req.segments)
         count = len(req.recipients)
         total = per_message * count
-        row = conn.execute(
-            select(accounts.c.balance_micros, accounts.c.currency, *CAP_COLUMNS).where(
-                accounts.c.id == account.id
-            )
-        ).one()
+        row = _ACCOUNT.first(conn, {"account_id": account.id})
         caps = caps_of(row)
         usage = read_usage(conn, account.id, day)
         check_caps(caps, usage, count, total)
@@ -114,14 +142,7 @@ class Sending:
             )
 
         # Every check passed: freeze the price, count the usage, create the task.
-        frozen = conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account.id, accounts.c.balance_micros >= total)
-            .values(
-                balance_micros=accounts.c.balance_micros - total,
-                frozen_micros=accounts.c.frozen_micros + total,
-            )
-        )
+        frozen = _FREEZE.run(conn, {"b_id": account.id, "b_total": total})
         if frozen.rowcount != 1:  # cannot happen under the write lock; never overdraw anyway
             raise ApiError("3001", "insufficient balance")
         after = replace(
@@ -135,21 +156,22 @@ class Sending:
         write_usage(conn, account.id, day, after)
 
         task_id = next_task_id(conn, day)
-        conn.execute(
-            insert(tasks).values(
-                task_id=task_id,
-                account_id=account.id,
-                day=day,
-                country=req.country,
-                sender=req.sender,
-                callback_url=req.callback_url,
-                track_click=req.track_click,
-                client_ref=req.client_ref,
-                message_count=count,
-                segments=req.segments * count,
-                price_micros=total,
-                created_at=now,
-            )
+        _INSERT_TASK.run(
+            conn,
+            {
+                "task_id": task_id,
+                "account_id": account.id,
+                "day": day,
+                "country": req.country,
+                "sender": req.sender,
+                "callback_url": req.callback_url,
+                "track_click": req.track_click,
+                "client_ref": req.client_ref,
+                "message_count": count,
+                "segments": req.segments * count,
+                "price_micros": total,
+                "created_at": now,
+            },
         )
         rows = [
             {
@@ -166,12 +188,14 @@ class Sending:
                 "price_micros": per_message,
                 "status": QUEUED,
                 "created_at": now,
+                "sent_at": None,
+                "delivered_at": None,
                 "updated_at": now,
                 "next_event_at": now + to_ms(self.policy.first_delay(recipient, req.country)),
             }
             for position, recipient in enumerate(req.recipients)
         ]
-        conn.execute(insert(messages), rows)
+        _INSERT_MESSAGE.run_many(conn, rows)
         data = {
             "taskId": task_id,
             "message": TASK_MESSAGE,
@@ -182,19 +206,11 @@ class Sending:
         }
         if req.client_ref is not None:
             # An expired record of the same ref may still be there: the new send replaces it.
-            conn.execute(
-                delete(client_refs).where(
-                    client_refs.c.account_id == account.id,
-                    client_refs.c.client_ref == req.client_ref,
-                )
-            )
-            conn.execute(
-                insert(client_refs).values(
-                    account_id=account.id,
-                    client_ref=req.client_ref,
-                    response=json.dumps(data, separators=(",", ":")),
-                    created_at=now,
-                )
+            ref = {"account_id": account.id, "client_ref": req.client_ref}
+            _FORGET_REF.run(conn, ref)
+            _INSERT_REF.run(
+                conn,
+                {**ref, "response": json.dumps(data, separators=(",", ":")), "created_at": now},
             )
         return data
 

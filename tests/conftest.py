@@ -2,11 +2,14 @@
 
 - ``gateway_factory(**config_overrides) -> GatewayHandle``: a fresh gateway (uvicorn in a
   background thread, SQLite file in ``tmp_path``), stopped at teardown. Overrides are
-  ``GatewayConfig`` fields; tests get fast carrier delays and no rate limit by default.
+  ``GatewayConfig`` fields (plus ``policy=``, a carrier ``Policy``); tests get fast carrier
+  delays and no rate limit by default.
 - ``gateway``: ``gateway_factory()`` with those defaults.
 - ``start_gateway_process(db_path, *extra_args) -> (Popen, base_url)``: ``python -m gateway
   serve`` as a subprocess on a free port, ready (``/healthz``) when it returns. The caller
   stops it (SIGTERM or SIGKILL); any left running are killed at the end of the session.
+  Import it (``from conftest import start_gateway_process``) or use the ``gateway_process``
+  fixture, the same function with a kill at teardown.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ def poll(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02)
 class GatewayHandle:
     """A running gateway and what tests need to drive it over real HTTP."""
 
+    poll = staticmethod(poll)  # ``gateway.poll(check, timeout=5)``: tests need no import
+
     def __init__(
         self,
         config: GatewayConfig,
@@ -89,6 +94,7 @@ class GatewayHandle:
         self.root_url = f"http://127.0.0.1:{config.port}"
         self.base_url = f"{self.root_url}/api"
         self.http = httpx.Client(timeout=10)
+        self.app = server.config.app  # the Starlette app; ``app.state.gateway`` is its core
         self._server = server
         self._thread = thread
         self._sock = sock
@@ -101,13 +107,13 @@ class GatewayHandle:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))  # bound before the server starts: no port race
+        policy = overrides.pop("policy", None)  # a carrier Policy instead of fixed delays
         settings = {**TEST_DEFAULTS, **overrides}
         config = GatewayConfig(
             db_path=Path(db_path), host="127.0.0.1", port=sock.getsockname()[1], **settings
         )
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(config), log_level="warning", lifespan="on")
-        )
+        app = create_app(config, policy=policy)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="gateway", daemon=True
         )
@@ -151,6 +157,11 @@ class GatewayHandle:
     def money(self, email: str) -> dict[str, int]:
         """``{balance, frozen, charged, topped_up}`` in micro-units."""
         return self._accounts.money(email)
+
+    def query(self, sql: str, *params: Any) -> list[tuple]:
+        """Read the gateway's database directly (e.g. ``SELECT count(*) FROM used_ivs``)."""
+        with self._db.engine.connect() as conn:
+            return [tuple(row) for row in conn.exec_driver_sql(sql, params).all()]
 
     # HTTP helpers: bodies sealed with kedacore.envelope.seal (never the client library).
 
@@ -249,6 +260,23 @@ def start_gateway_process(
             output = log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"python -m gateway serve did not start:\n{output}")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def gateway_process() -> Iterator[Callable[..., tuple[subprocess.Popen, str]]]:
+    """``start_gateway_process`` as a fixture: what it started is killed at teardown."""
+    started: list[subprocess.Popen] = []
+
+    def start(db_path: Path | str, *extra_args: str) -> tuple[subprocess.Popen, str]:
+        proc, base_url = start_gateway_process(db_path, *extra_args)
+        started.append(proc)
+        return proc, base_url
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session", autouse=True)

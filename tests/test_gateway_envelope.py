@@ -1,0 +1,224 @@
+"""The envelope as the gateway checks it: shape, key, window, decryption, replay — in order.
+
+Every refusal is checked for its code and HTTP status, and for changing nothing: no money
+moved, no task, and no IV recorded unless the body was decrypted.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+import pytest
+
+from kedacore.envelope import generate_key, seal
+
+US = {"countryCode": "US", "phoneNumbers": ["+12065550123"], "content": "Code 123456"}
+
+
+def used_ivs(gateway) -> int:
+    return gateway.query("SELECT count(*) FROM used_ivs")[0][0]
+
+
+def tasks(gateway) -> int:
+    return gateway.query("SELECT count(*) FROM tasks")[0][0]
+
+
+def assert_refused(response, code: str, http: int) -> None:
+    assert response.status_code == http, response.text
+    body = response.json()
+    assert body["code"] == code
+    assert isinstance(body["message"], str) and body["message"]
+
+
+def test_a_valid_envelope_is_accepted(gateway):
+    account = gateway.create_account()
+    response = gateway.send(account, US)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["code"] == "0" and body["message"] == "Success"
+    assert used_ivs(gateway) == 1
+
+
+def _valid_body(gateway, account) -> dict:
+    return gateway.seal(account, US)
+
+
+MALFORMED = {
+    "not JSON": b"{not json",
+    "not an object": b"[1, 2, 3]",
+    "empty": b"",
+    "missing cipherText": None,
+    "iv not base64": None,
+    "iv of 8 bytes": None,
+    "timestamp as string": None,
+    "timestamp as float": None,
+    "cipherText shorter than a tag": None,
+    "apiKey empty": None,
+    "apiKey missing": None,
+}
+
+
+def _malformed(name: str, body: dict) -> dict | bytes:
+    body = dict(body)
+    if name == "missing cipherText":
+        del body["cipherText"]
+    elif name == "iv not base64":
+        body["iv"] = "***"
+    elif name == "iv of 8 bytes":
+        body["iv"] = base64.b64encode(os.urandom(8)).decode()
+    elif name == "timestamp as string":
+        body["timestamp"] = str(body["timestamp"])
+    elif name == "timestamp as float":
+        body["timestamp"] = body["timestamp"] + 0.5
+    elif name == "cipherText shorter than a tag":
+        body["cipherText"] = base64.b64encode(b"short").decode()
+    elif name == "apiKey empty":
+        body["apiKey"] = ""
+    elif name == "apiKey missing":
+        del body["apiKey"]
+    return body
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_envelopes_are_1004_and_change_nothing(gateway, name):
+    account = gateway.create_account()
+    before = gateway.money(account.email)
+    raw = MALFORMED[name]
+    if raw is not None:
+        response = gateway.http.post(
+            gateway.base_url + "/sms/send",
+            content=raw,
+            headers={"Content-Type": "application/json"},
+        )
+    else:
+        response = gateway.http.post(
+            gateway.base_url + "/sms/send", json=_malformed(name, _valid_body(gateway, account))
+        )
+    assert_refused(response, "1004", 400)
+    assert gateway.money(account.email) == before
+    assert used_ivs(gateway) == 0 and tasks(gateway) == 0
+
+
+def test_a_body_over_the_size_limit_is_1004(gateway_factory):
+    gateway = gateway_factory(max_body_bytes=1024)
+    account = gateway.create_account()
+    payload = {**US, "content": "x" * 2000}
+    assert_refused(gateway.send(account, payload), "1004", 400)
+
+
+def test_unknown_api_key_is_1001(gateway):
+    account = gateway.create_account()
+    before = gateway.money(account.email)
+    body = gateway.seal(account, US, api_key="keda_" + "0" * 32)
+    response = gateway.http.post(gateway.base_url + "/sms/send", json=body)
+    assert_refused(response, "1001", 401)
+    assert gateway.money(account.email) == before and used_ivs(gateway) == 0
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -3600, 10**6])
+def test_timestamps_outside_the_window_are_1002(gateway, skew):
+    account = gateway.create_account()
+    before = gateway.money(account.email)
+    response = gateway.send(account, US, timestamp=int(time.time()) + skew)
+    assert_refused(response, "1002", 401)
+    assert gateway.money(account.email) == before and used_ivs(gateway) == 0
+
+
+@pytest.mark.parametrize("skew", [-290, 290])
+def test_timestamps_inside_the_window_are_accepted(gateway, skew):
+    account = gateway.create_account()
+    assert gateway.send(account, US, timestamp=int(time.time()) + skew).status_code == 200
+
+
+def test_wrong_encryption_key_is_1005(gateway):
+    account = gateway.create_account()
+    before = gateway.money(account.email)
+    body = seal(US, generate_key(), api_key=account.api_key)  # A's apiKey, another key
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=body), "1005", 400)
+    assert gateway.money(account.email) == before and used_ivs(gateway) == 0
+
+
+def test_tampered_ciphertext_is_1005(gateway):
+    account = gateway.create_account()
+    body = gateway.seal(account, US)
+    raw = bytearray(base64.b64decode(body["cipherText"]))
+    raw[3] ^= 0x01
+    tampered = {**body, "cipherText": base64.b64encode(bytes(raw)).decode()}
+    before = gateway.money(account.email)
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=tampered), "1005", 400)
+    assert gateway.money(account.email) == before and used_ivs(gateway) == 0
+    # Nothing was recorded, so the untampered body (same IV) still goes through.
+    assert gateway.http.post(gateway.base_url + "/sms/send", json=body).status_code == 200
+
+
+def test_an_altered_timestamp_breaks_the_aad_1005(gateway):
+    account = gateway.create_account()
+    body = gateway.seal(account, US)
+    altered = {**body, "timestamp": body["timestamp"] - 1}  # inside the window, wrong AAD
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=altered), "1005", 400)
+
+
+def test_a_replayed_body_is_1003_and_charged_once(gateway):
+    account = gateway.create_account()
+    body = gateway.seal(account, US)
+    first = gateway.http.post(gateway.base_url + "/sms/send", json=body)
+    assert first.status_code == 200
+    after_first = gateway.money(account.email)
+    second = gateway.http.post(gateway.base_url + "/sms/send", json=body)
+    assert_refused(second, "1003", 409)
+    assert gateway.money(account.email) == after_first
+    assert tasks(gateway) == 1
+
+
+def test_the_iv_is_recorded_even_when_the_send_is_refused(gateway):
+    """A body refused for its balance can never be replayed, not even after a top-up."""
+    account = gateway.create_account(balance="0.01")
+    body = gateway.seal(account, US)
+    refused = gateway.http.post(gateway.base_url + "/sms/send", json=body)
+    assert_refused(refused, "3001", 402)
+    assert used_ivs(gateway) == 1
+    gateway.topup(account.email, "10")
+    before = gateway.money(account.email)
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=body), "1003", 409)
+    assert gateway.money(account.email) == before and tasks(gateway) == 0
+
+
+def test_the_iv_is_recorded_for_an_invalid_payload_and_for_non_json_plaintext(gateway):
+    account = gateway.create_account()
+    invalid = gateway.seal(account, {**US, "countryCode": "XX"})
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=invalid), "2001", 422)
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=invalid), "1003", 409)
+    not_json = gateway.seal(account, b"\xff\xfe not json")
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=not_json), "1004", 400)
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=not_json), "1003", 409)
+    assert used_ivs(gateway) == 2 and tasks(gateway) == 0
+
+
+def test_replay_protection_is_per_api_key(gateway):
+    a, b = gateway.create_account(), gateway.create_account()
+    iv = os.urandom(12)
+    assert gateway.send(a, US, iv=iv).status_code == 200
+    assert gateway.send(b, US, iv=iv).status_code == 200
+
+
+def test_checks_run_in_the_order_of_design(gateway):
+    account = gateway.create_account()
+    stale = int(time.time()) - 1000
+    # unknown key beats a stale timestamp
+    body = gateway.seal(account, US, api_key="keda_unknown", timestamp=stale)
+    assert gateway.http.post(gateway.base_url + "/sms/send", json=body).json()["code"] == "1001"
+    # a stale timestamp beats a wrong encryption key
+    body = seal(US, generate_key(), api_key=account.api_key, timestamp=stale)
+    assert gateway.http.post(gateway.base_url + "/sms/send", json=body).json()["code"] == "1002"
+    # a replay beats an invalid payload
+    invalid = gateway.seal(account, {"countryCode": "XX"})
+    gateway.http.post(gateway.base_url + "/sms/send", json=invalid)
+    again = gateway.http.post(gateway.base_url + "/sms/send", json=invalid)
+    assert again.json()["code"] == "1003"
+
+
+def test_envelope_endpoints_refuse_get_with_4004(gateway):
+    response = gateway.http.get(gateway.base_url + "/sms/send")
+    assert_refused(response, "4004", 404)

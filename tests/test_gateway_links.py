@@ -1,0 +1,103 @@
+"""Short links: creation by envelope, listing with click figures, the public redirect."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+
+def create(gateway, account, **payload):
+    return gateway.post_envelope("/shortlinks", account, payload)
+
+
+def test_create_returns_code_short_url_and_target(gateway):
+    account = gateway.create_account()
+    response = create(gateway, account, url="https://example.com/sale?x=1", title="Sale")
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert re.fullmatch(r"[A-Za-z0-9]{7}", data["code"])
+    assert data["shortUrl"] == f"{gateway.root_url}/s/{data['code']}"
+    assert data["url"] == "https://example.com/sale?x=1" and data["title"] == "Sale"
+    assert data["createdAt"].endswith("Z")
+    assert gateway.money(account.email)["balance"] == 100_000_000  # links are free
+
+
+def test_redirect_counts_clicks_and_unique_visitors(gateway):
+    account = gateway.create_account()
+    data = create(gateway, account, url="https://example.com/landing").json()["data"]
+    for agent in ["phone-a", "phone-a", "phone-a", "phone-b"]:
+        response = gateway.http.get(data["shortUrl"], headers={"User-Agent": agent})
+        assert response.status_code == 302
+        assert response.headers["location"] == "https://example.com/landing"
+    link = gateway.get(f"/shortlinks/{data['code']}", account).json()["data"]
+    assert link["clicks"] == 4 and link["uniqueClicks"] == 2
+    assert link["lastClickAt"].endswith("Z") and link["lastClickAt"] >= link["createdAt"]
+    assert {k: link[k] for k in ("code", "shortUrl", "url", "title", "createdAt")} == data
+
+
+def test_a_link_without_clicks(gateway):
+    account = gateway.create_account()
+    code = create(gateway, account, url="http://example.com").json()["data"]["code"]
+    link = gateway.get(f"/shortlinks/{code}", account).json()["data"]
+    assert (link["clicks"], link["uniqueClicks"], link["lastClickAt"]) == (0, 0, None)
+
+
+def test_unknown_code_is_a_404_page(gateway):
+    response = gateway.http.get(gateway.root_url + "/s/nosuch1")
+    assert response.status_code == 404
+    assert "text/html" in response.headers["content-type"]
+    assert "not found" in response.text.lower()
+    assert gateway.get("/shortlinks/nosuch1", gateway.create_account()).json()["code"] == "4004"
+
+
+def test_list_newest_first_with_paging(gateway):
+    account = gateway.create_account()
+    codes = [
+        create(gateway, account, url=f"https://example.com/{i}").json()["data"]["code"]
+        for i in range(5)
+    ]
+    listed = gateway.get("/shortlinks", account).json()["data"]
+    assert [x["code"] for x in listed] == codes[::-1]
+    page = gateway.get("/shortlinks", account, limit=2, offset=1).json()["data"]
+    assert [x["code"] for x in page] == codes[::-1][1:3]
+    bad = gateway.get("/shortlinks", account, limit="lots")
+    assert bad.status_code == 422 and bad.json()["code"] == "2001"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"url": "ftp://example.com/file"}, "url"),
+        ({"url": "example.com"}, "url"),
+        ({"url": "https://exa mple.com"}, "url"),
+        ({"url": None}, "url"),
+        ({"url": "https://example.com", "title": "t" * 201}, "title"),
+        ({"url": "https://example.com", "title": 5}, "title"),
+    ],
+)
+def test_invalid_links_are_2001_and_their_iv_is_spent(gateway, payload, field):
+    account = gateway.create_account()
+    body = gateway.seal(account, payload)
+    response = gateway.http.post(gateway.base_url + "/shortlinks", json=body)
+    assert response.status_code == 422
+    assert field in [e["field"] for e in response.json()["data"]["errors"]]
+    replay = gateway.http.post(gateway.base_url + "/shortlinks", json=body)
+    assert replay.json()["code"] == "1003"
+    assert gateway.query("SELECT count(*) FROM shortlinks") == [(0,)]
+
+
+def test_link_envelope_refusals(gateway):
+    account = gateway.create_account()
+    body = gateway.seal(account, {"url": "https://example.com"}, timestamp=1)
+    assert gateway.http.post(gateway.base_url + "/shortlinks", json=body).json()["code"] == "1002"
+    assert gateway.get("/shortlinks").json()["code"] == "1001"
+
+
+def test_public_url_sets_the_short_link_base(gateway_factory):
+    gateway = gateway_factory(public_url="https://sms.example.com/")
+    account = gateway.create_account()
+    data = create(gateway, account, url="https://example.com").json()["data"]
+    assert data["shortUrl"] == f"https://sms.example.com/s/{data['code']}"
+    listed = gateway.get("/shortlinks", account).json()["data"][0]
+    assert listed["shortUrl"] == data["shortUrl"]

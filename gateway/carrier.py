@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from gateway.clock import to_ms
 from gateway.db import Database, accounts, daily_usage, messages
@@ -115,6 +115,9 @@ _DUE = Prepared(
     .order_by(messages.c.next_event_at)
     .limit(bindparam("batch"))
 )
+_NEXT_DUE = Prepared(
+    select(func.min(messages.c.next_event_at)).where(messages.c.next_event_at.isnot(None))
+)
 _UPDATE_MESSAGE = Prepared(
     update(messages)
     .where(messages.c.msgid == bindparam("b_msgid"))
@@ -168,6 +171,10 @@ class Carrier:
     def tick(self) -> int:
         """Apply every due change (up to one batch) in one transaction; returns how many."""
         now = to_ms(self.clock())
+        with self.db.read() as conn:  # a cheap look first: idle ticks take no write lock
+            next_due = _NEXT_DUE.run(conn, {}).fetchone()[0]
+        if next_due is None or next_due > now:
+            return 0
         with self.db.write() as conn:
             # Read inside the write transaction: no other writer can change these rows
             # between our read and our update, so a message is never charged twice.

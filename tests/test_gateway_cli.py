@@ -184,7 +184,7 @@ def test_a_killed_gateway_resumes_from_its_database(tmp_path):
 def test_access_log_never_shows_an_api_key(tmp_path):
     db = tmp_path / "g.db"
     account = create(db, "log@example.com")
-    proc, base_url = start_gateway_process(db)
+    proc, base_url = start_gateway_process(db, "--access-log")
     try:
         httpx.get(base_url + "/external/accounts/balance", params={"apiKey": account["apiKey"]})
         httpx.get(base_url + "/sms/status", params={"apiKey": account["apiKey"], "msgid": "m"})

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
 from kedacore.ledger.engine import reading, writing
 from kedacore.ledger.queries import chunks
@@ -226,6 +227,7 @@ class CampaignsMixin:
             for part in chunks(message_rows):
                 conn.execute(insert(s.messages), list(part))
             if message_rows:
+                rollup.add_rows(conn, message_rows, now)
                 # A callback can overtake the send's answer: apply what was stored for these.
                 self._replay_orphans(conn, [row["msgid"] for row in message_rows])
             conn.execute(
@@ -327,6 +329,7 @@ class CampaignsMixin:
             conn.execute(delete(s.events).where(s.events.c.msgid.in_(demo_msgids)))
             conn.execute(delete(s.status_lookups).where(s.status_lookups.c.msgid.in_(demo_msgids)))
             removed = conn.execute(delete(s.messages).where(s.messages.c.demo.is_(True))).rowcount
+            rollup.remove_demo(conn)
             conn.execute(delete(s.tasks).where(s.tasks.c.demo.is_(True)))
             conn.execute(
                 delete(s.campaign_batches).where(

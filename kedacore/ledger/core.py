@@ -9,9 +9,10 @@ from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
+from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
 from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
@@ -29,6 +30,9 @@ from kedacore.money import to_micros
 from kedacore.types import MessageStatus, SendResult, format_time
 
 _STATE = [f.name for f in fields(MessageState)]
+# The rest of a message's rollup key and sums (kedacore.ledger.rollup), which updates never change.
+_FACTS = [name for name in rollup.ROW_COLUMNS if name not in _STATE]
+_ADDED_INDEXES = frozenset({"ix_messages_latency"})  # added after the first release
 
 
 def _utc(value: datetime) -> datetime:
@@ -61,7 +65,13 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
         self.engine = make_engine(ledger_url(url, data_dir))
         self.url = self.engine.url.render_as_string(hide_password=True)  # safe to show
         self._clock = clock or (lambda: datetime.now(UTC))
+        fresh_rollup = not inspect(self.engine).has_table(s.message_rollup.name)
         s.metadata.create_all(self.engine)
+        if fresh_rollup:  # a ledger from before the rollup: count its messages once
+            rollup.rebuild(self.engine, self.now())
+        for index in s.messages.indexes:  # create_all leaves out new indexes of old tables
+            if index.name in _ADDED_INDEXES:
+                index.create(self.engine, checkfirst=True)
 
     def __repr__(self) -> str:
         return f"Ledger({self.url!r})"
@@ -190,6 +200,7 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
         for part in chunks(rows):
             conn.execute(insert(s.messages), list(part))
         if rows:
+            rollup.add_rows(conn, rows, now)
             self._replay_orphans(conn, [row["msgid"] for row in rows])
         return len(rows)
 
@@ -240,11 +251,17 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
     ) -> list[Outcome]:
         """Merge updates into their rows (read, decide in Python, write back what changed)."""
         states: dict[str, MessageState] = {}
-        cols = [s.messages.c.msgid, *(s.messages.c[name] for name in _STATE)]
+        facts: dict[str, dict[str, Any]] = {}  # what the rollup needs besides the state
+        cols = [
+            s.messages.c.msgid,
+            *(s.messages.c[name] for name in _STATE),
+            *(s.messages.c[name] for name in _FACTS),
+        ]
         for part in chunks(unique(u.msgid for u in updates)):
             query = select(*cols).where(s.messages.c.msgid.in_(part)).order_by(s.messages.c.msgid)
             for row in conn.execute(query.with_for_update()):
                 states[row.msgid] = MessageState(**{name: row._mapping[name] for name in _STATE})
+                facts[row.msgid] = {name: row._mapping[name] for name in _FACTS}
         before = dict(states)
         outcomes = []
         for u in updates:
@@ -267,6 +284,17 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
             )
             for part in chunks(changed):
                 conn.execute(stmt, list(part))
+            rollup.apply_changes(
+                conn,
+                (
+                    (
+                        {**facts[row["b_msgid"]], **asdict(before[row["b_msgid"]])},
+                        {**facts[row["b_msgid"]], **row},
+                    )
+                    for row in changed
+                ),
+                now,
+            )
         return outcomes
 
     def apply_statuses(

@@ -29,6 +29,7 @@ from test_integration_sync import (
 
 from kedacore import (
     APIConnectionError,
+    APIError,
     AsyncKedaClient,
     AuthenticationError,
     CapReachedError,
@@ -407,6 +408,34 @@ async def test_client_side_faults_are_refused_and_change_nothing(gateway, accoun
         assert (caught.value.code, caught.value.http_status) == ("2001", 422)
         assert [e["value"] for e in caught.value.errors] == ["555", "+8613800138000"]
     await untouched()
+
+
+async def test_a_client_whose_clock_is_off_is_refused(gateway_factory):
+    gateway = gateway_factory(clock=lambda: time.time() - 400)
+    account = gateway.create_account()
+    async with make_client(gateway, account) as client:
+
+        async def no_retry(delay: float) -> None:
+            pytest.fail("a refused envelope is not retried")
+
+        client._sleep = no_retry
+        with pytest.raises(ClockSkewError) as caught:
+            await client.sms.send("US", US[0], "hello", client_ref="skewed")
+        assert (caught.value.code, caught.value.http_status) == ("1002", 401)
+        assert (await client.account.balance()).balance == Decimal(100)
+    assert message_count(gateway) == 0
+
+
+async def test_a_redirect_is_reported_not_followed_on_the_default_transport(gateway, account):
+    """aiohttp follows redirects by itself unless told not to: the key must not travel on."""
+    async with make_client(gateway, account) as client:
+        link = await client.shortlinks.create(gateway.base_url + "/external/accounts/balance")
+    redirecting = f"{gateway.root_url}/s/{link.code}?to="
+    misdirected = AsyncKedaClient(account.api_key, base_url=redirecting, backup_url=redirecting)
+    async with misdirected:
+        with pytest.raises(APIError) as caught:
+            await misdirected.account.balance()
+    assert caught.value.http_status == 302 and "redirected" in str(caught.value)
 
 
 # Concurrency: 100 sends at once against a balance that covers exactly 40.

@@ -10,6 +10,7 @@ go through ``error_from_response``, the one place the client maps errors.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import threading
 import time
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 from kedacore import (
     APIConnectionError,
+    APIError,
     AuthenticationError,
     CapReachedError,
     ClockSkewError,
@@ -395,6 +397,18 @@ def test_a_send_without_client_ref_is_never_retried(gateway, account):
         assert message_count(gateway) == 1
 
 
+def test_a_client_ref_refused_for_its_balance_can_be_sent_after_a_top_up(gateway):
+    poor = gateway.create_account(balance="0.04")
+    with make_client(gateway, poor) as client:
+        with pytest.raises(InsufficientBalanceError):
+            client.sms.send("US", US[0], "hello", client_ref="retry-me")
+        gateway.topup(poor.email, "0.01")  # only accepted sends claim a clientRef
+        result = client.sms.send("US", US[0], "hello", client_ref="retry-me")
+        assert result.debited_amount == Decimal("0.05")
+        assert client.account.balance().balance == 0
+        assert client.sms.send("US", US[0], "hello", client_ref="retry-me") == result
+
+
 # Refusals: the right error, and no change to the balance.
 
 
@@ -450,6 +464,19 @@ def test_a_stale_timestamp_is_refused(client, account, untouched, skew):
     assert isinstance(error, ClockSkewError) and isinstance(error, AuthenticationError)
     assert (error.code, error.http_status) == ("1002", 401)
     untouched()
+
+
+@pytest.mark.parametrize("server_ahead", [-400, 400])
+def test_a_client_whose_clock_is_off_is_refused(gateway_factory, server_ahead):
+    gateway = gateway_factory(clock=lambda: time.time() + server_ahead)
+    account = gateway.create_account()
+    with make_client(gateway, account) as client:
+        client._sleep = lambda _: pytest.fail("a refused envelope is not retried")
+        with pytest.raises(ClockSkewError) as caught:  # even a send that may be retried
+            client.sms.send("US", US[0], "hello", client_ref="skewed")
+        assert (caught.value.code, caught.value.http_status) == ("1002", 401)
+        assert client.account.balance().balance == Decimal(100)
+    assert message_count(gateway) == 0
 
 
 def test_a_tampered_ciphertext_is_refused(client, account, untouched):
@@ -535,16 +562,18 @@ def test_an_invalid_number_is_refused_listing_it(client, untouched):
 # Concurrency: sync clients in threads against a balance that covers exactly 40 sends.
 
 
-def test_concurrent_sync_clients_in_threads_accept_exactly_what_the_balance_covers(gateway):
+@pytest.mark.parametrize("shared", [False, True], ids=["client-per-thread", "one-shared-client"])
+def test_concurrent_sync_clients_in_threads_accept_exactly_what_the_balance_covers(gateway, shared):
     account = gateway.create_account(balance="2")  # 40 × 0.05
     threads, per_thread = 20, 5
     start = threading.Barrier(threads + 1)
     stop = threading.Event()
     samples: list[Decimal] = []
+    common = make_client(gateway, account)
 
     def worker(index: int) -> list[SendResult | Exception]:
         outcomes: list[SendResult | Exception] = []
-        with make_client(gateway, account) as client:
+        with contextlib.nullcontext(common) if shared else make_client(gateway, account) as client:
             start.wait()
             for k in range(per_thread):
                 try:
@@ -566,6 +595,7 @@ def test_concurrent_sync_clients_in_threads_accept_exactly_what_the_balance_cove
         outcomes = [o for f in futures for o in f.result(timeout=60)]
         stop.set()
         watcher.result(timeout=10)
+    common.close()
 
     accepted = [o for o in outcomes if isinstance(o, SendResult)]
     refused = [o for o in outcomes if isinstance(o, InsufficientBalanceError)]
@@ -637,6 +667,16 @@ def test_one_account_cannot_see_anothers_messages_tasks_or_links(gateway, client
         assert other.limits.get().usage.sms_sent == 0
     assert client.sms.status(result.messages[0].msgid).task_id == result.task_id
     assert client.shortlinks.get(link.code).url == "https://example.com/private"
+
+
+def test_a_redirect_is_reported_not_followed(gateway, client, account):
+    """A wrong base address that redirects must not carry the key (or a POST) elsewhere."""
+    link = client.shortlinks.create(gateway.base_url + "/external/accounts/balance")
+    redirecting = f"{gateway.root_url}/s/{link.code}?to="
+    misdirected = KedaClient(account.api_key, base_url=redirecting, backup_url=redirecting)
+    with misdirected, pytest.raises(APIError) as caught:
+        misdirected.account.balance()
+    assert caught.value.http_status == 302 and "redirected" in str(caught.value)
 
 
 # Register → verify → top up → send.

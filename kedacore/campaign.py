@@ -1,0 +1,461 @@
+"""The campaign engine: plan into the ledger first, then send every planned batch exactly once.
+
+``CampaignEngine.create`` writes the campaign and all its batches (each with its own
+``clientRef``) before any request. ``run`` sends every batch still ``planned`` concurrently and
+records each answer; a cap or balance refusal pauses the campaign; ``resume`` is ``run`` again.
+A batch whose request went out but whose answer was lost (a crash, a killed process) is still
+``planned``: it is sent again with the same ``clientRef``, and the service answers with the first
+send's result instead of sending again — so every recipient gets the message exactly once.
+
+Streamlit runs a page's script in a thread without an event loop: ``run_sync`` runs the engine
+there with ``asyncio.run``; ``start`` runs it in a background thread of the server process that
+outlives the browser session, and ``progress`` reads how far it got from the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from kedacore.async_client import AsyncKedaClient
+from kedacore.campaign_plan import CampaignPlan
+from kedacore.campaign_progress import (
+    CampaignBusyError,
+    CampaignProgress,
+    CampaignReport,
+    CampaignRun,
+    RunTally,
+    claim,
+    holder,
+    progress_of,
+    progress_setter,
+    release,
+)
+from kedacore.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    CapReachedError,
+    ConfigurationError,
+    InsufficientBalanceError,
+    KedaError,
+    RateLimitError,
+    ValidationError,
+)
+from kedacore.ledger import CampaignBatch, Ledger
+from kedacore.money import from_micros, money_str, to_micros
+from kedacore.types import SendResult
+
+logger = logging.getLogger("kedacore.campaign")
+
+ClientFactory = Callable[[], AsyncKedaClient]
+
+
+@dataclass
+class _State:
+    """One run's counters and the reason it must stop launching requests."""
+
+    halt: str | None = None  # the pause reason (cap, balance, credentials, unreachable)
+    short_balance: bool = False
+    not_before: float = 0.0  # rate limited: no request before this loop time
+    failures_in_a_row: int = 0
+    patience: int = 32  # failures in a row (unreachable, 5xx) that pause the campaign
+    balance: Decimal | None = None  # read when the balance ran short
+    crash: BaseException | None = None
+    last_error: str | None = None
+    tally: RunTally | None = None
+
+    def stopping(self, stop: threading.Event | None) -> bool:
+        """Whether to launch no more requests."""
+        if self.halt is not None or (self.tally and self.tally.callback_error):
+            return True
+        return stop is not None and stop.is_set()
+
+
+class CampaignEngine:
+    """Plans campaigns into the ledger and sends them through an ``AsyncKedaClient``.
+
+    Args:
+        ledger: where plans, tasks and messages are recorded.
+        client_factory: makes a new ``AsyncKedaClient`` (called once per run, on its loop).
+        callback_url: passed with every send, for status callbacks.
+        track_click: replace URLs with per-recipient short links (the estimate is of the text
+            as written; the service bills the rewritten text).
+        write_group: the most answers recorded per ledger transaction.
+        progress_interval: the least time between two progress callbacks, in seconds.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        client_factory: ClientFactory,
+        *,
+        callback_url: str | None = None,
+        track_click: bool = False,
+        write_group: int = 500,
+        progress_interval: float = 0.25,
+    ) -> None:
+        self.ledger = ledger
+        self.client_factory = client_factory
+        self.callback_url = callback_url
+        self.track_click = track_click
+        self.write_group = write_group
+        self.progress_interval = progress_interval
+
+    # -- planning and reading ----------------------------------------------------------------
+
+    def create(self, plan: CampaignPlan, *, name: str, created_by: str | None = None) -> int:
+        """Write the campaign and every batch of ``plan`` to the ledger; returns its id.
+
+        Nothing is sent: the plan (with a unique clientRef per batch) is in the ledger before
+        the first request, which is what makes a resume send every recipient exactly once.
+        """
+        if not plan.requests:
+            raise ValueError("the plan has no recipients to send to")
+        campaign_id = self.ledger.create_campaign(
+            name,
+            template=plan.template,
+            sender=plan.sender,
+            created_by=created_by,
+            currency=plan.currency,
+        )
+        try:
+            self.ledger.plan_campaign(campaign_id, plan.batches())
+        except BaseException:
+            self.ledger.set_campaign_status(campaign_id, "cancelled", error="planning failed")
+            raise
+        return campaign_id
+
+    def progress(self, campaign_id: int) -> CampaignProgress:
+        """The campaign's progress as the ledger has it (what a page polls)."""
+        campaign = self.ledger.campaign(campaign_id)
+        if campaign is None:
+            raise KeyError(f"no campaign {campaign_id!r}")
+        counts = self.ledger.campaign_batch_counts(campaign_id)
+        return progress_of(campaign, counts, running=self.is_running(campaign_id))
+
+    def is_running(self, campaign_id: int) -> bool:
+        """Whether a run of this campaign is under way in this process."""
+        return holder(self.ledger.url, campaign_id)[0]
+
+    def background_run(self, campaign_id: int) -> CampaignRun | None:
+        """The background run of this campaign started by :meth:`start`, if any."""
+        return holder(self.ledger.url, campaign_id)[1]
+
+    def cancel(self, campaign_id: int) -> None:
+        """Cancel a campaign that is not running: its planned batches will never be sent."""
+        if self.is_running(campaign_id):
+            raise CampaignBusyError(f"campaign {campaign_id} is being sent; stop it first")
+        self.ledger.set_campaign_status(campaign_id, "cancelled", error="cancelled")
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        campaign_id: int,
+        *,
+        concurrency: int = 16,
+        on_progress: Callable[[CampaignProgress], Any] | None = None,
+        stop: threading.Event | None = None,
+    ) -> CampaignReport:
+        """Send every batch still planned, at most ``concurrency`` requests in flight.
+
+        Args:
+            campaign_id: a campaign made by :meth:`create`.
+            concurrency: requests in flight at once.
+            on_progress: called (on this loop's thread) with a :class:`CampaignProgress`
+                after answers are recorded, at most every ``progress_interval`` seconds,
+                and once at the end.
+            stop: set it (from any thread) to launch no new request and pause.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be ≥ 1, got {concurrency!r}")
+        claim(self.ledger.url, campaign_id)
+        try:
+            return await self._run(campaign_id, concurrency, on_progress, stop)
+        finally:
+            release(self.ledger.url, campaign_id)
+
+    resume = run
+
+    def run_sync(self, campaign_id: int, **options: Any) -> CampaignReport:
+        """:meth:`run` in the calling thread, with ``asyncio.run`` (for a Streamlit script)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(campaign_id, **options))
+        raise RuntimeError("run_sync was called inside an event loop: await engine.run() there")
+
+    resume_sync = run_sync
+
+    def start(self, campaign_id: int, *, concurrency: int = 16) -> CampaignRun:
+        """Run in a background thread that outlives the page; returns the one already running.
+
+        The thread belongs to the server process, not to a browser session: closing the tab
+        does not stop it. A page polls :meth:`progress` (from the ledger) or ``run.progress``.
+        """
+        handle = CampaignRun(campaign_id)
+        current = claim(self.ledger.url, campaign_id, handle)  # before the thread: no race
+        if current is not handle:
+            assert current is not None
+            return current
+
+        def target() -> None:
+            try:
+                handle.report = asyncio.run(
+                    self._run(campaign_id, concurrency, progress_setter(handle), handle.stop_event)
+                )
+                handle.progress = handle.report.progress
+            except BaseException as exc:
+                handle.error = exc
+                logger.exception("campaign %s: the background run failed", campaign_id)
+            finally:
+                release(self.ledger.url, campaign_id)
+
+        handle.thread = threading.Thread(target=target, name=f"campaign-{campaign_id}", daemon=True)
+        handle.thread.start()
+        return handle
+
+    def stop(self, campaign_id: int) -> bool:
+        """Ask this campaign's background run to pause; False when none is running."""
+        handle = self.background_run(campaign_id)
+        if handle is None:
+            return False
+        handle.stop()
+        return True
+
+    async def _run(
+        self,
+        campaign_id: int,
+        concurrency: int,
+        on_progress: Callable[[CampaignProgress], Any] | None,
+        stop: threading.Event | None,
+    ) -> CampaignReport:
+        started = time.monotonic()
+        campaign = self.ledger.campaign(campaign_id)
+        if campaign is None:
+            raise KeyError(f"no campaign {campaign_id!r}")
+        if campaign.status == "cancelled":
+            raise ValueError(f"campaign {campaign_id} was cancelled; it cannot be sent")
+        pending = deque(self.ledger.campaign_batches(campaign_id, states=["planned"]))
+        tally = RunTally(
+            campaign,
+            self.ledger.campaign_batch_counts(campaign_id),
+            on_progress,
+            self.progress_interval,
+        )
+        state = _State(patience=max(8, 2 * concurrency), tally=tally)
+        if pending:
+            self.ledger.set_campaign_status(campaign_id, "sending")
+        results: asyncio.Queue[tuple[str, CampaignBatch, Any] | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._writer(results, tally))
+        try:
+            if pending:
+                async with self.client_factory() as client:
+                    workers = [
+                        asyncio.create_task(self._worker(client, pending, results, state, stop))
+                        for _ in range(min(concurrency, len(pending)))
+                    ]
+                    try:
+                        await asyncio.gather(*workers)
+                    finally:
+                        for task in workers:  # after a failure, in-flight batches stay planned
+                            task.cancel()
+                        await asyncio.gather(*workers, return_exceptions=True)
+                    if state.short_balance:
+                        state.balance = await _balance(client)
+        except BaseException as exc:
+            state.crash = exc
+            raise
+        finally:
+            await results.put(None)
+            await writer  # every answer received is recorded, whatever happened
+            status, reason = self._finish(campaign_id, state, stop)
+            final = progress_of(
+                self.ledger.campaign(campaign_id),
+                self.ledger.campaign_batch_counts(campaign_id),
+                running=False,
+            )
+            tally.notify(final)
+        if tally.callback_error is not None:
+            raise tally.callback_error
+        return tally.report(status, reason, time.monotonic() - started, final)
+
+    async def _worker(
+        self,
+        client: AsyncKedaClient,
+        pending: deque[CampaignBatch],
+        results: asyncio.Queue[tuple[str, CampaignBatch, Any] | None],
+        state: _State,
+        stop: threading.Event | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while pending and not state.stopping(stop):
+            wait = state.not_before - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            batch = pending.popleft()
+            try:
+                # Sent with its clientRef: a repeat (resume, client retry) returns the first
+                # answer instead of sending again. That is also why the client may retry it.
+                result = await client.sms.send(
+                    batch.country,
+                    list(batch.recipients),
+                    batch.content,
+                    sender_id=batch.sender,
+                    track_click=self.track_click,
+                    callback_url=self.callback_url,
+                    client_ref=batch.client_ref,
+                )
+            except CapReachedError as exc:
+                which = exc.cap or "a daily cap"
+                state.halt = state.halt or (
+                    f"Paused: {which} reached — {exc.message}. Raise the cap in Limits (or "
+                    "wait for the next UTC day), then resume."
+                )
+                await results.put(("error", batch, str(exc)))
+            except InsufficientBalanceError as exc:
+                state.short_balance = True
+                state.halt = state.halt or "Paused: insufficient balance"
+                await results.put(("error", batch, str(exc)))
+            except ValidationError as exc:
+                await results.put(("refused", batch, str(exc)))
+            except RateLimitError as exc:
+                # Wait as told, then carry on: the batch goes back to the front of the line.
+                delay = exc.retry_after if exc.retry_after is not None else 1.0
+                state.not_before = max(state.not_before, loop.time() + delay)
+                pending.appendleft(batch)
+            except (AuthenticationError, ConfigurationError) as exc:
+                state.halt = state.halt or f"Paused: KedaSMS refused the credentials — {exc}"
+                await results.put(("error", batch, str(exc)))
+            except KedaError as exc:  # unreachable, timed out, 5xx: stays planned, resend later
+                state.failures_in_a_row += 1
+                state.last_error = str(exc)
+                await results.put(("error", batch, str(exc)))
+                # Every request failing in a row: the service is down; do not try them all.
+                if state.failures_in_a_row >= state.patience:
+                    down = "cannot be reached" if isinstance(exc, APIConnectionError) else "fails"
+                    state.halt = state.halt or f"Paused: KedaSMS {down} — {exc}"
+            else:
+                state.failures_in_a_row = 0
+                await results.put(("sent", batch, result))
+
+    async def _writer(
+        self,
+        results: asyncio.Queue[tuple[str, CampaignBatch, Any] | None],
+        tally: RunTally,
+    ) -> None:
+        """Record answers in groups: what arrives during one transaction joins the next."""
+        done = False
+        while not done:
+            group = [await results.get()]
+            recipients = 0
+            while not results.empty() and len(group) < self.write_group and recipients < 20_000:
+                item = results.get_nowait()
+                group.append(item)
+                recipients += len(item[1].recipients) if item is not None else 0
+            done = group[-1] is None
+            items = [item for item in group if item is not None]
+            if not items:
+                continue
+            sent = [(batch.id, result) for kind, batch, result in items if kind == "sent"]
+            refused = [(batch, why) for kind, batch, why in items if kind == "refused"]
+            errors = [(batch.id, why) for kind, batch, why in items if kind == "error"]
+            await asyncio.to_thread(self._record, sent, refused, errors)
+            for kind, batch, result in items:
+                if kind == "sent":
+                    tally.sent(len(batch.recipients), to_micros(result.debited_amount))
+                elif kind == "refused":
+                    tally.refused(len(batch.recipients))
+            tally.maybe_notify()
+
+    def _record(
+        self,
+        sent: list[tuple[int, SendResult]],
+        refused: list[tuple[CampaignBatch, str]],
+        errors: list[tuple[int, str]],
+    ) -> None:
+        if sent:
+            self.ledger.mark_batches_sent(sent)
+        for batch, why in refused:
+            self.ledger.mark_batch_refused(batch.id, why)
+        for batch_id, why in errors:
+            self.ledger.note_batch_error(batch_id, why)
+
+    def _finish(
+        self, campaign_id: int, state: _State, stop: threading.Event | None
+    ) -> tuple[str, str | None]:
+        """Set the campaign's status (done or paused) and say why."""
+        counts = self.ledger.campaign_batch_counts(campaign_id)
+        left = counts.get("planned", {})
+        refused = counts.get("refused", {})
+        if not left.get("batches"):
+            reason = None
+            if refused.get("batches"):
+                reason = (
+                    f"{refused['batches']} batches ({refused['recipients']} recipients) were "
+                    "refused by KedaSMS; see each batch's error."
+                )
+            self.ledger.set_campaign_status(campaign_id, "done", error=reason)
+            return "done", reason
+        remaining = f"{left['recipients']} recipients in {left['batches']} batches are left"
+        if state.short_balance:
+            currency = getattr(self.ledger.campaign(campaign_id), "currency", "")
+            reason = _balance_reason(from_micros(left["estimated_micros"]), state.balance, currency)
+            reason = f"{reason} ({remaining}.)"
+        elif state.halt is not None:
+            reason = f"{state.halt} ({remaining}.)"
+        elif (state.tally and state.tally.callback_error) or state.crash is not None:
+            why = (state.tally and state.tally.callback_error) or state.crash
+            reason = f"Interrupted ({type(why).__name__}); {remaining}. Resume to send them."
+        elif stop is not None and stop.is_set():
+            reason = f"Stopped; {remaining}. Resume to send them."
+        else:
+            reason = (
+                f"{remaining}: {state.last_error or 'the run ended early'}. Resume to try them "
+                "again (no recipient is sent twice)."
+            )
+        self.ledger.set_campaign_status(campaign_id, "paused", error=reason)
+        return "paused", reason
+
+
+async def _balance(client: AsyncKedaClient) -> Decimal | None:
+    """The balance, to say how short it is; None when it cannot be read."""
+    try:
+        return (await client.account.balance()).balance
+    except KedaError:
+        return None
+
+
+def _balance_reason(needed: Decimal, balance: Decimal | None, currency: str) -> str:
+    need = f"Paused: insufficient balance — the batches left need {money_str(needed)} {currency}"
+    if balance is None:
+        return f"{need}. Top up, then resume."
+    short = max(needed - balance, Decimal(0))
+    return (
+        f"{need}, the balance is {money_str(balance)} {currency}: top up at least "
+        f"{money_str(short)} {currency}, then resume."
+    )
+
+
+__all__ = [
+    "CampaignBusyError",
+    "CampaignEngine",
+    "CampaignProgress",
+    "CampaignReport",
+    "CampaignRun",
+    "ClientFactory",
+]
+
+
+if __name__ == "__main__":
+    from kedacore.campaign_cli import main
+
+    raise SystemExit(main())

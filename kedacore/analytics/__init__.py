@@ -23,24 +23,20 @@ from kedacore.analytics.export import to_csv, to_xlsx
 from kedacore.analytics.filters import Filters
 from kedacore.analytics.frames import (
     DataVersion,
-    Delta,
     FilterOptions,
-    KpiComparison,
-    Kpis,
     SpendData,
-    compare_kpis,
     daily_spend_by_country,
     data_version,
     delivery_by_country,
     filter_options,
     funnel,
-    kpis,
     latency_distribution,
     messages_by_status,
     spend_by_campaign,
     spend_by_sender,
     spend_page,
 )
+from kedacore.analytics.kpis import Delta, KpiComparison, Kpis, compare_kpis, kpis
 
 __all__ = [
     "STATUS_COLORS",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import zipfile
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import openpyxl
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from kedacore import demo
 from kedacore.analytics import (
@@ -57,9 +58,20 @@ def send(led: Ledger, task: str, n: int, **kwargs: Any) -> list[str]:
     return mids
 
 
+def open_ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
+    """SQLite in a temp folder, or the PostgreSQL database KEDA_TEST_POSTGRES_URL names."""
+    url = os.environ.get("KEDA_TEST_POSTGRES_URL")
+    if not url:
+        return Ledger(data_dir=tmp_path_factory.mktemp("analytics"), clock=lambda: NOW)
+    engine = create_engine(url)
+    s.metadata.drop_all(engine)  # a scratch database: start empty
+    engine.dispose()
+    return Ledger(url, clock=lambda: NOW)
+
+
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
-    with Ledger(data_dir=tmp_path_factory.mktemp("analytics"), clock=lambda: NOW) as led:
+    with open_ledger(tmp_path_factory) as led:
         demo.generate(led, days=21, messages=4_000, seed=11)
         # Real rows around the demo ones: no sender, unknown per-message segments, a charge
         # not reported yet, another currency, a period cut inside a day.

@@ -1,32 +1,89 @@
-"""KedaSMS Console — entry point.
+"""KedaSMS Console — the Streamlit server (``st.App``) and the page navigation, in one file.
 
-The console's pages (Messaging, Finance, Account) arrive with Step 3 of the plan; until then
-this page says what exists and how to use it from Python.
+``streamlit run app.py`` finds the ``app = st.App(...)`` assignment, imports this module
+under uvicorn (``__name__ == "app"``: the server with the callback receiver as an extra
+route) and then runs this same file as the script of every page view
+(``__name__ == "__main__"``: the navigation). ``AppTest.from_file("app.py")`` runs the
+script branch only.
 """
+
+from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="KedaSMS Console", page_icon="✉️", layout="wide")
+if __name__ != "__main__":
+    import asyncio
+    import logging
+    import os
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+    from typing import Any
 
-st.title("KedaSMS Console")
-st.info(
-    "The console's pages are being built. Today the project ships `kedacore` (the client "
-    "library) and `gateway` (a KedaSMS-compatible service for the sandbox and the tests).",
-    icon="🚧",
-)
-st.markdown(
-    """
-**What works now**
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+    from streamlit.runtime.pages_manager import PagesManager
 
-- `python -m gateway serve` — a local KedaSMS-compatible service on port 8787
-  (sandbox: no real SMS is sent).
-- `python -m gateway account create --db .kedasms/gateway.db --email you@example.com` —
-  an account with a starting balance; prints its API key and encryption key.
-- `kedacore.KedaClient` / `AsyncKedaClient` — send, status, limits, balance, pricing,
-  short links, with the AES-GCM envelope of the KedaSMS guide.
+    from kedacore.settings import load_settings
+    from pages import _runtime
 
-**Coming next**: Send and campaigns, message status, short links (Messaging);
-spend, caps and delivery analytics (Finance); settings and sandbox account (Account).
-See `README.md` and `docs/`.
-"""
-)
+    log = logging.getLogger("console")
+
+    # A pages/ folder beside the entry script puts Streamlit in its old multipage mode until
+    # a run of this script calls st.navigation (which clears this flag). A first visit that
+    # goes straight to /status would then run pages/status.py alone, without the
+    # navigation or the page config. Clear it now, as st.navigation would.
+    PagesManager.uses_pages_directory = False
+
+    def _current() -> _runtime.Runtime:
+        return _runtime.runtime(load_settings(st.secrets, os.environ))
+
+    async def _receive(request: Request) -> Response:
+        """``/hooks/keda/{token}``: the runtime's receiver (started on first use if need be)."""
+        try:
+            rt = await asyncio.to_thread(_current)
+        except Exception:
+            log.exception("callback refused: the console runtime could not start")
+            return JSONResponse(
+                {"ok": False, "error": "unavailable", "message": "The console is not ready."},
+                status_code=503,
+            )
+        return await rt.receive(request)
+
+    @asynccontextmanager
+    async def _lifespan(_app: Any) -> AsyncIterator[None]:
+        try:  # start the sandbox with the server, so that it runs before any page is opened
+            await asyncio.to_thread(_current)
+        except Exception as exc:  # the pages show the reason with what to do
+            log.error("the console runtime did not start: %s", exc)
+        yield
+        await asyncio.to_thread(_runtime.reset)  # stop the sandbox gateway cleanly
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    app = st.App(
+        "app.py",
+        routes=[Route("/hooks/keda/{token}", _receive, methods=methods)],
+        lifespan=_lifespan,
+    )
+else:
+    st.set_page_config(page_title="KedaSMS Console", page_icon=":material/sms:", layout="wide")
+    navigation = st.navigation(
+        {
+            "Messaging": [
+                st.Page("pages/send.py", title="Send", icon=":material/send:", default=True),
+                # Placeholder: the Campaigns page is built on this shell by another author.
+                st.Page("pages/campaigns.py", title="Campaigns", icon=":material/campaign:"),
+                st.Page("pages/status.py", title="Status", icon=":material/manage_search:"),
+                st.Page("pages/links.py", title="Short links", icon=":material/link:"),
+            ],
+            "Finance": [
+                # Placeholders: Spend and Limits are built on this shell by other authors.
+                st.Page("pages/spend.py", title="Spend", icon=":material/payments:"),
+                st.Page("pages/limits.py", title="Limits", icon=":material/speed:"),
+            ],
+            "Account": [
+                st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+            ],
+        }
+    )
+    navigation.run()

@@ -21,7 +21,10 @@ from pages._views import (
     timeline_frame,
 )
 
-REFRESH_AFTER = 1.5  # seconds before open messages are asked about again
+# Open messages are asked about again after this many seconds, slower for big sets (a round
+# for 10,000 open messages takes a few seconds); between rounds the page re-reads the ledger,
+# where callbacks land.
+REFRESH_AFTER = 1.5
 TIMELINE_CHOICES = 1000
 
 console = page_setup(
@@ -137,8 +140,9 @@ def open_count() -> int:
 
 def results() -> None:
     """The result table, its timeline and export; open messages are asked about again."""
-    stale = time.monotonic() - state.get("status_checked_at", 0) > REFRESH_AFTER
     open_ids = [r.msgid for r in current_rows() if not r.final]
+    pace = max(REFRESH_AFTER, len(open_ids) / 1000 * 3)
+    stale = time.monotonic() - state.get("status_checked_at", 0) > pace
     if open_ids and stale:
         try:
             found = console.call_async(lambda client: refresh(console.ledger, client, open_ids))
@@ -199,9 +203,10 @@ def results() -> None:
     left.caption(f"{zone_note} {progress}")
     right.download_button(
         "Export CSV",
-        status_csv(rows),
+        lambda: status_csv(rows),  # built only when clicked
         file_name="message-status.csv",
         mime="text/csv",
+        on_click="ignore",
         key="status_export",
         width="stretch",
     )
@@ -230,6 +235,6 @@ if "status_ids" in state:
     state.setdefault("status_errors", {})
     n_open = open_count()
     state["status_refreshing"] = bool(n_open)
-    # Open messages are asked about again on their own; many take a slower pace.
-    every = max(2.0, n_open / 100) if n_open else None
+    # Open messages refresh on their own; a big table is redrawn less often.
+    every = (2.0 if n_open <= 1000 else 5.0) if n_open else None
     st.fragment(results, run_every=every)()

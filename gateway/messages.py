@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway.carrier import CHARGED
 from gateway.clock import iso
 from gateway.db import Database, messages
 from gateway.errors import not_found
+from gateway.sql import Prepared
 from kedacore.money import json_number
 
 _COLUMNS = (
@@ -25,6 +26,22 @@ _COLUMNS = (
     messages.c.sent_at,
     messages.c.delivered_at,
     messages.c.updated_at,
+)
+
+# Compiled once: reconciliation asks about thousands of messages one at a time, and
+# SQLAlchemy's per-call work was ten times SQLite's own (~300 µs against ~30 µs).
+_BY_MSGID = Prepared(
+    select(*_COLUMNS).where(
+        messages.c.msgid == bindparam("msgid"), messages.c.account_id == bindparam("account_id")
+    )
+)
+_BY_TASK = Prepared(
+    select(*_COLUMNS)
+    .where(
+        messages.c.task_id == bindparam("task_id"),
+        messages.c.account_id == bindparam("account_id"),
+    )
+    .order_by(messages.c.position)
 )
 
 
@@ -54,22 +71,14 @@ class Messages:
 
     def by_msgid(self, account_id: int, msgid: str) -> dict:
         with self.db.read() as conn:
-            row = conn.execute(
-                select(*_COLUMNS).where(
-                    messages.c.msgid == msgid, messages.c.account_id == account_id
-                )
-            ).first()
+            row = _BY_MSGID.first(conn, {"msgid": msgid, "account_id": account_id})
         if row is None:
             raise not_found(f"message {msgid!r}")
         return status_wire(row)
 
     def by_task(self, account_id: int, task_id: str) -> list[dict]:
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(*_COLUMNS)
-                .where(messages.c.task_id == task_id, messages.c.account_id == account_id)
-                .order_by(messages.c.position)
-            ).all()
+            rows = _BY_TASK.all(conn, {"task_id": task_id, "account_id": account_id})
         if not rows:
             raise not_found(f"task {task_id!r}")
         return [status_wire(row) for row in rows]

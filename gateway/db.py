@@ -33,7 +33,7 @@ from sqlalchemy import (
     event,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the callback outbox
 BUSY_TIMEOUT_MS = 10_000
 
 metadata = MetaData()
@@ -200,6 +200,38 @@ mail_outbox = Table(
     Column("body", Text, nullable=False),
     Column("path", Text),  # the text file written for the operator
     Column("created_at", BigInteger, nullable=False),
+)
+
+# Callbacks waiting to be delivered, delivered, or dead-lettered: written in the same
+# transaction as the change they report, so none is lost and none is made up.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False, unique=True),  # X-Keda-Event-Id
+    Column("account_id", Integer, nullable=False),  # whose encryption key signs it
+    Column("msgid", String(40), nullable=False),
+    Column("status", String(12), nullable=False),  # SENT, DELIVERED, ... or CLICKED
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the exact JSON every attempt sends
+    Column("state", String(10), nullable=False),  # pending, delivered, dead
+    # Claimed by the running sender; a restart releases these (their outcome is unknown).
+    Column("leased", Boolean, nullable=False, default=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("next_attempt_at", BigInteger),  # None once delivered or dead
+    Column("last_attempt_at", BigInteger),
+    Column("done_at", BigInteger),  # delivered or dead-lettered
+    Column("last_code", Integer),  # HTTP status of the last attempt, if it got one
+    Column("last_error", Text),  # why the last attempt failed (never the URL or a key)
+    Index("ix_outbox_msgid", "msgid"),
+    Index("ix_outbox_state", "state", "done_at"),
+)
+# Only pending events are indexed by due time: the sender's one question.
+Index(
+    "ix_outbox_due",
+    outbox.c.next_attempt_at,
+    sqlite_where=outbox.c.state == "pending",
 )
 
 

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
+from gateway.cli_options import add_callback_options, add_carrier_options, non_negative
 from gateway.config import DEFAULT_DB, GatewayConfig
+from gateway.simulation import CarrierSimulation, ProfileError, load_country_profiles
 
 DESCRIPTION = "A KedaSMS-compatible gateway (front-end proxy and back end in one service)."
 EPILOG = (
@@ -24,13 +26,6 @@ EPILOG = (
 
 class CliError(Exception):
     """A command that cannot be carried out; its message is shown on one line."""
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--rate-limit",
-        type=_non_negative,
+        type=non_negative,
         default=100.0,
         metavar="N",
         help="requests per second per API key; 0 turns the limit off (100)",
@@ -66,20 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="B",
         help="requests one API key may make at once before the rate applies (2 x N)",
     )
-    serve.add_argument(
-        "--sent-delay",
-        type=_non_negative,
-        default=0.5,
-        metavar="S",
-        help="carrier: seconds from QUEUED to SENT, when the price is charged (0.5)",
-    )
-    serve.add_argument(
-        "--deliver-delay",
-        type=_non_negative,
-        default=1.0,
-        metavar="S",
-        help="carrier: seconds from SENT to DELIVERED (1.0)",
-    )
+    add_carrier_options(serve)
+    add_callback_options(serve)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--access-log",
@@ -100,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     topup.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"SQLite file ({DEFAULT_DB})")
     topup.add_argument("--email", required=True)
     topup.add_argument("--amount", required=True, help="amount to add, e.g. 50 or 12.5")
+
+    outbox = commands.add_parser(
+        "outbox", help="list callback events: pending, delivered and dead-lettered"
+    )
+    outbox.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"SQLite file ({DEFAULT_DB})")
+    outbox.add_argument("--state", choices=["pending", "delivered", "dead"], help="only these")
+    outbox.add_argument("--limit", type=int, default=50, help="newest events shown (50)")
+    outbox.add_argument("--json", action="store_true", help="one JSON object instead of text")
     return parser
 
 
@@ -133,6 +124,12 @@ def serve(args: argparse.Namespace) -> int:
         raise CliError(f"--port must be between 1 and 65535, got {args.port}")
     if args.rate_burst is not None and args.rate_burst < 1:
         raise CliError("--rate-burst must be at least 1")
+    country_profiles = None
+    if args.country_profiles is not None:
+        try:
+            country_profiles = load_country_profiles(args.country_profiles)
+        except ProfileError as exc:
+            raise CliError(str(exc)) from None
     config = GatewayConfig(
         db_path=args.db,
         host=args.host,
@@ -141,9 +138,33 @@ def serve(args: argparse.Namespace) -> int:
         allow_private_callbacks=args.allow_private_callbacks,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
+        carrier_profile=args.profile,
         sent_delay=args.sent_delay,
         deliver_delay=args.deliver_delay,
+        failed_share=args.failed_share,
+        undelivered_share=args.undelivered_share,
+        carrier_jitter=args.jitter,
+        country_profiles=country_profiles,
+        carrier_seed=args.carrier_seed,
+        callback_concurrency=args.callback_concurrency,
+        callback_timeout=args.callback_timeout,
+        callback_backoff_base=args.callback_backoff,
+        callback_backoff_cap=args.callback_backoff_cap,
+        callback_max_attempts=args.callback_max_attempts,
+        callback_dead_after=args.callback_dead_after,
     )
+    try:  # check the carrier settings now: a bad file is a one-line error, not a traceback
+        CarrierSimulation.from_settings(
+            config.carrier_profile,
+            sent_delay=config.sent_delay,
+            deliver_delay=config.deliver_delay,
+            failed_share=config.failed_share,
+            undelivered_share=config.undelivered_share,
+            jitter=config.carrier_jitter,
+            country_profiles=config.country_profiles,
+        )
+    except ProfileError as exc:
+        raise CliError(str(exc)) from None
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -185,6 +206,35 @@ def account(args: argparse.Namespace) -> int:
     return 0
 
 
+def outbox(args: argparse.Namespace) -> int:
+    from gateway.db import Database
+    from gateway.outbox import Outbox
+
+    if not Path(args.db).exists():
+        raise CliError(f"no database at {args.db}")
+    db = Database(args.db)
+    try:
+        box = Outbox(db, time.time)
+        counts = box.counts()
+        events = box.listing(args.state, max(1, args.limit))
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps({"counts": counts, "events": events}))
+        return 0
+    print("outbox: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    for e in events:
+        when = f" next {e['nextAttemptAt']}" if e["nextAttemptAt"] else ""
+        done = f" done {e['doneAt']}" if e["doneAt"] else ""
+        code = f" HTTP {e['lastCode']}" if e["lastCode"] is not None else ""
+        error = f" - {e['lastError']}" if e["lastError"] else ""
+        print(
+            f"#{e['id']} {e['eventId']} {e['msgid']} {e['status']} {e['state']} "
+            f"attempts={e['attempts']}{code}{when}{done} {e['url']}{error}"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; errors are one line on stderr and a non-zero exit, never a traceback."""
     parser = build_parser()
@@ -192,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "outbox":
+            return outbox(args)
         return account(args)
     except CliError as exc:
         print(f"python -m gateway: error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DB = Path(".kedasms") / "gateway.db"
 
@@ -21,7 +22,14 @@ class GatewayConfig:
         allow_private_callbacks: accept loopback/private callback hosts (the sandbox does).
         rate_limit: requests per second per API key (token bucket); 0 turns it off.
         rate_burst: bucket size; ``None`` means twice the rate (at least 1).
-        sent_delay, deliver_delay: seconds QUEUED → SENT and SENT → DELIVERED.
+        carrier_profile: ``deterministic`` (everything delivered, fixed delays) or
+            ``realistic`` (a few percent FAILED/UNDELIVERED, per-country latencies).
+        sent_delay, deliver_delay: seconds QUEUED → SENT and SENT → final, for every
+            country; ``None`` keeps the profile's (deterministic: 0.5 and 1.0).
+        failed_share, undelivered_share, carrier_jitter: the same, for the fate shares and
+            the spread of delays (a delay varies over ``delay × (1 ± jitter)``).
+        country_profiles: per-country overrides, as in a ``--country-profiles`` file.
+        carrier_seed: decides every message's fate together with its msgid.
         carrier_interval: seconds between two looks for due messages.
         carrier_batch: at most this many status changes per transaction.
         currency: the currency of the price table and of new accounts.
@@ -31,6 +39,14 @@ class GatewayConfig:
         max_body_bytes: larger request bodies are refused (1004).
         mail_dir: the mail outbox; ``None`` → ``mail/`` beside the database.
         clock: Unix seconds; tests pass a fake one to cross a UTC day.
+        callback_concurrency: callback deliveries in flight at once.
+        callback_timeout: seconds one delivery attempt may take.
+        callback_backoff_base, callback_backoff_cap: seconds before the second attempt,
+            doubling with each failure up to the cap.
+        callback_max_attempts: dead-letter after this many attempts (``None``: by age only).
+        callback_dead_after: seconds after which an undelivered event is dead-lettered.
+        callback_batch: outbox rows claimed (and settled) per transaction.
+        outbox_retention: seconds delivered events are kept (dead letters are kept).
     """
 
     db_path: Path = DEFAULT_DB
@@ -40,8 +56,14 @@ class GatewayConfig:
     allow_private_callbacks: bool = False
     rate_limit: float = 100.0
     rate_burst: int | None = None
-    sent_delay: float = 0.5
-    deliver_delay: float = 1.0
+    carrier_profile: str = "deterministic"
+    sent_delay: float | None = None
+    deliver_delay: float | None = None
+    failed_share: float | None = None
+    undelivered_share: float | None = None
+    carrier_jitter: float | None = None
+    country_profiles: Mapping[str, Mapping[str, Any]] | None = None
+    carrier_seed: int = 0
     carrier_interval: float = 0.05
     carrier_batch: int = 1000
     currency: str = "USD"
@@ -51,6 +73,14 @@ class GatewayConfig:
     max_body_bytes: int = 2 * 1024 * 1024
     mail_dir: Path | None = None
     clock: Callable[[], float] = field(default=time.time)
+    callback_concurrency: int = 64
+    callback_timeout: float = 10.0
+    callback_backoff_base: float = 1.0
+    callback_backoff_cap: float = 300.0
+    callback_max_attempts: int | None = None
+    callback_dead_after: float = 24 * 3600
+    callback_batch: int = 500
+    outbox_retention: float = 7 * 24 * 3600
 
     @property
     def mail_folder(self) -> Path:

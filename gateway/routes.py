@@ -30,7 +30,7 @@ from gateway.web import (
 async def send_sms(request: Request) -> Response:
     gw = gateway_of(request)
     account, envelope, plaintext = await open_envelope(request, gw)
-    return ok(gw.sending.send(account, envelope, plaintext))
+    return ok(gw.sending.send(account, envelope, plaintext, public_base(request, gw)))
 
 
 @endpoint("status")
@@ -118,7 +118,9 @@ NOT_FOUND_PAGE = (
 async def follow_link(request: Request) -> Response:
     gw = gateway_of(request)
     code = request.path_params["code"]
-    url = gw.links.visit(code, client_ip(request), request.headers.get("user-agent", ""))
+    url = gw.links.visit(
+        code, client_ip(request), request.headers.get("user-agent", ""), public_base(request, gw)
+    )
     if url is None:
         return HTMLResponse(NOT_FOUND_PAGE.format(code=html.escape(code)), status_code=404)
     return RedirectResponse(url, status_code=302)

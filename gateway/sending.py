@@ -15,18 +15,20 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as upsert
 
 from gateway.accounts import AccountKey
+from gateway.addresses import AddressRules
 from gateway.carrier import QUEUED, Policy
 from gateway.clock import to_ms, utc_day
 from gateway.db import Database, accounts, client_refs, messages, task_seq, tasks
-from gateway.errors import ApiError
+from gateway.errors import ApiError, field_error, invalid
 from gateway.limits import CAP_COLUMNS, alert_due, caps_of, check_caps, read_usage, write_usage
 from gateway.pricing import PriceTable
 from gateway.replay import enveloped
 from gateway.sql import Prepared
+from gateway.tracking import store_links, track
 from gateway.validation import SendRequest, payload_object, validate_send
 from kedacore.envelope import Envelope
 from kedacore.money import json_number
-from kedacore.segments import price_micros
+from kedacore.segments import MAX_SEGMENTS, count_segments, price_micros
 
 TASK_MESSAGE = "SMS task created"
 
@@ -68,6 +70,22 @@ _INSERT_MESSAGE = Prepared(insert(messages))
 _INSERT_REF = Prepared(insert(client_refs))
 
 
+def _segments(texts: list[str]) -> list[int]:
+    """Segments of each text; 2001 when a rewritten text is longer than allowed."""
+    counts = [count_segments(text).segments for text in texts]
+    if max(counts) > MAX_SEGMENTS:
+        raise invalid(
+            [
+                field_error(
+                    "content",
+                    f"is {max(counts)} segments long with its tracked links; "
+                    f"at most {MAX_SEGMENTS} are allowed",
+                )
+            ]
+        )
+    return counts
+
+
 def new_msgid() -> str:
     return "msg_" + secrets.token_hex(8)  # 16 lower-case hex digits
 
@@ -90,25 +108,30 @@ class Sending:
         clock: Callable[[], float],
         *,
         client_ref_ttl: int,
-        allow_private_callbacks: bool,
+        address_rules: AddressRules,
     ) -> None:
         self.db = db
         self.prices = prices
         self.policy = policy
         self.clock = clock
         self.client_ref_ttl_ms = client_ref_ttl * 1000
-        self.allow_private = allow_private_callbacks
+        self.address_rules = address_rules
 
-    def send(self, account: AccountKey, envelope: Envelope, plaintext: bytes) -> dict:
-        """The send response's ``data``; raises ``ApiError`` for every refusal."""
+    def send(
+        self, account: AccountKey, envelope: Envelope, plaintext: bytes, base: str = ""
+    ) -> dict:
+        """The send response's ``data``; raises ``ApiError`` for every refusal.
+
+        ``base`` is the public base of short links (for ``trackClick``).
+        """
         now = to_ms(self.clock())
         with enveloped(self.db, account.id, envelope) as conn:
-            request = validate_send(payload_object(plaintext), self.prices, self.allow_private)
+            request = validate_send(payload_object(plaintext), self.prices, self.address_rules)
             if request.client_ref is not None:
                 first = self._first_response(conn, account.id, request.client_ref, now)
                 if first is not None:
                     return first
-            return self._accept(conn, account, request, now)
+            return self._accept(conn, account, request, now, base)
 
     def _first_response(
         self, conn: Connection, account_id: int, client_ref: str, now: int
@@ -121,11 +144,18 @@ class Sending:
         stored = _FIRST_RESPONSE.first(conn, params)
         return None if stored is None else json.loads(stored.response)
 
-    def _accept(self, conn: Connection, account: AccountKey, req: SendRequest, now: int) -> dict:
+    def _accept(
+        self, conn: Connection, account: AccountKey, req: SendRequest, now: int, base: str
+    ) -> dict:
         day = utc_day(now)
-        per_message = price_micros(self.prices.per_segment(req.country), req.segments)
+        per_segment = self.prices.per_segment(req.country)
         count = len(req.recipients)
-        total = per_message * count
+        tracked = track(conn, req.content, count, base) if req.track_click else None
+        # Each recipient's text (with its own short links) is counted and priced as sent.
+        texts = [t.text for t in tracked] if tracked else [req.content] * count
+        segments = [req.segments] * count if tracked is None else _segments(texts)
+        prices = [price_micros(per_segment, n) for n in segments]
+        total = sum(prices)
         row = _ACCOUNT.first(conn, {"account_id": account.id})
         caps = caps_of(row)
         usage = read_usage(conn, account.id, day)
@@ -168,7 +198,7 @@ class Sending:
                 "track_click": req.track_click,
                 "client_ref": req.client_ref,
                 "message_count": count,
-                "segments": req.segments * count,
+                "segments": sum(segments),
                 "price_micros": total,
                 "created_at": now,
             },
@@ -183,9 +213,9 @@ class Sending:
                 "position": position,
                 "country": req.country,
                 "sender": req.sender,
-                "content": req.content,
-                "segments": req.segments,
-                "price_micros": per_message,
+                "content": texts[position],
+                "segments": segments[position],
+                "price_micros": prices[position],
                 "status": QUEUED,
                 "created_at": now,
                 "sent_at": None,
@@ -196,12 +226,15 @@ class Sending:
             for position, recipient in enumerate(req.recipients)
         ]
         _INSERT_MESSAGE.run_many(conn, rows)
+        if tracked:
+            links = [(r["msgid"], r["recipient"], t) for r, t in zip(rows, tracked, strict=True)]
+            store_links(conn, account.id, links, now)
         data = {
             "taskId": task_id,
             "message": TASK_MESSAGE,
             "debitedAmount": json_number(total),
             "currency": row.currency,
-            "segments": req.segments * count,
+            "segments": sum(segments),
             "messages": [{"msgid": r["msgid"], "recipient": r["recipient"]} for r in rows],
         }
         if req.client_ref is not None:

@@ -7,16 +7,20 @@ import contextlib
 import logging
 
 from gateway.accounts import Accounts
-from gateway.carrier import Carrier, FixedDelays, Policy
+from gateway.addresses import AddressRules
+from gateway.carrier import Carrier, Policy
 from gateway.config import GatewayConfig
 from gateway.db import Database
+from gateway.delivery import CallbackSender
 from gateway.limits import Limits
 from gateway.messages import Messages
+from gateway.outbox import Outbox
 from gateway.pricing import PriceTable
 from gateway.ratelimit import RateLimiter
 from gateway.replay import prune_ivs
 from gateway.sending import Sending
 from gateway.shortlinks import Links
+from gateway.simulation import CarrierSimulation
 
 log = logging.getLogger("gateway")
 
@@ -31,7 +35,19 @@ class Gateway:
         self.clock = config.clock
         self.db = Database(config.db_path)
         self.prices = PriceTable(config.prices, config.currency)
-        self.policy = policy or FixedDelays(config.sent_delay, config.deliver_delay)
+        self.policy = policy or CarrierSimulation.from_settings(
+            config.carrier_profile,
+            sent_delay=config.sent_delay,
+            deliver_delay=config.deliver_delay,
+            failed_share=config.failed_share,
+            undelivered_share=config.undelivered_share,
+            jitter=config.carrier_jitter,
+            country_profiles=config.country_profiles,
+            seed=config.carrier_seed,
+        )
+        self.address_rules = AddressRules.for_gateway(
+            config.allow_private_callbacks, config.host, config.port, config.public_url
+        )
         self.accounts = Accounts(self.db, self.clock, config.currency)
         self.sending = Sending(
             self.db,
@@ -39,11 +55,12 @@ class Gateway:
             self.policy,
             self.clock,
             client_ref_ttl=config.client_ref_ttl,
-            allow_private_callbacks=config.allow_private_callbacks,
+            address_rules=self.address_rules,
         )
         self.messages = Messages(self.db)
         self.limits = Limits(self.db, self.clock)
-        self.links = Links(self.db, self.clock)
+        self.outbox = Outbox(self.db, self.clock)
+        self.links = Links(self.db, self.clock, self.outbox)
         self.limiter = RateLimiter(config.rate_limit, config.burst)
         self.carrier = Carrier(
             self.db,
@@ -52,12 +69,28 @@ class Gateway:
             interval=config.carrier_interval,
             batch=config.carrier_batch,
         )
+        # The outbox is written in the carrier's own transaction: a change and its
+        # callback commit together, or neither does.
+        self.carrier.on_transitions.append(self.outbox.on_transitions)
+        self.callbacks = CallbackSender(
+            self.outbox,
+            self.address_rules,
+            self.clock,
+            concurrency=config.callback_concurrency,
+            timeout=config.callback_timeout,
+            backoff_base=config.callback_backoff_base,
+            backoff_cap=config.callback_backoff_cap,
+            max_attempts=config.callback_max_attempts,
+            dead_after=config.callback_dead_after,
+            batch=config.callback_batch,
+        )
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        """Start the carrier and the periodic clean-up on the running event loop."""
+        """Start the carrier, the callback sender and the clean-up on the running event loop."""
         self._tasks = [
             asyncio.create_task(self.carrier.run(), name="gateway-carrier"),
+            asyncio.create_task(self.callbacks.run(), name="gateway-callbacks"),
             asyncio.create_task(self._maintenance(), name="gateway-maintenance"),
         ]
         log.info(
@@ -77,8 +110,9 @@ class Gateway:
         self.db.close()
 
     def maintain(self) -> None:
-        """Forget what can no longer matter: old IVs, client refs, tokens, idle buckets."""
+        """Forget what no longer matters: old IVs, delivered callbacks, refs, tokens, buckets."""
         prune_ivs(self.db, self.clock(), self.config.window)
+        self.outbox.prune(self.config.outbox_retention)
         self.sending.prune_client_refs()
         self.accounts.prune_tokens()
         self.limiter.prune()

@@ -13,6 +13,7 @@ from gateway.accounts import AccountKey
 from gateway.clock import iso, to_ms
 from gateway.db import Database, clicks, shortlinks
 from gateway.errors import not_found
+from gateway.outbox import Outbox
 from gateway.replay import enveloped
 from gateway.validation import payload_object, validate_link
 from kedacore.envelope import Envelope
@@ -49,9 +50,10 @@ def link_wire(row: Any, base: str) -> dict:
 class Links:
     """Short links of one gateway; ``base`` is the public base the links are served from."""
 
-    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float], outbox: Outbox) -> None:
         self.db = db
         self.clock = clock
+        self.outbox = outbox
 
     @staticmethod
     def _query() -> Select:
@@ -109,18 +111,23 @@ class Links:
             raise not_found(f"short link {code!r}")
         return link_wire(row, base)
 
-    def visit(self, code: str, ip: str, user_agent: str) -> str | None:
-        """Record a click and return the target, or None for an unknown code."""
+    def visit(self, code: str, ip: str, user_agent: str, base: str) -> str | None:
+        """Record a click and return the target, or None for an unknown code.
+
+        A tracked link's click also writes its CLICKED callback, in the same transaction.
+        """
         now = to_ms(self.clock())
         with self.db.write() as conn:
-            url = conn.execute(
-                select(shortlinks.c.url).where(shortlinks.c.code == code)
-            ).scalar_one_or_none()
-            if url is None:
+            link = conn.execute(
+                select(shortlinks.c.url, shortlinks.c.msgid).where(shortlinks.c.code == code)
+            ).first()
+            if link is None:
                 return None
             conn.execute(
                 insert(clicks).values(
                     code=code, ip=ip[:64], user_agent=user_agent[:512], clicked_at=now
                 )
             )
-        return url
+            if link.msgid is not None:
+                self.outbox.add_click(conn, link.msgid, link.url, f"{base}/s/{code}", now)
+        return link.url

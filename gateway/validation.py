@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.addresses import AddressRules
 from gateway.errors import ApiError, field_error, invalid
 from gateway.pricing import PriceTable
 from kedacore.phones import parse_number
@@ -78,14 +79,9 @@ def http_url_problem(value: Any) -> str | None:
     return None
 
 
-def check_callback_url(value: Any, allow_private: bool) -> str | None:
-    """Why a callback URL is refused, or None.
-
-    Step 1 checks the scheme and host only; ``allow_private`` is for the address rules of
-    DESIGN.md (link-local, multicast, private ranges), which Step 2 adds here.
-    """
-    del allow_private
-    return http_url_problem(value)
+def check_callback_url(value: Any, rules: AddressRules) -> str | None:
+    """Why a callback URL is refused at send time (its form, then its address), or None."""
+    return http_url_problem(value) or rules.url_problem(value)
 
 
 def _recipients(numbers: Any, country: str | None, errors: list[dict]) -> tuple[str, ...]:
@@ -119,7 +115,7 @@ def _recipients(numbers: Any, country: str | None, errors: list[dict]) -> tuple[
     return tuple(out)
 
 
-def validate_send(payload: dict, prices: PriceTable, allow_private: bool) -> SendRequest:
+def validate_send(payload: dict, prices: PriceTable, rules: AddressRules) -> SendRequest:
     """A checked ``SendRequest``, or 2001 with ``data.errors`` listing every fault."""
     errors: list[dict] = []
     country = payload.get("countryCode")
@@ -163,7 +159,7 @@ def validate_send(payload: dict, prices: PriceTable, allow_private: bool) -> Sen
 
     callback = payload.get("callbackUrl")
     if callback is not None:
-        problem = check_callback_url(callback, allow_private)
+        problem = check_callback_url(callback, rules)
         if problem:
             errors.append(field_error("callbackUrl", problem, callback))
 

@@ -1,0 +1,153 @@
+"""The ``serve`` options of the carrier simulation and of callback delivery."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gateway.simulation import PROFILE_NAMES
+
+
+def non_negative(text: str) -> float:
+    """A finite number ≥ 0 (argparse type)."""
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    """A number from 0 to 1."""
+    value = non_negative(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    """A finite number > 0."""
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """A whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def add_carrier_options(serve: argparse.ArgumentParser) -> None:
+    """``--profile``, the delays, the fate shares, ``--country-profiles``, the seed."""
+    group = serve.add_argument_group(
+        "carrier simulation",
+        "A message goes QUEUED -> SENT (charged) -> DELIVERED or UNDELIVERED, or QUEUED -> "
+        "FAILED (released). The options below override the profile for every country; "
+        "--country-profiles overrides them per country. Fates are decided by a hash of "
+        "the msgid and --carrier-seed, so a restart changes none. Magic numbers, under any "
+        "profile: +15005550001 FAILED, +15005550002 SENT then UNDELIVERED, +15005550003 "
+        "SENT then DELIVERED 30 s later.",
+    )
+    group.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default="deterministic",
+        help="deterministic: every message DELIVERED within 2 s, no failures (default); "
+        "realistic: 2-6%% FAILED and UNDELIVERED, 0.5-3 s to SENT and 2-8 s more to the "
+        "final status depending on the country, each delay spread by ±50%%",
+    )
+    group.add_argument(
+        "--sent-delay",
+        type=non_negative,
+        metavar="S",
+        help="seconds from QUEUED to SENT or FAILED (deterministic: 0.5)",
+    )
+    group.add_argument(
+        "--deliver-delay",
+        type=non_negative,
+        metavar="S",
+        help="seconds from SENT to DELIVERED or UNDELIVERED (deterministic: 1.0)",
+    )
+    group.add_argument(
+        "--jitter",
+        type=_share,
+        metavar="F",
+        help="spread of each delay: uniform over delay × (1 ± F) (deterministic: 0)",
+    )
+    group.add_argument(
+        "--failed-share", type=_share, metavar="F", help="share refused by the channel, 0-1"
+    )
+    group.add_argument(
+        "--undelivered-share",
+        type=_share,
+        metavar="F",
+        help="share sent (and charged) but never delivered, 0-1",
+    )
+    group.add_argument(
+        "--country-profiles",
+        type=Path,
+        metavar="FILE",
+        help='JSON per country, e.g. {"IN": {"sentDelay": 2, "deliverDelay": 6, '
+        '"failedShare": 0.05, "undeliveredShare": 0.05, "jitter": 0.5}}; "*" means all',
+    )
+    group.add_argument(
+        "--carrier-seed", type=int, default=0, metavar="N", help="seed of the fates (0)"
+    )
+
+
+def add_callback_options(serve: argparse.ArgumentParser) -> None:
+    """Concurrency, timeout, backoff and dead-lettering of callback delivery."""
+    group = serve.add_argument_group(
+        "callbacks",
+        "Status and click callbacks go out from a durable outbox, at least once, signed, "
+        "retried with exponential backoff until a 2xx and dead-lettered after "
+        "--callback-dead-after (see: python -m gateway outbox).",
+    )
+    group.add_argument(
+        "--callback-concurrency",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="deliveries in flight at once (64)",
+    )
+    group.add_argument(
+        "--callback-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="S",
+        help="seconds per delivery attempt (10)",
+    )
+    group.add_argument(
+        "--callback-backoff",
+        type=_positive,
+        default=1.0,
+        metavar="S",
+        help="seconds before the second attempt, doubling after each failure (1)",
+    )
+    group.add_argument(
+        "--callback-backoff-cap",
+        type=_positive,
+        default=300.0,
+        metavar="S",
+        help="the longest wait between two attempts (300)",
+    )
+    group.add_argument(
+        "--callback-max-attempts",
+        type=_positive_int,
+        metavar="N",
+        help="dead-letter after N attempts (default: by age only)",
+    )
+    group.add_argument(
+        "--callback-dead-after",
+        type=_positive,
+        default=86400.0,
+        metavar="S",
+        help="dead-letter an event still undelivered this many seconds after it was "
+        "written (86400 = 24 h)",
+    )

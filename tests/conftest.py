@@ -10,10 +10,16 @@
   stops it (SIGTERM or SIGKILL); any left running are killed at the end of the session.
   Import it (``from conftest import start_gateway_process``) or use the ``gateway_process``
   fixture, the same function with a kill at teardown.
+- ``receiver_factory(signing_key=..., token=...) -> ReceiverHandle``: the console's callback
+  receiver (``kedacore.webhooks.webhook_routes`` over a ``Ledger`` in ``tmp_path``) under
+  uvicorn in a thread on loopback; it can be stopped and started again on the same port,
+  and told to fail (``refuse``: 503 before reading, ``lose_answers``: store, then 500,
+  ``hang``: wait, then 503).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import socket
@@ -29,12 +35,15 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from gateway import GatewayConfig, create_app
 from gateway.accounts import Accounts
 from gateway.db import Database
 from kedacore.envelope import seal
+from kedacore.ledger import Ledger
 from kedacore.money import to_micros
+from kedacore.webhooks import webhook_routes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -286,3 +295,145 @@ def _stop_leftover_gateway_processes() -> Iterator[None]:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+# Valid mobile numbers of a few countries: pattern and first value (``phone_numbers``).
+NUMBER_PATTERNS: dict[str, tuple[str, int]] = {
+    "US": ("+1206{:07d}", 2_000_000),
+    "GB": ("+447400{:06d}", 100_000),
+    "DE": ("+49151{:08d}", 100_000),
+    "CN": ("+86138{:08d}", 100_000),
+    "IN": ("+9198{:08d}", 100_000),
+    "BR": ("+55119{:08d}", 100_000),
+    "NG": ("+234803{:07d}", 100_000),
+}
+
+
+def phone_numbers(country: str, count: int, start: int = 0) -> list[str]:
+    """``count`` distinct valid E.164 numbers of a country (``start`` shifts the range)."""
+    pattern, first = NUMBER_PATTERNS[country]
+    return [pattern.format(first + start + i) for i in range(count)]
+
+
+class _FaultyReceiver:
+    """ASGI wrapper: counts requests and, on demand, fails some of them."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.requests = 0
+        self.refuse = 0  # answer this many with 503 without reading them
+        self.lose_answers = 0  # store this many, then answer 500 as if the answer was lost
+        self.hang = 0.0  # wait this long, then answer 503 without storing anything
+        self.captured: list[tuple[dict[str, str], bytes]] = []  # (headers, body) of each
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        self.requests += 1
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        entry = (headers, bytearray())
+        self.captured.append(entry)  # type: ignore[arg-type]
+        inner_receive = receive
+
+        async def receive() -> dict:
+            message = await inner_receive()
+            entry[1].extend(message.get("body", b""))
+            return message
+
+        hang = self.hang
+        if hang:
+            await asyncio.sleep(hang)
+        if self.refuse > 0 or hang:
+            self.refuse = max(0, self.refuse - (not hang))
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return None
+        lose = self.lose_answers > 0
+        if lose:
+            self.lose_answers -= 1
+
+        async def maybe_lose(message: dict) -> None:
+            if lose and message["type"] == "http.response.start":
+                message = {**message, "status": 500}
+            await send(message)
+
+        return await self.app(scope, receive, maybe_lose)
+
+
+class ReceiverHandle:
+    """The console's callback receiver on a loopback port, writing to its own ledger."""
+
+    poll = staticmethod(poll)
+
+    def __init__(self, ledger: Ledger, token: str, signing_key: str | bytes | None) -> None:
+        self.ledger = ledger
+        self.token = token
+        app = Starlette(routes=webhook_routes(ledger, token=token, signing_key=signing_key))
+        self.faults = _FaultyReceiver(app)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hooks/keda/{token}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> ReceiverHandle:
+        """Listen (again) on the receiver's port; returns once it accepts connections."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        config = uvicorn.Config(self.faults, log_level="warning", lifespan="off")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="receiver", daemon=True
+        )
+        thread.start()
+        self._server, self._thread, self._sock = server, thread, sock
+        poll(lambda: server.started or not thread.is_alive(), timeout=15)
+        if not thread.is_alive():
+            raise RuntimeError("the receiver thread died while starting")
+        return self
+
+    def stop(self) -> None:
+        """Stop listening: connections to the port are refused until ``start``."""
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=15)  # type: ignore[union-attr]
+        self._sock.close()
+        self._server = self._thread = None
+
+    def event_count(self) -> int:
+        """Callback events in the ledger (each event id once)."""
+        with self.ledger.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one()
+
+    def statuses(self) -> dict[str, str]:
+        """msgid → status, for every message of the ledger."""
+        with self.ledger.engine.connect() as conn:
+            return dict(conn.exec_driver_sql("SELECT msgid, status FROM messages").all())
+
+
+@pytest.fixture
+def receiver_factory(tmp_path: Path) -> Iterator[Callable[..., ReceiverHandle]]:
+    """``receiver_factory(signing_key=..., token=..., start=True)``: receivers, stopped at the end.
+
+    Each has its own ledger (``ledger-N.db`` in ``tmp_path``). ``signing_key`` is the
+    account's encryption key (base64 text or 32 bytes); ``None`` checks no signature.
+    """
+    handles: list[ReceiverHandle] = []
+
+    def make(
+        signing_key: str | bytes | None = None, token: str | None = None, start: bool = True
+    ) -> ReceiverHandle:
+        ledger = Ledger(f"sqlite:///{tmp_path / f'ledger-{len(handles)}.db'}")
+        handle = ReceiverHandle(ledger, token or f"tok{len(handles)}-{os.getpid()}", signing_key)
+        handles.append(handle)
+        return handle.start() if start else handle
+
+    yield make
+    for handle in handles:
+        handle.stop()
+        handle.ledger.close()

@@ -126,7 +126,8 @@ def test_a_campaign_ends_final_in_the_ledger_through_callbacks_alone(
     assert {m: s for m, (s, _) in ours.items()} == {m: s for m, (s, _) in theirs.items()}
     assert {m: c for m, (_, c) in ours.items()} == {m: c for m, (_, c) in theirs.items()}
     statuses = [s for s, _ in ours.values()]
-    assert statuses.count("FAILED") >= 2 and statuses.count("UNDELIVERED") >= 2  # realistic
+    realistic = [s for m, (s, _) in ours.items() if recipients[m] not in MAGIC]
+    assert realistic.count("FAILED") >= 1 and realistic.count("UNDELIVERED") >= 1
     assert ours[by_recipient(recipients, MAGIC_FAILED)] == ("FAILED", 0)
     assert ours[by_recipient(recipients, MAGIC_UNDELIVERED)] == ("UNDELIVERED", 50_000)
     assert ours[slow] == ("SENT", 50_000)

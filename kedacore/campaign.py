@@ -88,6 +88,7 @@ class CampaignEngine:
         track_click: replace URLs with per-recipient short links (the estimate is of the text
             as written; the service bills the rewritten text).
         write_group: the most answers recorded per ledger transaction.
+        linger: seconds the writer lets answers gather before a transaction.
         progress_interval: the least time between two progress callbacks, in seconds.
     """
 
@@ -99,6 +100,7 @@ class CampaignEngine:
         callback_url: str | None = None,
         track_click: bool = False,
         write_group: int = 500,
+        linger: float = 0.1,
         progress_interval: float = 0.25,
     ) -> None:
         self.ledger = ledger
@@ -106,6 +108,7 @@ class CampaignEngine:
         self.callback_url = callback_url
         self.track_click = track_click
         self.write_group = write_group
+        self.linger = linger
         self.progress_interval = progress_interval
 
     # -- planning and reading ----------------------------------------------------------------
@@ -298,8 +301,8 @@ class CampaignEngine:
         loop = asyncio.get_running_loop()
         while pending and not state.stopping(stop):
             wait = state.not_before - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0:  # in steps, so that a stop is heard during a long Retry-After
+                await asyncio.sleep(min(wait, 0.5))
                 continue
             batch = pending.popleft()
             try:
@@ -356,6 +359,9 @@ class CampaignEngine:
         done = False
         while not done:
             group = [await results.get()]
+            if group[0] is not None and results.qsize() < self.write_group:
+                # One transaction costs ~3 ms however many answers it holds: let them gather.
+                await asyncio.sleep(self.linger)
             recipients = 0
             while not results.empty() and len(group) < self.write_group and recipients < 20_000:
                 item = results.get_nowait()

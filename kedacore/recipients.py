@@ -182,7 +182,10 @@ def _cell_text(value: Any) -> str:
 
 
 def _table(
-    records: list[tuple[int, list[str]]], broken: list[tuple[int, str]], encoding: str, delim: Any
+    records: list[tuple[int, list[str]]],
+    broken: list[tuple[int, str]],
+    encoding: str,
+    delim: str | None,
 ) -> RecipientFile:
     if not records:
         raise RecipientsError("the file has no rows")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from kedacore import KedaError
 from kedacore.money import to_micros
-from pages._shell import account_changed, advice, page_setup
+from pages._shell import account_changed, advice, keda_errors, page_setup
 from pages._views import (
     check_numbers,
     country_label,
@@ -19,8 +19,11 @@ from pages._views import (
     money,
 )
 
+MAX_RECIPIENTS = 1000  # one send request takes 1 to 1,000 numbers (DESIGN.md)
+
 console = page_setup("Send", "One message to one or many numbers of one country.")
-pricing = console.pricing()
+with keda_errors("The price table could not be read", sandbox=console.sandbox):
+    pricing = console.pricing()
 state = st.session_state
 cur = pricing.currency
 outcome = st.container()  # the last send's result, above the form where it is seen
@@ -55,7 +58,7 @@ with compose:
         )
     if report.valid or report.duplicates:
         dupes = f" · {len(report.duplicates)} duplicate(s) left out" if report.duplicates else ""
-        st.caption(f"{len(report.valid)} recipient(s){dupes}")
+        st.caption(f"{len(report.valid)} valid recipient(s){dupes}")
     sender = st.text_input(
         "Sender id (optional)",
         key="send_sender",
@@ -131,6 +134,10 @@ with summary, st.container(border=True):
         blockers.append("add at least one valid number")
     if report.invalid:
         blockers.append("correct the numbers listed in red")
+    if len(report.valid) > MAX_RECIPIENTS:
+        blockers.append(
+            f"send to at most {MAX_RECIPIENTS:,} numbers at once (Campaigns takes more)"
+        )
     if not content.strip():
         blockers.append("write the message")
     if estimate.too_long:

@@ -47,7 +47,7 @@ def test_send_one_message_and_see_it_delivered(console: Console, page) -> None:
     numbers = page.locator(f"{key('send_numbers')} textarea")
     numbers.fill("+12015550123")
     numbers.press("Control+Enter")
-    page.get_by_text("1 recipient(s)").wait_for()
+    page.get_by_text("1 valid recipient(s)").wait_for()
     content = page.locator(f"{key('send_content')} textarea")
     content.fill("Your code is 123456. Welcome to KedaSMS!")
     content.press("Control+Enter")
@@ -79,6 +79,21 @@ def test_send_one_message_and_see_it_delivered(console: Console, page) -> None:
     wait_ready(page)
     no_traceback(page)
     screenshot(page, "status-delivered")
+
+
+def test_bad_numbers_and_ucs2_are_explained_before_sending(console: Console, page) -> None:
+    open_page(page, console, "")
+    numbers = page.locator(f"{key('send_numbers')} textarea")
+    numbers.fill("12345\n+8613800138000\n2015550123")
+    numbers.press("Control+Enter")
+    page.get_by_text("belongs to CN, not US").wait_for()
+    content = page.locator(f"{key('send_content')} textarea")
+    content.fill("Merci ! Prix : 5€ — à bientôt 😀")
+    content.press("Control+Enter")
+    page.get_by_text("UCS-2 because of").wait_for()
+    assert page.locator(f"{key('send_submit')} button").is_disabled()
+    no_traceback(page)
+    screenshot(page, "send-invalid")
 
 
 def test_every_page_renders(console: Console, page) -> None:

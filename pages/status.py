@@ -47,20 +47,22 @@ def look_up(msgids: list[str], label: str) -> None:
     state["status_checked_at"] = time.monotonic()
 
 
-search, country_box, go = st.columns([4, 2, 1], vertical_alignment="bottom")
-query_text = search.text_input(
-    "msgid, task id or phone number",
-    key="status_query",
-    placeholder="msg_1a2b3c4d5e6f · 20260131-0001 · +12015550123",
-)
-regions = sorted(supported_regions())
-country = country_box.selectbox(
-    "Country of national numbers",
-    regions,
-    index=regions.index("US"),
-    key="status_country",
-)
-clicked = go.button("Look up", key="status_lookup", type="primary", width="stretch")
+# A form, so that Enter in the search box looks up at once.
+with st.form("status_search", border=False):
+    search, country_box, go = st.columns([4, 2, 1], vertical_alignment="bottom")
+    query_text = search.text_input(
+        "msgid, task id or phone number",
+        key="status_query",
+        placeholder="msg_1a2b3c4d5e6f · 20260131-0001 · +12015550123",
+    )
+    regions = sorted(supported_regions())
+    country = country_box.selectbox(
+        "Country of national numbers",
+        regions,
+        index=regions.index("US"),
+        key="status_country",
+    )
+    clicked = go.form_submit_button("Look up", key="status_lookup", type="primary", width="stretch")
 
 with st.expander(f"Look up a list of msgids (up to {MAX_IDS:,})"):
     pasted = st.text_area(

@@ -68,6 +68,7 @@ class _State:
     patience: int = 32  # failures in a row (unreachable, 5xx) that pause the campaign
     balance: Decimal | None = None  # read when the balance ran short
     crash: BaseException | None = None
+    write_error: Exception | None = None
     last_error: str | None = None
     tally: RunTally | None = None
 
@@ -257,7 +258,7 @@ class CampaignEngine:
         if pending:
             self.ledger.set_campaign_status(campaign_id, "sending")
         results: asyncio.Queue[tuple[str, CampaignBatch, Any] | None] = asyncio.Queue()
-        writer = asyncio.create_task(self._writer(results, tally))
+        writer = asyncio.create_task(self._writer(results, tally, state))
         try:
             if pending:
                 async with self.client_factory() as client:
@@ -278,7 +279,7 @@ class CampaignEngine:
             raise
         finally:
             await results.put(None)
-            await writer  # every answer received is recorded, whatever happened
+            await writer  # every answer received is recorded (unless the ledger failed)
             status, reason = self._finish(campaign_id, state, stop)
             final = progress_of(
                 self.ledger.campaign(campaign_id),
@@ -286,6 +287,8 @@ class CampaignEngine:
                 running=False,
             )
             tally.notify(final)
+        if state.write_error is not None:
+            raise state.write_error
         if tally.callback_error is not None:
             raise tally.callback_error
         return tally.report(status, reason, time.monotonic() - started, final)
@@ -354,6 +357,7 @@ class CampaignEngine:
         self,
         results: asyncio.Queue[tuple[str, CampaignBatch, Any] | None],
         tally: RunTally,
+        state: _State,
     ) -> None:
         """Record answers in groups: what arrives during one transaction joins the next."""
         done = False
@@ -374,7 +378,14 @@ class CampaignEngine:
             sent = [(batch.id, result) for kind, batch, result in items if kind == "sent"]
             refused = [(batch, why) for kind, batch, why in items if kind == "refused"]
             errors = [(batch.id, why) for kind, batch, why in items if kind == "error"]
-            await asyncio.to_thread(self._record, sent, refused, errors)
+            try:
+                await asyncio.to_thread(self._record, sent, refused, errors)
+            except Exception as exc:
+                # Sending on without a record would only make work for the resume (the
+                # unrecorded answers are replayed by clientRef then): stop here.
+                state.write_error = exc
+                state.halt = state.halt or f"Paused: the ledger could not be written — {exc}"
+                return
             for kind, batch, result in items:
                 if kind == "sent":
                     tally.sent(len(batch.recipients), to_micros(result.debited_amount))

@@ -367,3 +367,29 @@ def test_the_command_line_runs_and_reports(gateway, account, ledger, monkeypatch
     assert (status["status"], status["recipients_sent"]) == ("done", 10)
     assert cli(["status", "--ledger", ledger.url, "--campaign", "999"]) == 1
     assert_exactly_once(gateway, plan)
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_sending(
+    gateway, account, ledger, engine, monkeypatch
+) -> None:
+    _, plan = plan_csv(gateway, account, marketing_csv(200, ("US",), names=200))
+    campaign_id = engine.create(plan, name="Disk full")
+    record = ledger.mark_batches_sent
+    calls = {"n": 0}
+
+    def failing(results):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError("disk full")
+        return record(results)
+
+    monkeypatch.setattr(ledger, "mark_batches_sent", failing)
+    with pytest.raises(OSError, match="disk full"):
+        engine.run_sync(campaign_id, concurrency=2)
+    campaign = ledger.campaign(campaign_id)
+    assert campaign.status == "paused" and "ledger could not be written" in campaign.error
+    assert GatewayTally.read(gateway.query).messages < 200  # it stopped sending
+    monkeypatch.setattr(ledger, "mark_batches_sent", record)
+    assert engine.resume_sync(campaign_id).status == "done"
+    assert_exactly_once(gateway, plan)
+    assert spent(gateway, account) == ledger.campaign(campaign_id).debited_micros

@@ -217,7 +217,8 @@ def _sidebar(rt: _runtime.Runtime) -> tuple[Balance | None, Limits | None, KedaE
         bar.caption(f"Spend today: **{money(usage.spend, cur)}** · no daily cap")
     if limits.alert.triggered:
         bar.error(
-            "Usage alert: today's usage passed the alert threshold.",
+            f"Usage alert: today's usage reached {limits.alert_threshold * 100:.0f} % of a "
+            "daily cap.",
             icon=":material/notifications_active:",
         )
     where = "sandbox gateway" if rt.mode == SANDBOX else "KedaSMS"

@@ -179,24 +179,30 @@ def headroom(limits: Limits, balance: Balance, messages: int, total: Decimal | N
     sms_left = None
     spend_left = None
     problems = []
+    outcome = (
+        "KedaSMS will refuse the send (caps block sends)."
+        if limits.block_on_limit
+        else "It will go through and raise the usage alert."
+    )
     if limits.daily_sms_cap is not None:
         sms_left = max(limits.daily_sms_cap - usage.sms_sent, 0)
         if messages > sms_left:
             problems.append(
-                f"{messages} messages exceed today's SMS cap headroom of {sms_left} "
-                f"(cap {limits.daily_sms_cap})."
+                f"{messages} messages exceed what is left under today's SMS cap "
+                f"({sms_left} of {limits.daily_sms_cap}). {outcome}"
             )
     if limits.daily_spend_cap is not None:
         spend_left = max(limits.daily_spend_cap - usage.spend, Decimal(0))
         if total is not None and total > spend_left:
             problems.append(
-                f"{money(total, balance.currency)} exceeds today's spend cap headroom of "
-                f"{money(spend_left, balance.currency)}."
+                f"{money(total, balance.currency)} exceeds what is left under today's spend "
+                f"cap ({money(spend_left, balance.currency)}). {outcome}"
             )
     if total is not None and total > balance.balance:
         problems.append(
             f"{money(total, balance.currency)} exceeds the balance of "
-            f"{money(balance.balance, balance.currency)}."
+            f"{money(balance.balance, balance.currency)}. KedaSMS will refuse the send: "
+            "top up first."
         )
     return Headroom(sms_left, spend_left, balance.balance, tuple(problems))
 

@@ -7,6 +7,7 @@ opens a browser: see tests/browser for that.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -16,7 +17,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kedacore.ledger import Ledger
+from kedacore.settings import load_settings
 from pages import _runtime
+from pages._shell import account_changed
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = [
@@ -250,6 +253,23 @@ def test_settings_registers_a_sandbox_account_and_tops_up(data_dir: Path) -> Non
     assert not at.exception and not at.error
     assert balance(at) == before + Decimal("12.345")
     assert "12.345 USD" in at.success[0].value
+
+
+def test_the_headroom_under_the_caps_is_shown_before_sending(tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp, tmp_path)
+        try:
+            at = start()
+            rt = _runtime.runtime(load_settings(None, os.environ))  # the one the page uses
+            rt.client.limits.update(daily_sms_cap=2, daily_spend_cap="1", block_on_limit=True)
+            account_changed()  # what the Limits page calls after a change
+            at.text_area(key="send_numbers").input("2015550130\n2015550131\n2015550132").run()
+            at.text_area(key="send_content").input("Three is one too many").run()
+            assert "**2 messages** · **1.00 USD**" in " ".join(c.value for c in at.caption)
+            warning = at.warning[0].value
+            assert "3 messages exceed" in warning and "will refuse" in warning
+        finally:
+            _runtime.reset()
 
 
 def test_an_unreachable_live_service_shows_what_to_do(tmp_path: Path) -> None:

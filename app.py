@@ -35,25 +35,28 @@ if __name__ != "__main__":
     # navigation or the page config. Clear it now, as st.navigation would.
     PagesManager.uses_pages_directory = False
 
+    _started: list[_runtime.Runtime] = []  # the runtime, once up: callbacks skip the lookup
+
     def _current() -> _runtime.Runtime:
         return _runtime.runtime(load_settings(st.secrets, os.environ))
 
     async def _receive(request: Request) -> Response:
         """``/hooks/keda/{token}``: the runtime's receiver (started on first use if need be)."""
-        try:
-            rt = await asyncio.to_thread(_current)
-        except Exception:
-            log.exception("callback refused: the console runtime could not start")
-            return JSONResponse(
-                {"ok": False, "error": "unavailable", "message": "The console is not ready."},
-                status_code=503,
-            )
-        return await rt.receive(request)
+        if not _started:
+            try:
+                _started.append(await asyncio.to_thread(_current))
+            except Exception:
+                log.exception("callback refused: the console runtime could not start")
+                return JSONResponse(
+                    {"ok": False, "error": "unavailable", "message": "The console is not ready."},
+                    status_code=503,
+                )
+        return await _started[0].receive(request)
 
     @asynccontextmanager
     async def _lifespan(_app: Any) -> AsyncIterator[None]:
         try:  # start the sandbox with the server, so that it runs before any page is opened
-            await asyncio.to_thread(_current)
+            _started.append(await asyncio.to_thread(_current))
         except Exception as exc:  # the pages show the reason with what to do
             log.error("the console runtime did not start: %s", exc)
         yield

@@ -144,6 +144,7 @@ class CallbackSender:
         """Send until cancelled; events claimed by a dead predecessor are sent again first."""
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
+        self._outstanding, self._results = 0, []  # a restarted run owes nothing
         self._gate = asyncio.Semaphore(self.concurrency)
         released = self.outbox.release_leases()
         if released:

@@ -45,6 +45,7 @@ from kedacore import (
 from kedacore.ledger import Ledger
 from kedacore.settings import SANDBOX, Settings, load_settings
 from pages import _runtime
+from pages._finance_alerts import limit_banners
 from pages._views import money, zone
 
 T = TypeVar("T")
@@ -229,6 +230,15 @@ def _sidebar(rt: _runtime.Runtime) -> tuple[Balance | None, Limits | None, KedaE
     return balance, limits, None
 
 
+def _cap_banners(limits: Limits | None, currency: str) -> None:
+    """Every page says when today's usage alert is raised or a cap blocks sending."""
+    for banner in limit_banners(limits, currency):
+        if banner.kind == "error":
+            st.error(banner.text, icon=":material/block:")
+        else:
+            st.warning(banner.text, icon=":material/notifications_active:")
+
+
 def page_setup(title: str, caption: str | None = None, *, need_connection: bool = True) -> Console:
     """Start the page: settings, runtime, sidebar, title; stops the page when it cannot work."""
     settings = _settings()
@@ -237,6 +247,7 @@ def page_setup(title: str, caption: str | None = None, *, need_connection: bool 
     st.title(title)
     if caption:
         st.caption(caption)
+    _cap_banners(limits, balance.currency if balance else "USD")
     if error is not None:
         message = f"**Cannot reach the service.** {advice(error, sandbox=rt.mode == SANDBOX)}"
         if need_connection:

@@ -7,7 +7,7 @@ sent with AsyncKedaClient (5 tasks of 1,000) with the receiver as `callbackUrl` 
 in the ledger; each makes two events (SENT, DELIVERED): 10,000 events. The clock runs from
 the first send until the ledger holds the last event.
 
-Run: python -m bench.callbacks [--messages 5000] [--concurrency 64]
+Run: python -m bench.callbacks [--messages 5000] [--concurrency 128]
 Target on the 2-core machine: ≥ 1,000 events/s into the ledger.
 """
 
@@ -84,7 +84,7 @@ async def send_all(gw, ledger: Ledger, callback_url: str, messages: int) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000, help="two events each (5000)")
-    parser.add_argument("--concurrency", type=int, default=64, help="gateway deliveries (64)")
+    parser.add_argument("--concurrency", type=int, default=128, help="gateway deliveries (128)")
     args = parser.parse_args()
     expected = 2 * args.messages
 

@@ -73,7 +73,7 @@ class GatewayConfig:
     max_body_bytes: int = 2 * 1024 * 1024
     mail_dir: Path | None = None
     clock: Callable[[], float] = field(default=time.time)
-    callback_concurrency: int = 64
+    callback_concurrency: int = 128
     callback_timeout: float = 10.0
     callback_backoff_base: float = 1.0
     callback_backoff_cap: float = 300.0

@@ -90,7 +90,7 @@ class CallbackSender:
         rules: AddressRules,
         clock: Callable[[], float],
         *,
-        concurrency: int = 64,
+        concurrency: int = 128,
         timeout: float = 10.0,
         backoff_base: float = 1.0,
         backoff_cap: float = 300.0,

@@ -2,7 +2,8 @@
 
 - ``console = page_setup("Title", "one-line caption")`` — call first on every page. It
   loads the settings, starts (once per process) the runtime, draws the sidebar (mode banner,
-  balance, today's usage against the caps, connection state) and the page title. If the
+  balance, today's usage against the caps, connection state), the page title and, when
+  today's usage alert is raised or a cap blocks sending, a banner. If the
   service cannot be used it shows what is wrong and what to do, and stops the page; pass
   ``need_connection=False`` to carry on anyway (the Settings page does).
 - ``Console`` (what ``page_setup`` returns): ``settings``, ``runtime``, ``ledger``,

@@ -55,12 +55,21 @@ class RuntimeStartError(Exception):
 def sandbox_carrier() -> dict[str, Any]:
     """How the embedded sandbox gateway's carrier treats messages (``GatewayConfig`` fields).
 
-    SANDBOX CARRIER POLICY — the one place the sandbox chooses it. Today: the gateway's
-    deterministic default made explicit (SENT after 0.5 s, DELIVERED 1 s later, no failures).
-    When the realistic carrier profile lands in ``gateway``, return its settings here (e.g.
-    ``{"carrier_profile": "realistic"}``); the magic numbers behave the same under any profile.
+    SANDBOX CARRIER POLICY — the one place the sandbox chooses it. By default the gateway's
+    ``realistic`` profile: a few seconds to SENT and to the final status, and a few percent
+    FAILED and UNDELIVERED, so a new user sees every outcome. ``KEDA_SANDBOX_CARRIER=
+    deterministic`` delivers everything (SENT after 0.5 s, DELIVERED 1 s later): the tests
+    use it. The magic numbers behave the same under either.
     """
-    return {"sent_delay": 0.5, "deliver_delay": 1.0}
+    profile = os.environ.get("KEDA_SANDBOX_CARRIER", "realistic").strip().lower()
+    if profile == "deterministic":
+        return {"carrier_profile": "deterministic", "sent_delay": 0.5, "deliver_delay": 1.0}
+    if profile != "realistic":
+        raise RuntimeStartError(
+            f"KEDA_SANDBOX_CARRIER={profile!r} is not a carrier profile: "
+            "use 'realistic' (the default) or 'deterministic'"
+        )
+    return {"carrier_profile": "realistic"}
 
 
 @dataclass(frozen=True)

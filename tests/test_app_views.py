@@ -151,3 +151,13 @@ def test_an_unusable_ledger_is_a_sentence(tmp_path: Path, bad: str) -> None:
     settings = load_settings(None, {"KEDA_DATA_DIR": str(tmp_path), "KEDA_DATABASE_URL": bad})
     with pytest.raises(_runtime.RuntimeStartError, match="KEDA_DATABASE_URL"):
         _runtime.Runtime(settings)
+
+
+def test_the_sandbox_carrier_is_realistic_unless_told_otherwise(monkeypatch) -> None:
+    monkeypatch.delenv("KEDA_SANDBOX_CARRIER", raising=False)
+    assert _runtime.sandbox_carrier() == {"carrier_profile": "realistic"}
+    monkeypatch.setenv("KEDA_SANDBOX_CARRIER", "deterministic")
+    assert _runtime.sandbox_carrier()["carrier_profile"] == "deterministic"
+    monkeypatch.setenv("KEDA_SANDBOX_CARRIER", "chaotic")
+    with pytest.raises(_runtime.RuntimeStartError, match="realistic"):
+        _runtime.sandbox_carrier()

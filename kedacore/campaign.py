@@ -33,6 +33,7 @@ from kedacore.campaign_progress import (
     CampaignRun,
     RunTally,
     claim,
+    end_of_run,
     holder,
     progress_of,
     progress_setter,
@@ -49,7 +50,7 @@ from kedacore.errors import (
     ValidationError,
 )
 from kedacore.ledger import CampaignBatch, Ledger
-from kedacore.money import from_micros, money_str, to_micros
+from kedacore.money import to_micros
 from kedacore.types import SendResult
 
 logger = logging.getLogger("kedacore.campaign")
@@ -410,37 +411,18 @@ class CampaignEngine:
         self, campaign_id: int, state: _State, stop: threading.Event | None
     ) -> tuple[str, str | None]:
         """Set the campaign's status (done or paused) and say why."""
-        counts = self.ledger.campaign_batch_counts(campaign_id)
-        left = counts.get("planned", {})
-        refused = counts.get("refused", {})
-        if not left.get("batches"):
-            reason = None
-            if refused.get("batches"):
-                reason = (
-                    f"{refused['batches']} batches ({refused['recipients']} recipients) were "
-                    "refused by KedaSMS; see each batch's error."
-                )
-            self.ledger.set_campaign_status(campaign_id, "done", error=reason)
-            return "done", reason
-        remaining = f"{left['recipients']} recipients in {left['batches']} batches are left"
-        if state.short_balance:
-            currency = getattr(self.ledger.campaign(campaign_id), "currency", "")
-            reason = _balance_reason(from_micros(left["estimated_micros"]), state.balance, currency)
-            reason = f"{reason} ({remaining}.)"
-        elif state.halt is not None:
-            reason = f"{state.halt} ({remaining}.)"
-        elif (state.tally and state.tally.callback_error) or state.crash is not None:
-            why = (state.tally and state.tally.callback_error) or state.crash
-            reason = f"Interrupted ({type(why).__name__}); {remaining}. Resume to send them."
-        elif stop is not None and stop.is_set():
-            reason = f"Stopped; {remaining}. Resume to send them."
-        else:
-            reason = (
-                f"{remaining}: {state.last_error or 'the run ended early'}. Resume to try them "
-                "again (no recipient is sent twice)."
-            )
-        self.ledger.set_campaign_status(campaign_id, "paused", error=reason)
-        return "paused", reason
+        status, reason = end_of_run(
+            self.ledger.campaign_batch_counts(campaign_id),
+            halt=state.halt,
+            short_balance=state.short_balance,
+            balance=state.balance,
+            currency=getattr(self.ledger.campaign(campaign_id), "currency", ""),
+            interrupted=(state.tally and state.tally.callback_error) or state.crash,
+            stopped=stop is not None and stop.is_set(),
+            last_error=state.last_error,
+        )
+        self.ledger.set_campaign_status(campaign_id, status, error=reason)
+        return status, reason
 
 
 async def _balance(client: AsyncKedaClient) -> Decimal | None:
@@ -449,17 +431,6 @@ async def _balance(client: AsyncKedaClient) -> Decimal | None:
         return (await client.account.balance()).balance
     except KedaError:
         return None
-
-
-def _balance_reason(needed: Decimal, balance: Decimal | None, currency: str) -> str:
-    need = f"Paused: insufficient balance — the batches left need {money_str(needed)} {currency}"
-    if balance is None:
-        return f"{need}. Top up, then resume."
-    short = max(needed - balance, Decimal(0))
-    return (
-        f"{need}, the balance is {money_str(balance)} {currency}: top up at least "
-        f"{money_str(short)} {currency}, then resume."
-    )
 
 
 __all__ = [

@@ -1,8 +1,9 @@
 """What a campaign run reports, and the runs under way in this process.
 
 ``CampaignProgress`` is read from the ledger (``CampaignEngine.progress``) or handed to a
-run's ``on_progress`` callback; ``CampaignRun`` is a background run's handle. One run per
-campaign at a time in a process: :func:`claim` holds it.
+run's ``on_progress`` callback; ``CampaignRun`` is a background run's handle; :func:`end_of_run`
+words the status a run leaves its campaign in. One run per campaign at a time in a process:
+:func:`claim` holds it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from kedacore.money import from_micros
+from kedacore.money import from_micros, money_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,3 +249,52 @@ class RunTally:
             seconds,
             final,
         )
+
+
+def end_of_run(
+    counts: dict[str, dict[str, int]],
+    *,
+    halt: str | None,
+    short_balance: bool,
+    balance: Decimal | None,
+    currency: str,
+    interrupted: BaseException | None,
+    stopped: bool,
+    last_error: str | None,
+) -> tuple[str, str | None]:
+    """The status a run leaves its campaign in (done or paused) and why, for a person."""
+    left, refused = counts.get("planned", {}), counts.get("refused", {})
+    if not left.get("batches"):
+        if not refused.get("batches"):
+            return "done", None
+        return "done", (
+            f"{refused['batches']} batches ({refused['recipients']} recipients) were refused "
+            "by KedaSMS; see each batch's error."
+        )
+    remaining = f"{left['recipients']} recipients in {left['batches']} batches are left"
+    if short_balance:
+        needed = from_micros(left["estimated_micros"])
+        reason = f"{_balance_reason(needed, balance, currency)} ({remaining}.)"
+    elif halt is not None:
+        reason = f"{halt} ({remaining}.)"
+    elif interrupted is not None:
+        reason = f"Interrupted ({type(interrupted).__name__}); {remaining}. Resume to send them."
+    elif stopped:
+        reason = f"Stopped; {remaining}. Resume to send them."
+    else:
+        reason = (
+            f"{remaining}: {last_error or 'the run ended early'}. Resume to try them again "
+            "(no recipient is sent twice)."
+        )
+    return "paused", reason
+
+
+def _balance_reason(needed: Decimal, balance: Decimal | None, currency: str) -> str:
+    need = f"Paused: insufficient balance — the batches left need {money_str(needed)} {currency}"
+    if balance is None:
+        return f"{need}. Top up, then resume."
+    short = max(needed - balance, Decimal(0))
+    return (
+        f"{need}, the balance is {money_str(balance)} {currency}: top up at least "
+        f"{money_str(short)} {currency}, then resume."
+    )

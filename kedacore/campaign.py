@@ -49,7 +49,8 @@ from kedacore.errors import (
     RateLimitError,
     ValidationError,
 )
-from kedacore.ledger import CampaignBatch, Ledger
+from kedacore.ledger import CampaignBatch, Ledger, LedgerMessage
+from kedacore.ledger import schema as ledger_schema
 from kedacore.money import to_micros
 from kedacore.types import SendResult
 
@@ -144,6 +145,11 @@ class CampaignEngine:
             raise KeyError(f"no campaign {campaign_id!r}")
         counts = self.ledger.campaign_batch_counts(campaign_id)
         return progress_of(campaign, counts, running=self.is_running(campaign_id))
+
+    def messages(self, campaign_id: int, *, limit: int | None = None) -> list[LedgerMessage]:
+        """The campaign's recorded messages (status, cost, times), oldest first."""
+        where = ledger_schema.messages.c.campaign_id == campaign_id
+        return self.ledger._messages(where, limit=limit)  # the ledger's own message reader
 
     def is_running(self, campaign_id: int) -> bool:
         """Whether a run of this campaign is under way in this process."""

@@ -133,8 +133,9 @@ with money_col:
     blocked = blocked_caps(limits)
     raised_at = local_time(limits.alert.at, console.tz) if limits.alert.at else "earlier today"
     if blocked:
-        alert_state = "Sending blocked"
-        detail = f"The {' and '.join(CAP_NAMES[c] for c in blocked)} is reached."
+        alert_state = "Blocked"
+        caps = " and ".join(CAP_NAMES[c] for c in blocked)
+        detail = f"Sends are refused: the {caps} {'are' if len(blocked) > 1 else 'is'} reached."
     elif limits.alert.triggered:
         alert_state = "Raised"
         which = " and ".join(CAP_NAMES[c] for c in crossed_caps(limits)) or "a daily cap"

@@ -6,6 +6,12 @@ spelling (``2852039166``, ``0xa9fea9fe``, ``0251.0376.0251.0376``, ``169.254.435
 IPv4-mapped, -compatible, NAT64, 6to4 or Teredo IPv6), and the gateway's own address.
 Loopback and private ranges are refused unless ``allow_private`` (the console's sandbox).
 
+The host judged is the host the HTTP client (aiohttp, through yarl) will connect to: yarl
+applies IDNA/UTS-46 mapping, so ``１２７.０.０.１`` (full-width digits) or ``127。0。0。1``
+(ideographic full stops) *is* 127.0.0.1 to it, and aiohttp then treats it as an address
+literal, without asking the resolver. A URL yarl refuses is refused here too (it could never
+be delivered), and so is a host that is not ASCII once normalised.
+
 At send time only what the URL says is judged (a literal address, or a name known to mean
 loopback or metadata): resolving names there would put DNS on the send path. At delivery
 the address a name resolves to is judged again, by the resolver the connection itself uses
@@ -16,7 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+
+from yarl import URL
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -119,13 +126,40 @@ def ip_problem(ip: IP, allow_private: bool) -> str | None:
         return None if allow_private else f"{ip} is a loopback address, {PRIVATE_HINT}"
     if ip.is_reserved or ip == _BROADCAST:
         return f"{ip} is a reserved address"
-    if not allow_private and not ip.is_global:
+    # fec0::/10 (deprecated site-local) is "global" to the ipaddress module, not to us.
+    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
+    if not allow_private and (site_local or not ip.is_global):
         return f"{ip} is a private address, {PRIVATE_HINT}"
     return None
 
 
 def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
+
+
+class BadUrl(ValueError):
+    """A URL the HTTP client would refuse, or whose host it would not judge as we do."""
+
+
+def client_host_port(url: str) -> tuple[str, int]:
+    """The host (lower case, IDNA-normalised, ASCII) and port the HTTP client connects to.
+
+    Raises:
+        BadUrl: yarl refuses the URL, it is not http(s), it has no host, or the host is
+            not ASCII after normalisation.
+    """
+    try:
+        parsed = URL(url)
+        host, port, scheme = parsed.raw_host, parsed.port, parsed.scheme.lower()
+    except (ValueError, TypeError) as exc:  # UnicodeError is a ValueError
+        raise BadUrl(f"is not a valid URL ({type(exc).__name__})") from None
+    if scheme not in ("http", "https"):
+        raise BadUrl("must start with http:// or https://")
+    if not host:
+        raise BadUrl("must name a host")
+    if not host.isascii():
+        raise BadUrl("must have a host that is ASCII once normalised (IDNA)")
+    return host.lower(), port or _default_port(scheme)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +193,11 @@ class AddressRules:
         """The rules of a gateway listening on ``host:port``, reachable at ``public_url``."""
         public = None
         if public_url:
-            parts = urlsplit(public_url)
-            if parts.hostname:
-                public = (parts.hostname.lower(), parts.port or _default_port(parts.scheme))
+            try:
+                public_host, public_port = client_host_port(public_url)
+                public = (public_host.rstrip("."), public_port)
+            except BadUrl:
+                public = None
         return cls(allow_private, host, port, public)
 
     def _is_own(self, ip: IP, port: int) -> bool:
@@ -198,10 +234,14 @@ class AddressRules:
         return f"{host}: {problem}" if problem else None
 
     def url_problem(self, url: str) -> str | None:
-        """Why a (syntactically valid) http(s) callback URL is refused at send time, or None."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or _default_port(parts.scheme.lower())
+        """Why a callback URL is refused (send time, and again before each delivery), or None.
+
+        The host is judged as the HTTP client will see it (``client_host_port``).
+        """
+        try:
+            host, port = client_host_port(url)
+        except BadUrl as exc:
+            return str(exc)
         try:
             ip = literal_ip(host)
         except NotAnAddress as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -9,7 +10,15 @@ from collections.abc import Callable
 import pytest
 from conftest import GatewayHandle, ReceiverHandle, phone_numbers, poll
 
-from gateway.addresses import AddressRules, NotAnAddress, parse_ipv4
+from gateway.addresses import AddressRules, NotAnAddress, client_host_port, parse_ipv4
+from gateway.delivery import CallbackSender
+from gateway.outbox import DEAD, Claimed
+
+
+def full_width(text: str) -> str:
+    """Digits as their full-width forms (U+FF10…): IDNA maps them back to ASCII digits."""
+    return "".join(chr(ord(ch) + 0xFEE0) if ch.isdigit() else ch for ch in text)
+
 
 ALWAYS_REFUSED = [
     "http://169.254.169.254/latest/meta-data/",
@@ -28,6 +37,13 @@ ALWAYS_REFUSED = [
     "http://255.255.255.255/",
     "http://metadata.google.internal/computeMetadata/v1/",
     "http://1.2.3.999/",  # numeric, but no address: a browser refuses it too
+    # What yarl (and so aiohttp) normalises to 169.254.169.254 and connects to directly:
+    f"http://{full_width('169.254.169.254')}/",
+    "http://169\u3002254\u3002169\u3002254/",  # ideographic full stops
+    "http://\uff11\uff16\uff19\uff0e254\uff0e169\uff0e254/",  # full-width dots too
+    "http://\u246f\u2468.254.169.254/",  # circled numbers ⑯⑨
+    "http://127.0.0.1\\@example.com/",  # yarl refuses it: it could never be delivered
+    "http://example.com:99999/",
 ]
 PRIVATE = [
     "http://127.0.0.1:8000/hook",
@@ -42,6 +58,10 @@ PRIVATE = [
     "http://192.168.1.1/",
     "http://100.64.0.1/",
     "http://[fd00::1]/",
+    "http://[fec0::1]/",  # site-local (deprecated, but never public)
+    f"http://{full_width('127.0.0.1')}:8000/hook",
+    "http://127\u30020\u30020\u30021/",
+    "http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/",  # full-width localhost
 ]
 PUBLIC = [
     "https://example.com/hooks/keda/t",
@@ -94,6 +114,40 @@ def test_numeric_hosts_that_are_no_address_are_refused(host: str) -> None:
         parse_ipv4(host)
 
 
+@pytest.mark.parametrize(
+    ("url", "host", "port"),
+    [
+        (f"http://{full_width('127.0.0.1')}:8000/", "127.0.0.1", 8000),
+        ("https://B\u00fccher.example/", "xn--bcher-kva.example", 443),
+        ("http://user:secret@Example.COM/", "example.com", 80),
+        ("http://[::1]/", "::1", 80),
+    ],
+)
+def test_the_host_judged_is_the_one_the_http_client_connects_to(
+    url: str, host: str, port: int
+) -> None:
+    assert client_host_port(url) == (host, port)
+
+
+class _NoOutbox:
+    wake = None
+
+
+def test_delivery_dead_letters_a_normalised_literal_without_posting() -> None:
+    """The delivery re-check sees the address aiohttp would connect to (no resolver)."""
+    sender = CallbackSender(_NoOutbox(), AddressRules(allow_private=False), lambda: 1e9)  # type: ignore[arg-type]
+    for url in [
+        f"http://{full_width('127.0.0.1')}:9/hook",
+        f"http://{full_width('169.254.169.254')}/",
+        "http://127.0.0.1\\@example.com/",
+    ]:
+        item = Claimed(1, "evt_1", url, b"{}", b"k" * 32, 1, 0)
+        # The session is never opened: a refused URL is settled before any connection.
+        settlement = asyncio.run(sender._attempt(item))
+        assert settlement.state == DEAD, url
+        assert settlement.error and settlement.error.startswith("refused destination"), url
+
+
 def test_the_gateways_own_address_is_refused_always() -> None:
     rules = AddressRules.for_gateway(True, "127.0.0.1", 8787, "https://sms.example.com/")
     for url in [
@@ -130,6 +184,8 @@ def test_send_time_refusals_over_http(gateway_factory: Callable[..., GatewayHand
         assert refused_field(strict, url), url
     assert "http" in (refused_field(strict, "ftp://example.com/") or "")
     assert refused_field(strict, "https://example.com/hook") is None
+    assert "loopback" in refused_field(strict, f"http://{full_width('127.0.0.1')}:9/hook")
+    assert refused_field(strict, "http://127.0.0.1\\@example.com/")
     sandbox = gateway_factory(allow_private_callbacks=True)
     assert refused_field(sandbox, "http://127.0.0.1:9/hook") is None
     assert "link-local" in refused_field(sandbox, "http://169.254.169.254/")

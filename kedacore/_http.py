@@ -30,9 +30,9 @@ from .errors import (
     MissingCredentialsError,
     RateLimitError,
     error_from_response,
-    mask,
 )
 from .money import money_str
+from .redaction import mask, url_secrets
 
 VERSION = "0.1.0"
 USER_AGENT = f"kedacore/{VERSION}"
@@ -194,8 +194,14 @@ def build_request(
     )  # fmt: skip
 
 
-def parse_success(response: httpx.Response, settings: Settings) -> Any:
-    """The ``data`` of a successful answer (either shape); any other answer raises APIError."""
+def parse_success(
+    response: httpx.Response, settings: Settings, redact: tuple[str, ...] = ()
+) -> Any:
+    """The ``data`` of a successful answer (either shape); any other answer raises APIError.
+
+    ``redact``: secrets of the request besides the API key (a callback URL's token) to mask if
+    the service echoes them in its refusal.
+    """
     if response.is_success:
         try:
             body = loads(response.content)
@@ -205,7 +211,7 @@ def parse_success(response: httpx.Response, settings: Settings) -> Any:
             ok = body.get("success") is True if "success" in body else str(body.get("code")) == "0"
             if ok:
                 return body.get("data")
-    raise error_from_response(response, redact=[settings.api_key or ""])
+    raise error_from_response(response, redact=[settings.api_key or "", *redact])
 
 
 def parse_result(endpoint: Endpoint[T], response: httpx.Response, settings: Settings) -> T:
@@ -214,7 +220,8 @@ def parse_result(endpoint: Endpoint[T], response: httpx.Response, settings: Sett
     logger.debug(
         "%s %s -> HTTP %d", request.method, request.url.copy_with(query=None), response.status_code
     )
-    data = parse_success(response, settings)
+    callback = (endpoint.body or {}).get("callbackUrl")
+    data = parse_success(response, settings, tuple(url_secrets(callback)))
     try:
         return endpoint.parse(data)
     except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:

@@ -52,6 +52,7 @@ from kedacore.errors import (
 from kedacore.ledger import CampaignBatch, Ledger, LedgerMessage
 from kedacore.ledger import schema as ledger_schema
 from kedacore.money import to_micros
+from kedacore.redaction import redact_secrets, url_secrets
 from kedacore.types import SendResult
 
 logger = logging.getLogger("kedacore.campaign")
@@ -109,6 +110,8 @@ class CampaignEngine:
         self.ledger = ledger
         self.client_factory = client_factory
         self.callback_url = callback_url
+        # The callback URL carries the receiver's secret token: never let an error echo it.
+        self._secrets = url_secrets(callback_url)
         self.track_click = track_click
         self.write_group = write_group
         self.linger = linger
@@ -330,35 +333,41 @@ class CampaignEngine:
             except CapReachedError as exc:
                 which = exc.cap or "a daily cap"
                 state.halt = state.halt or (
-                    f"Paused: {which} reached — {exc.message}. Raise the cap in Limits (or "
-                    "wait for the next UTC day), then resume."
+                    f"Paused: {which} reached — {self._say(exc.message)}. Raise the cap in "
+                    "Limits (or wait for the next UTC day), then resume."
                 )
-                await results.put(("error", batch, str(exc)))
+                await results.put(("error", batch, self._say(exc)))
             except InsufficientBalanceError as exc:
                 state.short_balance = True
                 state.halt = state.halt or "Paused: insufficient balance"
-                await results.put(("error", batch, str(exc)))
+                await results.put(("error", batch, self._say(exc)))
             except ValidationError as exc:
-                await results.put(("refused", batch, str(exc)))
+                await results.put(("refused", batch, self._say(exc)))
             except RateLimitError as exc:
                 # Wait as told, then carry on: the batch goes back to the front of the line.
                 delay = exc.retry_after if exc.retry_after is not None else 1.0
                 state.not_before = max(state.not_before, loop.time() + delay)
                 pending.appendleft(batch)
             except (AuthenticationError, ConfigurationError) as exc:
-                state.halt = state.halt or f"Paused: KedaSMS refused the credentials — {exc}"
-                await results.put(("error", batch, str(exc)))
+                why = self._say(exc)
+                state.halt = state.halt or f"Paused: KedaSMS refused the credentials — {why}"
+                await results.put(("error", batch, why))
             except KedaError as exc:  # unreachable, timed out, 5xx: stays planned, resend later
+                why = self._say(exc)
                 state.failures_in_a_row += 1
-                state.last_error = str(exc)
-                await results.put(("error", batch, str(exc)))
+                state.last_error = why
+                await results.put(("error", batch, why))
                 # Every request failing in a row: the service is down; do not try them all.
                 if state.failures_in_a_row >= state.patience:
                     down = "cannot be reached" if isinstance(exc, APIConnectionError) else "fails"
-                    state.halt = state.halt or f"Paused: KedaSMS {down} — {exc}"
+                    state.halt = state.halt or f"Paused: KedaSMS {down} — {why}"
             else:
                 state.failures_in_a_row = 0
                 await results.put(("sent", batch, result))
+
+    def _say(self, error: BaseException | str) -> str:
+        """An error as the ledger may keep it: no callback token, no URL secret."""
+        return redact_secrets(str(error), self._secrets)
 
     async def _writer(
         self,
@@ -391,7 +400,8 @@ class CampaignEngine:
                 # Sending on without a record would only make work for the resume (the
                 # unrecorded answers are replayed by clientRef then): stop here.
                 state.write_error = exc
-                state.halt = state.halt or f"Paused: the ledger could not be written — {exc}"
+                why = self._say(exc)
+                state.halt = state.halt or f"Paused: the ledger could not be written — {why}"
                 return
             for kind, batch, result in items:
                 if kind == "sent":

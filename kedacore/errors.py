@@ -18,6 +18,9 @@ from typing import Any, ClassVar
 
 import httpx
 
+from kedacore.redaction import mask as mask  # kedacore.errors.mask: where it used to be
+from kedacore.redaction import redact_secrets, redact_text
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -41,11 +44,6 @@ __all__ = [
 
 
 _ADDRESS_HINT = "Check the service address (KEDA_BASE_URL / KEDA_BACKUP_URL)."
-
-
-def mask(secret: str) -> str:
-    """A secret as it may be shown: its last 4 characters, and only when it is long."""
-    return "…" + secret[-4:] if len(secret) > 8 else "…"
 
 
 class KedaError(Exception):
@@ -75,8 +73,8 @@ class APIConnectionError(KedaError):
 
     def __init__(self, method: str, url: str, reason: str = "") -> None:
         self.method = method
-        self.url = url
-        self.reason = reason
+        self.url = redact_text(url)
+        self.reason = redact_text(reason)
         super().__init__(self._sentence())
 
     def _sentence(self) -> str:
@@ -140,7 +138,7 @@ class APIError(KedaError):
         if self.code is None and self.http_status < 500 and self.http_status != 429:
             hint = _ADDRESS_HINT  # not KedaSMS's JSON: most likely the wrong address
         hint = f" {hint}" if hint else ""
-        return f"{text} ({where}).{hint}"
+        return redact_text(f"{text} ({where}).{hint}")
 
     def __repr__(self) -> str:
         return (
@@ -214,7 +212,8 @@ class ValidationError(APIError):
             for e in faults[:5]
         )
         more = f" (and {len(faults) - 5} more)" if len(faults) > 5 else ""
-        return f"{base} Faults: {shown}{more}."
+        # The service may echo a refused URL (a callbackUrl with the receiver's token).
+        return redact_text(f"{base} Faults: {shown}{more}.")
 
 
 class InsufficientBalanceError(APIError):
@@ -310,9 +309,7 @@ def _plain_text(text: str, limit: int = 160) -> str:
 
 def _redact(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, mask(secret))
-        return value
+        return redact_secrets(value, secrets)
     if isinstance(value, Mapping):
         return {k: _redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
@@ -331,12 +328,14 @@ def error_from_response(response: httpx.Response, *, redact: Iterable[str] = ())
     Args:
         response: the httpx response (its body already read).
         redact: secrets to mask if the service echoed them back (the last 4 characters stay).
+            Secrets inside any URL it echoes (user:password@, the receiver's
+            ``/hooks/keda/<token>``, query values) are masked whatever this lists.
     """
     status = response.status_code
-    secrets = [s for s in redact if s and len(s) >= 4]
+    secrets = sorted({s for s in redact if s and len(s) >= 4}, key=len, reverse=True)
     try:
         method: str | None = response.request.method
-        url: str | None = str(response.request.url.copy_with(query=None))
+        url: str | None = redact_text(str(response.request.url.copy_with(query=None)))
     except RuntimeError:  # a response built without a request
         method = url = None
     common = {"method": method, "url": url, "retry_after": parse_retry_after(response.headers)}

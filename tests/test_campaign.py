@@ -183,6 +183,29 @@ def test_a_refused_batch_is_marked_and_the_others_are_sent(gateway, account, led
     assert engine.progress(campaign_id).recipients_refused == 1
 
 
+def test_a_refused_callback_url_keeps_the_receivers_token_out_of_the_ledger(
+    gateway, account, ledger
+) -> None:
+    # The gateway (without --allow-private-callbacks) refuses a loopback callback URL and
+    # echoes it; the URL's path carries the console receiver's secret token.
+    token = "Zq8yXk3vN5mP2wR7tB9cH4jL6dF1gS0a"
+    factory = client_factory(gateway.base_url, account.api_key, account.encryption_key)
+    engine = CampaignEngine(
+        ledger, factory, callback_url=f"http://127.0.0.1:8501/hooks/keda/{token}"
+    )
+    campaign_id = ledger.create_campaign("Hooked", template="Sale")
+    ledger.plan_campaign(campaign_id, [PlannedBatch("US", "Sale", ("+12062000001",), 50_000)])
+    report = engine.run_sync(campaign_id)
+    assert report.batches_refused == 1
+    (batch,) = ledger.campaign_batches(campaign_id)
+    assert batch.state == "refused" and "2001" in batch.error and "127.0.0.1" in batch.error
+    with ledger.engine.connect() as conn:
+        stored = [
+            str(v) for row in conn.exec_driver_sql("SELECT * FROM campaign_batches") for v in row
+        ] + [str(v) for row in conn.exec_driver_sql("SELECT * FROM campaigns") for v in row]
+    assert not any(token in value for value in stored)
+
+
 def test_a_lost_answer_is_sent_again_with_its_client_ref_and_counted_once(
     gateway, account, ledger, engine
 ) -> None:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from kedacore import errors as e
+from kedacore import redaction
 
 REQUEST = httpx.Request("GET", "https://backup.kedasms.net/api/sms/status?msgid=msg_abc123def456")
 
@@ -263,3 +264,43 @@ def test_short_secrets_are_masked_whole() -> None:
     body = standard("1001", "unknown API key abcd1234")
     err = e.error_from_response(answer(401, body), redact=["abcd1234"])
     assert "abcd1234" not in str(err) and "1234" not in err.message
+
+
+TOKEN = "Zq8yXk3vN5mP2wR7tB9cH4jL6dF1gS0a"  # the console receiver's secret path part
+
+
+def test_a_refused_callback_url_never_shows_the_receivers_token() -> None:
+    url = f"http://console:p4ssw0rd-secret@127.0.0.1:8501/hooks/keda/{TOKEN}?sig=abcdef123456"
+    body = standard(
+        "2001",
+        f"invalid payload: callbackUrl {url} is a loopback address",
+        {"errors": [{"field": "callbackUrl", "message": "loopback", "value": url}]},
+    )
+    err = e.error_from_response(answer(422, body))
+    assert isinstance(err, e.ValidationError)
+    for text in (str(err), err.message, repr(err.details), repr(err.errors)):
+        assert TOKEN not in text and "p4ssw0rd" not in text and "abcdef123456" not in text
+    # What is left still says which address was refused.
+    assert "127.0.0.1:8501/hooks/keda/…gS0a" in str(err)
+    # An error built by hand (not from a response) is masked when printed, too.
+    direct = e.ValidationError(
+        "invalid payload",
+        code="2001",
+        http_status=422,
+        details={"errors": [{"field": "callbackUrl", "message": "refused", "value": url}]},
+    )
+    assert TOKEN not in str(direct) and "p4ssw0rd" not in str(direct)
+    assert redaction.redact_text(redaction.redact_text(str(direct))) == str(direct)  # idempotent
+
+
+def test_a_token_the_caller_names_is_masked_in_any_form() -> None:
+    # A callback URL of the customer's own (no /hooks/keda/): its secret parts are known to
+    # the client, so they are masked even where no URL pattern would find them.
+    url = "https://hooks.example.com/keda/9f8e7d6c5b4a39281706f5e4?customer=acme-corp"
+    secrets = redaction.url_secrets(url)
+    assert "9f8e7d6c5b4a39281706f5e4" in secrets and "acme-corp" in secrets
+    echoed = "callbackUrl host hooks.example.com%2Fkeda%2F9f8e7d6c5b4a39281706f5e4 refused"
+    err = e.error_from_response(answer(422, standard("2001", echoed)), redact=secrets)
+    assert "9f8e7d6c5b4a39281706f5e4" not in str(err)
+    conn = e.APIConnectionError("POST", "https://user:secretpass1@kedasms.example/api", "refused")
+    assert "secretpass1" not in str(conn) and "secretpass1" not in conn.url

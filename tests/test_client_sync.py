@@ -204,6 +204,28 @@ def test_validation_error_from_a_send() -> None:
     assert info.value.errors[0]["value"] == "123"
 
 
+def test_a_refused_callback_url_is_not_echoed_with_its_secret() -> None:
+    # A callback URL of the customer's own: the client knows its secret parts and masks them
+    # wherever the refusal repeats them (here as a bare path, no URL pattern to find).
+    callback = "https://hooks.example.com/keda/9f8e7d6c5b4a39281706f5e4"
+    data = {
+        "errors": [
+            {"field": "callbackUrl", "message": "refused", "value": "keda/9f8e7d6c5b4a39281706f5e4"}
+        ]
+    }
+    client, _ = make(
+        lambda r: httpx.Response(
+            422, json={"code": "2001", "message": "invalid payload", "data": data}
+        )
+    )
+    with pytest.raises(ValidationError) as info:
+        client.sms.send("US", ["+12065550123"], "hi", callback_url=callback)
+    err = info.value
+    for text in (str(err), repr(err.details), err.errors[0]["value"]):
+        assert "9f8e7d6c5b4a39281706f5e4" not in text
+    assert "…f5e4" in str(err)
+
+
 # --- status --------------------------------------------------------------------------------
 
 

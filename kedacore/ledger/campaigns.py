@@ -23,6 +23,7 @@ from kedacore.ledger.engine import reading, writing
 from kedacore.ledger.queries import chunks
 from kedacore.ledger.records import Campaign, CampaignBatch, PlannedBatch
 from kedacore.money import to_micros
+from kedacore.redaction import redact_text
 from kedacore.types import SendResult
 
 if TYPE_CHECKING:
@@ -266,12 +267,12 @@ class CampaignsMixin:
     def mark_batch_refused(self, batch_id: int, error: str) -> None:
         """Mark a batch refused for good (an invalid payload): it will not be sent again."""
         with writing(self.engine) as conn:
-            _update_batch(conn, batch_id, self.now(), state="refused", error=error)
+            _update_batch(conn, batch_id, self.now(), state="refused", error=redact_text(error))
 
     def note_batch_error(self, batch_id: int, error: str) -> None:
         """Note a passing failure (cap, balance, network); the batch stays planned."""
         with writing(self.engine) as conn:
-            _update_batch(conn, batch_id, self.now(), error=error)
+            _update_batch(conn, batch_id, self.now(), error=redact_text(error))
 
     def set_campaign_status(
         self, campaign_id: int, status: str, *, error: str | None = None
@@ -283,7 +284,11 @@ class CampaignsMixin:
             conn.execute(
                 update(s.campaigns)
                 .where(s.campaigns.c.id == campaign_id)
-                .values(status=status, error=error, updated_at=self.now())
+                .values(
+                    status=status,
+                    error=None if error is None else redact_text(error),  # no URL secrets
+                    updated_at=self.now(),
+                )
             )
 
     def campaign_status_counts(self, campaign_id: int) -> dict[str, int]:

@@ -56,23 +56,6 @@ def previous_range(filters: Filters) -> tuple[date, date]:
     return prev.start, prev.end
 
 
-def _sec(ms: int) -> str:
-    return format(normalize(Decimal(ms) / 1000), "f")
-
-
-def latency_labels(frame: pd.DataFrame) -> pd.DataFrame:
-    """The latency frame with its bucket labels written from the bounds (``8–10 s``).
-
-    kedacore.analytics labels 10 000 ms as "1" (it strips the zeros of "10"); the page shows
-    and exports labels built here until that is fixed there (same text otherwise).
-    """
-    labels = [
-        f"≥ {_sec(int(low))} s" if pd.isna(high) else f"{_sec(int(low))}–{_sec(int(high))} s"
-        for low, high in zip(frame["low_ms"], frame["high_ms"], strict=True)
-    ]
-    return frame.assign(label=labels)
-
-
 # -- KPI cards ---------------------------------------------------------------------------------
 
 

@@ -6,8 +6,6 @@ only chooses the filters, caches the answer keyed by (filters, data version) and
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -31,7 +29,6 @@ from kedacore.ledger import Ledger
 from pages._finance import (
     PRESETS,
     kpi_cards,
-    latency_labels,
     period_label,
     preset_range,
     previous_range,
@@ -61,7 +58,7 @@ def cached_options(key: str, version: DataVersion, _ledger: Ledger) -> FilterOpt
 def cached_page(key: str, filters: Filters, version: DataVersion, _ledger: Ledger) -> SpendData:
     """Every KPI and chart frame for the filters, at this data version."""
     data = spend_page(_ledger, filters)
-    return replace(data, latency=latency_labels(data.latency))
+    return data
 
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=50, show_spinner=False)

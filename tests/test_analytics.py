@@ -352,3 +352,12 @@ def test_filters() -> None:
     with pytest.raises(ValueError, match="unknown status"):
         Filters(date(2024, 5, 1), date(2024, 5, 1), statuses=["LOST"])
     assert hash(Filters.last_days(7, today=TODAY, senders=[None, "A"]))
+
+
+def test_latency_labels_keep_the_zeros_of_whole_seconds() -> None:
+    from kedacore.analytics.frames import latency_label
+
+    assert latency_label(8000, 10000) == "8–10 s"
+    assert latency_label(10000, 12500) == "10–12.5 s"
+    assert latency_label(0, 500) == "0–0.5 s"
+    assert latency_label(3_600_000, None) == "≥ 3600 s"

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 import pytest
 
 from kedacore.analytics import Filters, KpiComparison, to_csv
@@ -23,7 +22,6 @@ from pages._finance import (
     change_warnings,
     changes_frame,
     kpi_cards,
-    latency_labels,
     next_reset,
     parse_cap_form,
     parse_sms_cap,
@@ -249,20 +247,6 @@ def test_presets_are_whole_utc_days_up_to_today() -> None:
     assert preset_range("7d", today) == (date(2026, 3, 9), today)
     assert preset_range("90d", today) == (date(2025, 12, 16), today)
     assert preset_range("month", today) == (date(2026, 3, 1), today)
-
-
-def test_latency_labels_are_written_from_the_bounds() -> None:
-    frame = pd.DataFrame(
-        {
-            "bucket": [0, 1, 2],
-            "low_ms": [8000, 10000, 3_600_000],
-            "high_ms": [10000, 12500, None],
-            "label": ["8–1 s", "1–12.5 s", "≥ 360 s"],
-            "messages": [1, 2, 3],
-            "share": [0.1, 0.2, 0.7],
-        }
-    )
-    assert list(latency_labels(frame).label) == ["8–10 s", "10–12.5 s", "≥ 3600 s"]
 
 
 def test_the_usage_gauge_marks_the_alert_point_and_the_cap() -> None:

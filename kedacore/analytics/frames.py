@@ -19,7 +19,7 @@ from kedacore.analytics import queries as q
 from kedacore.analytics.filters import Filters
 from kedacore.analytics.kpis import KpiComparison, Kpis, kpis, rate, read_kpis
 from kedacore.ledger.engine import reading
-from kedacore.money import from_micros
+from kedacore.money import from_micros, money_str
 
 NO_SENDER_LABEL = "(no sender id)"
 NO_CAMPAIGN_LABEL = "(no campaign)"
@@ -103,7 +103,7 @@ def latency_label(low: int, high: int | None) -> str:
     """A bucket's label in seconds: ``2–2.5 s``, ``≥ 3600 s``."""
 
     def sec(ms: int) -> str:
-        return format(Decimal(ms) / 1000, "f").rstrip("0").rstrip(".") if ms else "0"
+        return money_str(Decimal(ms) / 1000)  # shortest decimal: 10000 → "10", 2500 → "2.5"
 
     return f"≥ {sec(low)} s" if high is None else f"{sec(low)}–{sec(high)} s"
 

@@ -41,8 +41,12 @@ class AccountKey:
 
 
 def sha256_hex(secret: str) -> str:
-    """What is stored of API keys and verification tokens: their SHA-256, in hex."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    """What is stored of API keys and verification tokens: their SHA-256, in hex.
+
+    Never raises: a string UTF-8 cannot encode (a lone surrogate) hashes to a digest that
+    no issued key or token (all ASCII) has, so it is simply unknown (1001, 4004).
+    """
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_api_key() -> str:

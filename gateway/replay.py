@@ -3,7 +3,8 @@
 DESIGN.md: the IV is recorded on every successful decryption, whatever happens next, and
 apart from that record a refused request changes nothing. ``enveloped`` gives a handler a
 transaction that already holds the IV record and a savepoint after it: a refusal
-(``ApiError``) rolls back to the savepoint and commits the IV alone.
+(``ApiError``) — or any other exception, even an unexpected one that answers 5000 — rolls
+back to the savepoint and commits the IV alone, then propagates.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def record_iv(conn: Connection, account_id: int, envelope: Envelope) -> bool:
 @contextmanager
 def enveloped(db: Database, account_id: int, envelope: Envelope) -> Iterator[Connection]:
     """A write transaction for a decrypted request: IV recorded first (1003 on a replay)."""
-    refusal: ApiError | None = None
+    failure: BaseException | None = None
     with db.write() as conn:
         if not record_iv(conn, account_id, envelope):
             raise ApiError("1003", "replayed request: this IV was already used with this API key")
@@ -41,12 +42,12 @@ def enveloped(db: Database, account_id: int, envelope: Envelope) -> Iterator[Con
         raw.execute("SAVEPOINT refusal")
         try:
             yield conn
-        except ApiError as exc:
-            refusal = exc
+        except BaseException as exc:  # a refusal, or a bug: the body is spent either way
+            failure = exc
             raw.execute("ROLLBACK TO refusal")  # keeps only the IV record
         raw.execute("RELEASE refusal")
-    if refusal is not None:
-        raise refusal
+    if failure is not None:
+        raise failure
 
 
 def prune_ivs(db: Database, now: float, window: int) -> int:

@@ -42,17 +42,72 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode_json(raw: bytes, what: str) -> Any:
-    """JSON with exact decimals (1004 when it is not UTF-8 JSON)."""
+# A lone surrogate can only come from a \uD800-\uDFFF escape: strict UTF-8 decoding
+# refuses encoded surrogates. Without such an escape no string needs checking.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+NOT_UNICODE = "must be valid Unicode text (a lone surrogate is not)"
+
+
+def _loads(raw: bytes, what: str) -> Any:
     try:
         return json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise ApiError("1004", f"{what} is not valid UTF-8 JSON") from None
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unencodable_path(value: Any) -> str | None:
+    """Where the first string (value or key) that UTF-8 cannot encode is, or None.
+
+    ``json.loads`` turns an escaped lone surrogate (``"\\ud800"``) into a ``str`` that no
+    UTF-8 encoder accepts: the database, the log and the response writer would all fail
+    on it later. Iterative, so that deep nesting cannot exhaust the stack.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return path or "(value)"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                shown = key.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+                name = f"{path}.{shown}" if path else shown
+                if not _encodable(key):
+                    return name
+                stack.append((name, child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+    return None
+
+
+def _bad_text(raw: bytes, value: Any) -> str | None:
+    return unencodable_path(value) if _SURROGATE_ESCAPE.search(raw) else None
+
+
+def decode_json(raw: bytes, what: str) -> Any:
+    """JSON with exact decimals (1004 when it is not UTF-8 JSON, or holds a lone surrogate)."""
+    value = _loads(raw, what)
+    where = _bad_text(raw, value)
+    if where is not None:
+        raise ApiError("1004", f"{what} is not valid UTF-8 JSON: {where} {NOT_UNICODE}")
+    return value
+
+
 def payload_object(raw: bytes) -> dict:
-    """The decrypted payload as a JSON object (1004 not JSON, 2001 not an object)."""
-    payload = decode_json(raw, "the decrypted payload")
+    """The decrypted payload as a JSON object (1004 not JSON; 2001 not an object, or a
+    string that is not valid Unicode)."""
+    payload = _loads(raw, "the decrypted payload")
+    where = _bad_text(raw, payload)
+    if where is not None:
+        raise invalid([field_error(where, NOT_UNICODE)])
     if not isinstance(payload, dict):
         raise invalid([field_error("payload", "must be a JSON object")])
     return payload

@@ -7,6 +7,8 @@ moved, no task, and no IV recorded unless the body was decrypted.
 from __future__ import annotations
 
 import base64
+import json
+import logging
 import os
 import time
 
@@ -222,3 +224,97 @@ def test_checks_run_in_the_order_of_design(gateway):
 def test_envelope_endpoints_refuse_get_with_4004(gateway):
     response = gateway.http.get(gateway.base_url + "/sms/send")
     assert_refused(response, "4004", 404)
+
+
+# A lone surrogate, as JSON escapes it: valid JSON syntax, but no UTF-8 can carry it.
+LONE = "\\ud800"
+
+
+def _raw_payload(**fields: str) -> str:
+    """The payload's JSON text with ``fields`` spliced in verbatim (escapes kept as written)."""
+    base = '{"countryCode":"US","phoneNumbers":["+12065550123"],"content":"hi"'
+    return base + "".join(f',"{k}":{v}' for k, v in fields.items()) + "}"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ('{"countryCode":"US","phoneNumbers":["+12065550123"],"content":"hi ' + LONE + '"}',
+         "content"),
+        (_raw_payload(clientRef=f'"{LONE}x"'), "clientRef"),
+        (_raw_payload(callbackUrl=f'"https://example.com/{LONE}"'), "callbackUrl"),
+        (_raw_payload(senderId=f'"A{LONE}"'), "senderId"),
+        ('{"countryCode":"US","phoneNumbers":["+1206555' + LONE + '"],"content":"hi"}',
+         "phoneNumbers[0]"),
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_in_the_payload_is_2001_and_the_iv_is_spent(gateway, payload, field):
+    account = gateway.create_account()
+    before = gateway.money(account.email)
+    body = gateway.seal(account, payload)
+    response = gateway.http.post(gateway.base_url + "/sms/send", json=body)
+    assert_refused(response, "2001", 422)
+    assert response.json()["data"]["errors"][0]["field"] == field
+    assert used_ivs(gateway) == 1 and tasks(gateway) == 0
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=body), "1003", 409)
+    assert gateway.money(account.email) == before
+
+
+def test_a_lone_surrogate_in_a_short_link_payload_is_2001(gateway):
+    account = gateway.create_account()
+    body = gateway.seal(account, '{"url":"https://example.com/' + LONE + '"}')
+    response = gateway.http.post(gateway.base_url + "/shortlinks", json=body)
+    assert_refused(response, "2001", 422)
+    assert_refused(gateway.http.post(gateway.base_url + "/shortlinks", json=body), "1003", 409)
+
+
+def _post_raw(gateway, method: str, path: str, text: str, **headers: str):
+    return gateway.http.request(
+        method,
+        gateway.base_url + path,
+        content=text.encode("ascii"),
+        headers={"Content-Type": "application/json", **headers},
+    )
+
+
+def test_a_lone_surrogate_in_a_plain_body_or_the_envelope_is_1004(gateway):
+    account = gateway.create_account()
+    sealed = gateway.seal(account, US)
+    envelope = json.dumps({**sealed, "apiKey": "KEY"}).replace('"KEY"', f'"{LONE}"')
+    assert_refused(_post_raw(gateway, "POST", "/sms/send", envelope), "1004", 400)
+    envelope = json.dumps({**sealed, "extra": "X"}).replace('"X"', f'"{LONE}"')
+    assert_refused(_post_raw(gateway, "POST", "/sms/send", envelope), "1004", 400)
+    for method, path, text in [
+        ("POST", "/accounts/verify", '{"token":"abcdefghij' + LONE + '"}'),
+        (
+            "POST",
+            "/accounts/register",
+            '{"email":"a' + LONE + '@example.com","password":"pw123456"}',
+        ),
+        ("PUT", "/external/accounts/limits", '{"apiKey":"keda_' + LONE + '"}'),
+        ("PUT", "/external/accounts/limits", '{"dailySmsCap":1,"' + LONE + '":1}'),
+    ]:
+        response = _post_raw(gateway, method, path, text, **{"X-Api-Key": account.api_key})
+        assert_refused(response, "1004", 400)
+    assert used_ivs(gateway) == 0
+
+
+def test_an_api_key_utf8_cannot_encode_is_unknown(gateway):
+    core = gateway.app.state.gateway
+    assert core.accounts.by_api_key("keda_\udc80") is None
+
+
+def test_an_unexpected_error_after_decryption_still_spends_the_iv(gateway, caplog):
+    """Not only refusals: any exception rolls back to the savepoint and keeps the IV."""
+    account = gateway.create_account()
+    core = gateway.app.state.gateway
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    core.sending._accept = broken
+    body = gateway.seal(account, US)
+    with caplog.at_level(logging.CRITICAL, logger="gateway.http"):
+        assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=body), "5000", 500)
+    assert used_ivs(gateway) == 1 and tasks(gateway) == 0
+    assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=body), "1003", 409)

@@ -50,7 +50,11 @@ def invalid(errors: list[dict[str, Any]], message: str | None = None) -> ApiErro
 
 
 def field_error(field: str, message: str, value: Any = None) -> dict[str, Any]:
-    """One entry of ``data.errors``; the value only when it helps (and is short)."""
+    """One entry of ``data.errors``; the value only when it helps (and is short).
+
+    Pass no value that may hold a secret (a callback URL carries the receiver's token):
+    errors end up in logs and on screens.
+    """
     entry: dict[str, Any] = {"field": field, "message": message}
     if value is not None:
         if isinstance(value, str) and len(value) > 100:

@@ -216,7 +216,8 @@ def validate_send(payload: dict, prices: PriceTable, rules: AddressRules) -> Sen
     if callback is not None:
         problem = check_callback_url(callback, rules)
         if problem:
-            errors.append(field_error("callbackUrl", problem, callback))
+            # Never the value: a callback URL carries the receiver's secret token.
+            errors.append(field_error("callbackUrl", problem))
 
     client_ref = payload.get("clientRef")
     if client_ref is not None and (

@@ -18,29 +18,49 @@ class MoneyError(ValueError):
     """An amount that is not a finite number with at most 6 decimals."""
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def to_decimal(value: object) -> Decimal:
     """A Decimal from a str, int or Decimal (floats are refused: they are not exact)."""
     if isinstance(value, (bool, float)):
-        raise MoneyError(f"money must be given as a decimal string or integer, not {value!r}")
+        raise MoneyError(f"money must be given as a decimal string or integer, not {_shown(value)}")
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise MoneyError(f"not an amount: {value!r}") from None
+        raise MoneyError(f"not an amount: {_shown(value)}") from None
     if not amount.is_finite():
-        raise MoneyError(f"not a finite amount: {value!r}")
+        raise MoneyError(f"not a finite amount: {_shown(value)}")
     return amount
 
 
 def to_micros(value: object) -> int:
-    """Integer micro-units of an amount; more than 6 decimals is an error, never rounded."""
+    """Integer micro-units of an amount; more than 6 decimals is an error, never rounded.
+
+    Computed on the digits themselves, not with ``Decimal`` arithmetic: a context's
+    precision would round long amounts, and its exponent limits overflow (``1e999999999``)
+    or underflow to zero (``1e-999999999``) — each must be a ``MoneyError`` instead.
+    """
     amount = to_decimal(value)
-    scaled = amount * MICROS_PER_UNIT
-    if scaled != scaled.to_integral_value():
-        raise MoneyError(f"{value!r} has more than 6 decimal places")
-    micros = int(scaled)
-    if abs(micros) > MAX_MICROS:
-        raise MoneyError(f"{value!r} is too large")
-    return micros
+    sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite: to_decimal refuses the rest
+    significant = len(digits)
+    while significant > 1 and digits[significant - 1] == 0:  # 1.500 is 15 × 10⁻¹
+        significant -= 1
+    exponent += len(digits) - significant
+    digits = digits[:significant]
+    if digits == (0,):
+        return 0
+    if exponent < -6:
+        raise MoneyError(f"{_shown(value)} has more than 6 decimal places")
+    if significant + exponent > len(str(MAX_MICROS)) - 6:  # bounded before any big power
+        raise MoneyError(f"{_shown(value)} is too large")
+    micros = int("".join(map(str, digits))) * 10 ** (exponent + 6)
+    if micros > MAX_MICROS:
+        raise MoneyError(f"{_shown(value)} is too large")
+    return -micros if sign else micros
 
 
 def from_micros(micros: int) -> Decimal:

@@ -227,3 +227,24 @@ def test_usage_and_alert_reset_with_the_utc_day(gateway_factory):
     assert data["usage"] == {"date": "2030-01-02", "smsSent": 0, "spend": 0, "frozen": 0}
     assert data["alert"] == {"triggered": False, "at": None}
     assert send(2, 20) == "20300102-0001"  # the task sequence restarts too
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"dailySpendCap": 1e999999999}',
+        '{"dailySpendCap": "1e999999999"}',
+        '{"alertThreshold": 1E+1000000}',
+        '{"dailySpendCap": "1e-999999999"}',
+        '{"alertThreshold": 1e-999999999}',
+    ],
+)
+def test_extreme_exponents_are_2001_not_5000_nor_zero(gateway, body):
+    account = gateway.create_account()
+    response = gateway.http.put(
+        gateway.base_url + LIMITS,
+        content=body.encode(),
+        headers={"X-Api-Key": account.api_key, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422 and response.json()["code"] == "2001", response.text
+    assert limits(gateway, account)["dailySpendCap"] is None  # nothing changed

@@ -39,3 +39,33 @@ def test_json_number_reads_back_exactly(micros: int) -> None:
     assert json.loads(text, parse_float=Decimal) == from_micros(micros)
     assert to_micros(json.loads(text, parse_float=Decimal)) == micros
     assert to_micros(money_str(micros)) == micros
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("1e999999999", "too large"),  # Decimal arithmetic would raise decimal.Overflow
+        (Decimal("1E+1000000"), "too large"),
+        ("1e-999999999", "more than 6 decimal places"),  # ... or underflow silently to 0
+        ("1e-7", "more than 6 decimal places"),
+        ("0.1000000000000000000000000000000001", "more than 6 decimal places"),  # not rounded
+        ("1000000000", "too large"),
+        (10**4000, "too large"),
+        ("1" * 5000, "too large"),
+    ],
+    ids=["1e999999999", "Decimal-1E+1000000", "1e-999999999", "1e-7", "long-fraction",
+         "1e9", "10**4000", "5000-ones"],
+)  # fmt: skip
+def test_extreme_exponents_and_long_digits_are_money_errors(bad, why) -> None:
+    with pytest.raises(MoneyError, match=why) as caught:
+        to_micros(bad)
+    assert len(str(caught.value)) < 120  # a huge input is not echoed whole
+
+
+@pytest.mark.parametrize(
+    ("value", "micros"),
+    [("1.500", 1_500_000), ("1E+3", 10**9), ("0.0000010", 1), ("-0", 0), ("0e-999999", 0),
+     ("999999999.999999", MAX_MICROS), ("-2.25", -2_250_000), (Decimal("5E-6"), 5)],
+)  # fmt: skip
+def test_exact_amounts_in_any_notation(value, micros) -> None:
+    assert to_micros(value) == micros

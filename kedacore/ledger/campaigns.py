@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
-from kedacore.ledger.engine import reading, writing
+from kedacore.ledger.engine import lock_messages, reading, writing
 from kedacore.ledger.queries import chunks
 from kedacore.ledger.records import Campaign, CampaignBatch, PlannedBatch
 from kedacore.money import to_micros
@@ -44,7 +44,9 @@ class CampaignsMixin:
     def _record_send(self, conn: Connection, result: SendResult, **kwargs: Any) -> int:
         raise NotImplementedError
 
-    def _replay_orphans(self, conn: Connection, msgids: Sequence[str]) -> None:
+    def _replay_orphans(
+        self, conn: Connection, msgids: Sequence[str], deltas: rollup.Deltas
+    ) -> None:
         raise NotImplementedError
 
     def create_campaign(
@@ -201,6 +203,9 @@ class CampaignsMixin:
         answers = dict(results)  # a batch given twice is recorded once (its last answer)
         now = self.now()
         with writing(self.engine) as conn:
+            # Before reading: callbacks for these msgids wait for this transaction (PostgreSQL;
+            # see lock_messages), and so does another writer of the same answers.
+            lock_messages(conn, [m.msgid for r in answers.values() for m in r.messages])
             batches = _batches_by_id(conn, list(answers))
             missing = set(answers) - set(batches)
             if missing:
@@ -228,9 +233,11 @@ class CampaignsMixin:
             for part in chunks(message_rows):
                 conn.execute(insert(s.messages), list(part))
             if message_rows:
-                rollup.add_rows(conn, message_rows, now)
+                deltas: rollup.Deltas = {}  # the rollup is written once, at the end
+                rollup.add_rows(conn, message_rows, now, into=deltas)
                 # A callback can overtake the send's answer: apply what was stored for these.
-                self._replay_orphans(conn, [row["msgid"] for row in message_rows])
+                self._replay_orphans(conn, [row["msgid"] for row in message_rows], deltas)
+                rollup.write_deltas(conn, deltas, now)
             conn.execute(
                 update(s.campaign_batches)
                 .where(s.campaign_batches.c.id == bindparam("b_id"))

@@ -16,7 +16,7 @@ from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
 from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
-from kedacore.ledger.engine import ledger_url, make_engine, writing
+from kedacore.ledger.engine import ledger_url, lock_messages, make_engine, writing
 from kedacore.ledger.queries import QueriesMixin, chunks, unique
 from kedacore.ledger.state import (
     CallbackEvent,
@@ -140,6 +140,8 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
         estimated_micros: int | Sequence[int] | None,
         created_at: datetime | None,
     ) -> int:
+        # First of all: a callback for these msgids waits until this send is committed.
+        lock_messages(conn, [m.msgid for m in result.messages])
         now = self.now()
         created = _utc(created_at) if created_at is not None else now
         debited = to_micros(result.debited_amount)
@@ -200,8 +202,10 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
         for part in chunks(rows):
             conn.execute(insert(s.messages), list(part))
         if rows:
-            rollup.add_rows(conn, rows, now)
-            self._replay_orphans(conn, [row["msgid"] for row in rows])
+            deltas: rollup.Deltas = {}  # the rollup is written once, at the end (deadlocks)
+            rollup.add_rows(conn, rows, now, into=deltas)
+            self._replay_orphans(conn, [row["msgid"] for row in rows], deltas)
+            rollup.write_deltas(conn, deltas, now)
         return len(rows)
 
     def _existing_msgids(self, conn: Connection, msgids: Sequence[str]) -> set[str]:
@@ -212,8 +216,11 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
             )
         return found
 
-    def _replay_orphans(self, conn: Connection, msgids: Sequence[str]) -> None:
-        """Apply events that arrived before their message was recorded (a fast callback)."""
+    def _replay_orphans(
+        self, conn: Connection, msgids: Sequence[str], deltas: rollup.Deltas
+    ) -> None:
+        """Apply events that arrived before their message was recorded (a fast callback);
+        their rollup differences go to ``deltas``, which the caller writes."""
         orphans: list[Any] = []
         for part in chunks(msgids):
             orphans.extend(
@@ -233,7 +240,7 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
             ).update(row.received_at)
             for row in orphans
         ]
-        outcomes = self._apply(conn, parsed, source="callback")
+        outcomes = self._apply(conn, parsed, source="callback", deltas=deltas)
         conn.execute(
             update(s.events)
             .where(s.events.c.id == bindparam("b_id"))
@@ -247,9 +254,19 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
     # -- statuses, clicks and events -----------------------------------------------------
 
     def _apply(
-        self, conn: Connection, updates: Sequence[StatusUpdate], *, source: str
+        self,
+        conn: Connection,
+        updates: Sequence[StatusUpdate],
+        *,
+        source: str,
+        deltas: rollup.Deltas | None = None,
     ) -> list[Outcome]:
-        """Merge updates into their rows (read, decide in Python, write back what changed)."""
+        """Merge updates into their rows (read, decide in Python, write back what changed).
+
+        The rollup is updated too, or, with ``deltas``, the differences are added there for
+        the caller to write once (kedacore.ledger.rollup.write_deltas).
+        """
+        lock_messages(conn, [u.msgid for u in updates])  # held already when replaying
         states: dict[str, MessageState] = {}
         facts: dict[str, dict[str, Any]] = {}  # what the rollup needs besides the state
         cols = [
@@ -294,6 +311,7 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
                     for row in changed
                 ),
                 now,
+                into=deltas,
             )
         return outcomes
 
@@ -340,6 +358,9 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
         raise AssertionError("unreachable")
 
     def _apply_events(self, conn: Connection, events: list[CallbackEvent]) -> list[Outcome]:
+        # Before reading anything: a send of these msgids being recorded commits first (and
+        # then this sees its messages), or waits for this and replays what it stores.
+        lock_messages(conn, [e.msgid for e in events])
         received = self.now()
         keys = [e.dedup_key for e in events]
         seen: set[str] = set()

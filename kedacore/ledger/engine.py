@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import StaticPool
 
 BUSY_TIMEOUT_MS = 15_000
 DEFAULT_DATA_DIR = ".kedasms"
 _WRITE = "kedacore_ledger_write"
+
+# PostgreSQL advisory locks on messages: (class, bucket of the msgid). A fixed number of
+# buckets, not one lock per msgid: a campaign's group write holds up to 20,000 msgids, and
+# that many locks in one transaction would exhaust PostgreSQL's lock table
+# (max_locks_per_transaction × max_connections, 6,400 by default).
+MESSAGE_LOCK_CLASS = 0x4B454441  # "KEDA"
+MESSAGE_LOCK_BUCKETS = 256
+_LOCK_BUCKETS = text(
+    "SELECT pg_advisory_xact_lock(:cls, b) FROM unnest(CAST(:buckets AS integer[])) AS b"
+)
 
 
 def ledger_url(url: str | None = None, data_dir: str | os.PathLike[str] | None = None) -> str:
@@ -61,6 +72,31 @@ def _sqlite_begin(conn: Connection) -> None:
     # between and no deferred transaction fails to upgrade its lock with SQLITE_BUSY.
     immediate = conn.get_execution_options().get(_WRITE, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def message_lock_buckets(msgids: Iterable[str]) -> list[int]:
+    """The advisory-lock buckets of these msgids, in the one order every writer takes them."""
+    return sorted({zlib.crc32(m.encode()) % MESSAGE_LOCK_BUCKETS for m in msgids})
+
+
+def lock_messages(conn: Connection, msgids: Iterable[str]) -> None:
+    """On PostgreSQL, hold these messages until the transaction ends (SQLite: nothing to do).
+
+    Every write that records messages (a send) or applies something to them (a callback, a
+    lookup) takes these locks first, in ascending bucket order (so two writers never wait
+    for each other in a circle). Under READ COMMITTED a callback that overtakes its send
+    would otherwise find no message while the send's transaction is still open, and the
+    send would not see the callback's stored event either: the event would stay ``unknown``
+    for ever. With the lock, the second writer waits, and its next statement sees what the
+    first committed. SQLite needs none of this: ``BEGIN IMMEDIATE`` serialises every writer.
+    A transaction may take the locks again for a subset of its msgids (they are re-entrant)
+    but never for new ones after its first call.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    buckets = message_lock_buckets(msgids)
+    if buckets:
+        conn.execute(_LOCK_BUCKETS, {"cls": MESSAGE_LOCK_CLASS, "buckets": buckets})
 
 
 @contextmanager

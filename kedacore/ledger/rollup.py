@@ -135,29 +135,53 @@ def _accumulate(deltas: dict[Key, list[int]], row: Mapping[str, Any], sign: int)
         total[_BASE + bucket] += sign
 
 
-def add_rows(conn: Connection, rows: Iterable[Mapping[str, Any]], now: datetime) -> None:
-    """Count newly inserted messages (dicts of their columns; a missing one counts as unset)."""
-    deltas: dict[Key, list[int]] = {}
+Deltas = dict[Key, list[int]]
+
+
+def add_rows(
+    conn: Connection,
+    rows: Iterable[Mapping[str, Any]],
+    now: datetime,
+    *,
+    into: Deltas | None = None,
+) -> None:
+    """Count newly inserted messages (dicts of their columns; a missing one counts as unset).
+
+    With ``into``, the difference is only added there, for the caller to write once with
+    :func:`write_deltas` (see there: one write per transaction).
+    """
+    deltas: Deltas = {} if into is None else into
     for row in rows:
         _accumulate(deltas, row, 1)
-    write_deltas(conn, deltas, now)
+    if into is None:
+        write_deltas(conn, deltas, now)
 
 
 def apply_changes(
     conn: Connection,
     changes: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]],
     now: datetime,
+    *,
+    into: Deltas | None = None,
 ) -> None:
-    """Move updated messages from what they added before to what they add now."""
-    deltas: dict[Key, list[int]] = {}
+    """Move updated messages from what they added before to what they add now (``into``:
+    as for :func:`add_rows`)."""
+    deltas: Deltas = {} if into is None else into
     for before, after in changes:
         _accumulate(deltas, before, -1)
         _accumulate(deltas, after, 1)
-    write_deltas(conn, deltas, now)
+    if into is None:
+        write_deltas(conn, deltas, now)
 
 
 def write_deltas(conn: Connection, deltas: Mapping[Key, Sequence[int]], now: datetime) -> None:
-    """Add each delta to its rollup row (created when missing), in key order."""
+    """Add each delta to its rollup row (created when missing), in key order.
+
+    A transaction must call it at most once: two writes, each in key order, are not in key
+    order together, and on PostgreSQL two such transactions can wait for each other's rows
+    (a send that replays a callback: QUEUED, then DELIVERED before QUEUED). Gather the
+    transaction's differences with ``into=`` and write them here at the end.
+    """
     rows = [
         {**dict(zip(KEY, key, strict=True)), **dict(zip(SUMS, sums, strict=True))}
         for key, sums in sorted(deltas.items())  # one order for every writer: no deadlocks

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kedacore.ledger import Ledger, PlannedBatch, StatusUpdate, rollup
 from kedacore.ledger import schema as s
@@ -111,6 +111,50 @@ def test_every_write_path_keeps_the_rollup_exact(ledger: Ledger) -> None:
     )
     ledger.record_send(result, country="US", sender="Shop", content="hi")
     assert ledger.message(early).status == "DELIVERED"
+    assert in_sync(ledger)
+
+
+def lookup(mid: str, status: str, cost: str) -> MessageStatus:
+    final = status in ("DELIVERED", "UNDELIVERED", "FAILED")
+    return MessageStatus(
+        msgid=mid,
+        status=status,
+        recipient="+12065550000",
+        sender="Shop",
+        message="hi",
+        task_id=None,
+        segments=1,
+        cost=Decimal(cost),
+        sent_time=T0 if status != "QUEUED" else None,
+        delivered_time=T0 + timedelta(seconds=2) if status == "DELIVERED" else None,
+        created_time=T0,
+        updated_time=T0 + timedelta(seconds=2) if final else T0,
+    )
+
+
+def rollup_money(ledger: Ledger) -> tuple[int, int, int]:
+    t = s.message_rollup.c
+    with reading(ledger.engine) as conn:
+        row = conn.execute(
+            select(func.sum(t.pending_micros), func.sum(t.cost_micros), func.sum(t.priced))
+        ).one()
+    return tuple(int(v or 0) for v in row)
+
+
+def test_a_lookup_of_a_queued_message_keeps_its_pending_estimate(ledger: Ledger) -> None:
+    # The service reports cost 0 for a message it has not charged yet: that is not a charge.
+    a, b = send(ledger, 2)
+    assert rollup_money(ledger) == (100_000, 0, 0)
+    ledger.apply_lookups([lookup(a, "QUEUED", "0"), lookup(b, "QUEUED", "0")])
+    assert ledger.message(a).cost_micros is None
+    assert rollup_money(ledger) == (100_000, 0, 0)  # still pending, nothing charged
+    assert in_sync(ledger)
+    ledger.apply_lookups([lookup(a, "DELIVERED", "0.05"), lookup(b, "FAILED", "0")])
+    assert (ledger.message(a).cost_micros, ledger.message(b).cost_micros) == (50_000, 0)
+    assert rollup_money(ledger) == (0, 50_000, 2)  # charged, and released
+    assert in_sync(ledger)
+    ledger.apply_lookups([lookup(a, "QUEUED", "0")])  # a late, stale answer changes nothing
+    assert ledger.message(a).cost_micros == 50_000
     assert in_sync(ledger)
 
 

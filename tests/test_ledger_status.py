@@ -22,7 +22,7 @@ from kedacore.ledger import (
     merge,
     parse_event,
 )
-from kedacore.types import STATUSES, SendResult, SentMessage
+from kedacore.types import STATUSES, MessageStatus, SendResult, SentMessage
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 _counter = itertools.count()
@@ -228,3 +228,17 @@ def test_any_order_of_the_same_events_ends_in_the_same_state(
     assert a.status == fate
     assert a.clicks == len({str(t) for s, t, _ in items if s == "CLICKED"})
     assert len(ledger.message_events(ordered)) == len(ledger.message_events(shuffled))
+
+
+@pytest.mark.parametrize(
+    ("status", "cost"),
+    [("QUEUED", None), ("SENT", 50_000), ("DELIVERED", 50_000), ("UNDELIVERED", 50_000)]
+    + [("FAILED", 0)],
+)
+def test_a_lookups_cost_counts_once_the_message_is_charged(status: str, cost: int | None) -> None:
+    reported = Decimal("0") if status in ("QUEUED", "FAILED") else Decimal("0.05")
+    answer = MessageStatus(
+        "msg_00000000000a", status, "+12065550123", None, "hi", None, 1, reported,
+        T0, None, None, T0,
+    )  # fmt: skip
+    assert StatusUpdate.from_status(answer).cost_micros == cost

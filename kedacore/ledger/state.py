@@ -28,6 +28,8 @@ E164_RE = re.compile(r"\+[1-9][0-9]{6,14}")
 TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 COST_RE = re.compile(r"\d{1,9}(\.\d{1,6})?")
 _MS = timedelta(milliseconds=1)
+# Statuses whose reported cost is the charge (FAILED: released, 0); QUEUED is not charged yet.
+_PRICED = frozenset({"SENT", "DELIVERED", "UNDELIVERED", "FAILED"})
 
 
 class Outcome(StrEnum):
@@ -53,7 +55,12 @@ class StatusUpdate:
 
     @classmethod
     def from_status(cls, status: MessageStatus) -> StatusUpdate:
-        """The update a status-API answer stands for."""
+        """The update a status-API answer stands for.
+
+        Its cost counts only once the message is charged or released (SENT and after): the
+        service reports ``cost`` 0 for a QUEUED message, which is "not charged yet", not
+        "charged nothing" — taken as a cost, it would turn the pending estimate into 0.
+        """
         occurred = status.updated_time
         if status.status == "DELIVERED":
             occurred = status.delivered_time or occurred
@@ -65,7 +72,11 @@ class StatusUpdate:
             sent_at=status.sent_time,
             delivered_at=status.delivered_time,
             occurred_at=occurred,
-            cost_micros=to_micros(status.cost) if status.cost is not None else None,
+            cost_micros=(
+                to_micros(status.cost)
+                if status.cost is not None and status.status in _PRICED
+                else None
+            ),
             segments=status.segments,
         )
 

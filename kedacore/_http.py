@@ -12,7 +12,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
@@ -32,7 +32,7 @@ from .errors import (
     error_from_response,
 )
 from .money import money_str
-from .redaction import mask, url_secrets
+from .redaction import mask, redact_url, url_secrets
 
 VERSION = "0.1.0"
 USER_AGENT = f"kedacore/{VERSION}"
@@ -70,10 +70,13 @@ def _url(value: str, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The client's resolved configuration: argument → environment → default."""
+    """The client's resolved configuration: argument → environment → default.
 
-    api_key: str | None
-    encryption_key: bytes | None
+    Its repr shows the addresses and the API key's last 4 characters (never the keys whole).
+    """
+
+    api_key: str | None = field(repr=False)
+    encryption_key: bytes | None = field(repr=False)
     base_url: str
     backup_url: str
 
@@ -108,9 +111,12 @@ class Settings:
         key = f"'{mask(self.api_key)}'" if self.api_key else "None"
         enc = "set" if self.encryption_key else "unset"
         return (
-            f"base_url={self.base_url!r}, backup_url={self.backup_url!r}, "
+            f"base_url={redact_url(self.base_url)!r}, backup_url={redact_url(self.backup_url)!r}, "
             f"api_key={key}, encryption_key={enc}"
         )
+
+    def __repr__(self) -> str:
+        return f"Settings({self.describe()})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +129,7 @@ class Endpoint(Generic[T]):
     path: str
     parse: Callable[[Any], T]
     params: Mapping[str, str] | None = None
-    body: Mapping[str, Any] | None = None
+    body: Mapping[str, Any] | None = field(default=None, repr=False)  # a password, a token
     sealed: bool = False  # body is the payload of an AES-GCM envelope
     auth: bool = True  # needs the API key (X-Api-Key header, or in the envelope)
     key_in_body: bool = False  # also put apiKey in the JSON body (PUT limits, as in the seed)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kedacore.redaction import redact_url
+
 DEFAULT_BASE_URL = "https://www.kedasms.net/api"
 DEFAULT_BACKUP_URL = "https://backup.kedasms.net/api"
 DEFAULT_DATA_DIR = ".kedasms"
@@ -39,6 +41,14 @@ class Settings:
     webhook_token: str = field(default="", repr=False)
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     database_url: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # the callback URL carries the receiver's token
+        return (
+            f"Settings(mode={self.mode!r}, base_url={redact_url(self.base_url)!r}, "
+            f"backup_url={redact_url(self.backup_url)!r}, "
+            f"callback_url={redact_url(self.callback_url) if self.callback_url else None!r}, "
+            f"data_dir={str(self.data_dir)!r})"
+        )
 
     @property
     def mode(self) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from .redaction import mask
 
 FINAL_STATUSES = frozenset({"DELIVERED", "UNDELIVERED", "FAILED"})
 STATUSES = ("QUEUED", "SENT", "DELIVERED", "UNDELIVERED", "FAILED")
@@ -226,10 +228,9 @@ class Credentials:
     """The API key and encryption key, shown once after verification."""
 
     email: str
-    api_key: str
-    encryption_key: str
+    api_key: str = field(repr=False)
+    encryption_key: str = field(repr=False)
 
     def __repr__(self) -> str:  # never print secrets whole
-        return (
-            f"Credentials(email={self.email!r}, api_key='…{self.api_key[-4:]}', encryption_key='…')"
-        )
+        key = mask(self.api_key)
+        return f"Credentials(email={self.email!r}, api_key='{key}', encryption_key='…')"

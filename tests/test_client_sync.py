@@ -567,6 +567,23 @@ def test_secrets_never_appear_in_repr() -> None:
     assert "…4e38" in text and "encryption_key=set" in text
 
 
+def test_the_settings_and_endpoints_never_show_a_secret_whole() -> None:
+    from kedacore import _endpoints as ep
+    from kedacore.types import Credentials
+
+    client, _ = make(lambda r: ok({}), base_url="https://console:pw-0123456789@proxy.example/api")
+    raw_key = envelope.decode_key(ENC_KEY)
+    for text in (repr(client._settings), str(client._settings), repr(client)):
+        assert API_KEY not in text and ENC_KEY not in text and repr(raw_key) not in text
+        assert "pw-0123456789" not in text
+        assert "…4e38" in text and "proxy.example" in text
+    secret = "correct-horse-battery-staple"
+    for endpoint in (ep.register("ann@example.com", secret), ep.verify(secret)):
+        assert secret not in repr(endpoint)
+    credentials = Credentials("ann@example.com", "ak_1", ENC_KEY)  # a short key: not shown
+    assert "ak_1" not in repr(credentials) and ENC_KEY not in repr(credentials)
+
+
 def test_secrets_never_appear_in_errors() -> None:
     body = {"code": "1001", "message": f"unknown API key {API_KEY}", "data": {"apiKey": API_KEY}}
     client, _ = make(lambda r: httpx.Response(401, json=body))

@@ -37,3 +37,19 @@ def test_mask_shows_at_most_four_characters() -> None:
     assert mask("abcdefghijkl1234") == "…1234"
     assert mask("short") == "…"
     assert mask(None) == "not set"
+
+
+def test_the_repr_shows_no_key_and_no_receiver_token(tmp_path) -> None:
+    token = "Zq8yXk3vN5mP2wR7tB9cH4jL6dF1gS0a"
+    env = {
+        "KEDA_DATA_DIR": str(tmp_path),
+        "KEDA_API_KEY": "ak_live_0123456789abcdef",
+        "KEDA_ENCRYPTION_KEY": "k" * 44,
+        "KEDA_CALLBACK_URL": f"https://console.example/hooks/keda/{token}",
+        "KEDA_WEBHOOK_TOKEN": token,
+        "KEDA_DATABASE_URL": "postgresql://console:db-secret-pw@db/keda",
+    }
+    text = repr(load_settings(None, env))
+    for secret in (token, "0123456789abcdef", "k" * 44, "db-secret-pw"):
+        assert secret not in text
+    assert "console.example/hooks/keda/…gS0a" in text and "live" in text

@@ -14,10 +14,17 @@ STATUSES = ("QUEUED", "SENT", "DELIVERED", "UNDELIVERED", "FAILED")
 
 
 def parse_time(value: Any) -> datetime | None:
-    """A UTC ISO-8601 time (``2024-01-01T12:00:05Z``) as an aware datetime; None stays None."""
+    """A UTC ISO-8601 time (``2024-01-01T12:00:05Z``) as an aware datetime; None stays None.
+
+    A time without a zone is UTC (the wire is UTC by contract), never this machine's local
+    time; one with an offset is converted to UTC.
+    """
     if value in (None, ""):
         return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def format_time(value: datetime | None) -> str | None:

@@ -247,6 +247,29 @@ def test_status_uses_the_backup_host_and_the_key_header() -> None:
     assert status.delivered_time == datetime(2024, 1, 1, 12, 0, 5, tzinfo=UTC)
 
 
+def test_a_time_without_a_zone_is_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from kedacore.types import parse_time
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")  # UTC+8: a local reading would be 8 h off
+    time.tzset()
+    try:
+        assert parse_time("2024-01-01T12:00:05") == datetime(2024, 1, 1, 12, 0, 5, tzinfo=UTC)
+        assert parse_time("2024-01-01T12:00:05Z") == datetime(2024, 1, 1, 12, 0, 5, tzinfo=UTC)
+        assert parse_time("2024-01-01T20:00:05+08:00") == datetime(2024, 1, 1, 12, 0, 5, tzinfo=UTC)
+        naive = {**STATUS_DATA, "sent_time": "2024-01-01T12:00:00", "delivered_time": None}
+        client, _ = make(lambda r: ok(naive))
+        assert client.sms.status("msg_abc123def456").sent_time == datetime(
+            2024, 1, 1, 12, 0, tzinfo=UTC
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_status_not_found_in_the_status_shape() -> None:
     client, _ = make(
         lambda r: httpx.Response(

@@ -185,7 +185,7 @@ def serve(args: argparse.Namespace) -> int:
 def account(args: argparse.Namespace) -> int:
     from gateway.accounts import AccountError, Accounts
     from gateway.db import Database
-    from kedacore.money import MoneyError, to_micros
+    from kedacore.money import MoneyError, dumps, to_micros
 
     try:
         amount = to_micros(args.balance if args.action == "create" else args.amount)
@@ -202,7 +202,8 @@ def account(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     finally:
         db.close()
-    print(json.dumps(result))
+    # Money exactly, in its shortest fixed form (``0.00001``, never ``1e-05``).
+    print(dumps(result).decode("utf-8"))
     return 0
 
 

@@ -6,12 +6,13 @@ import html
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from gateway.accounts import hash_password, validate_registration
 from gateway.errors import ApiError, field_error, invalid
 from gateway.web import (
+    MoneyJSONResponse,
     api_key_from,
     authenticate,
     client_ip,
@@ -147,7 +148,7 @@ async def verify(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"ok": True})
+    return MoneyJSONResponse({"ok": True})
 
 
 ROUTES = [

@@ -10,6 +10,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as upsert
@@ -27,7 +28,7 @@ from gateway.sql import Prepared
 from gateway.tracking import store_links, track
 from gateway.validation import SendRequest, payload_object, validate_send
 from kedacore.envelope import Envelope
-from kedacore.money import json_number
+from kedacore.money import dumps, json_number
 from kedacore.segments import MAX_SEGMENTS, count_segments, price_micros
 
 TASK_MESSAGE = "SMS task created"
@@ -142,7 +143,7 @@ class Sending:
             "since": now - self.client_ref_ttl_ms,
         }
         stored = _FIRST_RESPONSE.first(conn, params)
-        return None if stored is None else json.loads(stored.response)
+        return None if stored is None else json.loads(stored.response, parse_float=Decimal)
 
     def _accept(
         self, conn: Connection, account: AccountKey, req: SendRequest, now: int, base: str
@@ -243,7 +244,7 @@ class Sending:
             _FORGET_REF.run(conn, ref)
             _INSERT_REF.run(
                 conn,
-                {**ref, "response": json.dumps(data, separators=(",", ":")), "created_at": now},
+                {**ref, "response": dumps(data).decode("utf-8"), "created_at": now},
             )
         return data
 

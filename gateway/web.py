@@ -15,10 +15,22 @@ from gateway.errors import ApiError
 from gateway.service import Gateway
 from gateway.validation import decode_json
 from kedacore import envelope as env
+from kedacore.money import dumps
 
 log = logging.getLogger("gateway.http")
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class MoneyJSONResponse(JSONResponse):
+    """A JSON answer with every ``Decimal`` written exactly, in its shortest fixed form.
+
+    DESIGN.md: money is a JSON number in its shortest decimal form (``0.048``, ``0.00001``;
+    a float would render ``1e-05``).
+    """
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -27,12 +39,12 @@ def gateway_of(request: Request) -> Gateway:
 
 def ok(data: Any) -> JSONResponse:
     """The envelope and account endpoints' success shape."""
-    return JSONResponse({"code": "0", "message": "Success", "data": data})
+    return MoneyJSONResponse({"code": "0", "message": "Success", "data": data})
 
 
 def status_ok(data: Any) -> JSONResponse:
     """The status endpoint keeps the seed's own shape."""
-    return JSONResponse({"success": True, "data": data, "code": 200})
+    return MoneyJSONResponse({"success": True, "data": data, "code": 200})
 
 
 def error_response(err: ApiError, style: str = "keda") -> JSONResponse:
@@ -45,7 +57,7 @@ def error_response(err: ApiError, style: str = "keda") -> JSONResponse:
         }
     else:
         body = {"code": err.code, "message": err.message, "data": err.data}
-    return JSONResponse(body, status_code=err.http_status, headers=err.headers)
+    return MoneyJSONResponse(body, status_code=err.http_status, headers=err.headers)
 
 
 def endpoint(style: str = "keda") -> Callable[[Handler], Handler]:

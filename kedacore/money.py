@@ -1,12 +1,18 @@
 """Exact money: ``Decimal`` in code, integer micro-units in storage.
 
 One micro-unit is 0.000001 of the currency. Responses carry money as a JSON number in its
-shortest decimal form (``0.048``, never ``0.0480``); callbacks as a decimal string.
+shortest decimal form (``0.048``, never ``0.0480``, and ``0.00001``, never ``1e-05``);
+callbacks as a decimal string. ``dumps`` writes JSON that way: every ``Decimal`` exactly,
+in fixed notation.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring  # the C version when available
+from typing import Any
 
 MICROS_PER_UNIT = 1_000_000
 # Every amount we handle has at most 15 significant digits, which is the range in which a
@@ -81,18 +87,94 @@ def money_str(amount: Decimal | int) -> str:
     return format(value, "f")
 
 
-def json_number(micros: int) -> float | int:
-    """Micro-units as the JSON number whose text is the shortest decimal form.
+def json_number(micros: int) -> Decimal:
+    """Micro-units as the ``Decimal`` to put in a JSON response (``from_micros``).
 
-    ``json.dumps`` writes a float with ``repr``, the shortest text that round-trips; for
-    amounts with at most 15 significant digits that text reads back as exactly the decimal
-    (checked here).
-    Readers parse it back with ``parse_float=Decimal``: no float arithmetic ever touches it.
+    Write the response with ``dumps``: it renders the amount exactly, in its shortest
+    fixed form (``0.048``, ``0.00001``). A float would come out as ``1e-05``.
     """
-    amount = from_micros(micros)
-    if amount == amount.to_integral_value():
-        return int(amount)
-    number = float(amount)
-    if Decimal(repr(number)) != amount:
-        raise MoneyError(f"{amount} cannot be written exactly as a JSON number")
-    return number
+    return from_micros(micros)
+
+
+MAX_FIXED_DIGITS = 4300  # like int(str) in Python: no multi-megabyte numbers from a Decimal
+
+
+def decimal_text(amount: Decimal) -> str:
+    """The shortest fixed-notation text of a finite Decimal, exactly (never rounded).
+
+    ``Decimal("0.0480")`` → ``0.048``, ``Decimal("1E-5")`` → ``0.00001``, ``Decimal("5E+2")``
+    → ``500``, ``-0`` → ``0``.
+
+    Raises:
+        ValueError: the Decimal is not finite, or its fixed form would be absurdly long.
+    """
+    if not amount.is_finite():
+        raise ValueError(f"{amount!r} is not a finite number")
+    sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    significant = len(digits)
+    while significant > 1 and digits[significant - 1] == 0:
+        significant -= 1
+    if digits[:significant] == (0,):
+        return "0"
+    exponent += len(digits) - significant
+    if max(significant + exponent, -exponent) > MAX_FIXED_DIGITS:
+        raise ValueError(f"{_shown(amount)} is too long to write in fixed notation")
+    return format(Decimal((sign, digits[:significant], exponent)), "f")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON with every Decimal written exactly, in its shortest fixed form.
+
+    What every JSON money carrier of the project writes with: gateway responses, the
+    gateway's command line, the client's request bodies. Floats keep ``repr`` (they are
+    never money); NaN and infinities are refused, like ``allow_nan=False``.
+    """
+    parts: list[str] = []
+    _encode(value, parts.append)
+    return "".join(parts).encode("utf-8")
+
+
+def _encode(value: Any, emit: Callable[[str], Any]) -> None:
+    if isinstance(value, str):
+        emit(encode_basestring(value))
+    elif value is None:
+        emit("null")
+    elif value is True:
+        emit("true")
+    elif value is False:
+        emit("false")
+    elif isinstance(value, int):
+        emit(int.__repr__(value))
+    elif isinstance(value, Decimal):
+        emit(decimal_text(value))
+    elif isinstance(value, float):
+        emit(json.dumps(value, allow_nan=False))
+    elif isinstance(value, Mapping):
+        emit("{")
+        for i, (key, item) in enumerate(value.items()):
+            emit(("," if i else "") + encode_basestring(_key(key)) + ":")
+            _encode(item, emit)
+        emit("}")
+    elif isinstance(value, (list, tuple)):
+        emit("[")
+        for i, item in enumerate(value):
+            if i:
+                emit(",")
+            _encode(item, emit)
+        emit("]")
+    else:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _key(key: Any) -> str:
+    """A mapping key as ``json.dumps`` writes it (str, number, bool or None)."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, (bool, type(None))):
+        return json.dumps(key)
+    if isinstance(key, Decimal):
+        return decimal_text(key)
+    if isinstance(key, (int, float)):
+        return json.dumps(key, allow_nan=False)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")

@@ -54,6 +54,17 @@ def test_account_create_with_balance_and_currency(tmp_path):
     assert (data["balance"], data["currency"]) == (12.5, "EUR")
 
 
+def test_small_amounts_are_printed_in_fixed_notation(tmp_path):
+    db = tmp_path / "g.db"
+    result = gateway_cli("account", "create", "--db", str(db), "--email", "s@example.com",
+                         "--balance", "0.00001")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert '"balance":0.00001' in result.stdout and "e-" not in result.stdout.lower()
+    result = gateway_cli("account", "topup", "--db", str(db), "--email", "s@example.com",
+                         "--amount", "0.00004")  # fmt: skip
+    assert '"balance":0.00005' in result.stdout, result.stdout
+
+
 @pytest.mark.parametrize(
     "extra",
     [

@@ -248,3 +248,15 @@ def test_extreme_exponents_are_2001_not_5000_nor_zero(gateway, body):
     )
     assert response.status_code == 422 and response.json()["code"] == "2001", response.text
     assert limits(gateway, account)["dailySpendCap"] is None  # nothing changed
+
+
+def test_small_money_is_written_in_fixed_notation(gateway):
+    """DESIGN: money is a JSON number in its shortest decimal form: 0.00001, never 1e-05."""
+    account = gateway.create_account()
+    response = put(gateway, account, dailySpendCap="0.00001", alertThreshold="0.00005")
+    assert response.status_code == 200, response.text
+    assert '"dailySpendCap":0.00001' in response.text
+    assert '"alertThreshold":0.00005' in response.text
+    assert "e-" not in response.text.lower()
+    read = gateway.get(LIMITS, account)
+    assert '"dailySpendCap":0.00001' in read.text and "e-0" not in read.text

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from kedacore.money import (
     MAX_MICROS,
     MoneyError,
+    decimal_text,
+    dumps,
     from_micros,
     json_number,
     money_str,
@@ -20,8 +22,8 @@ from kedacore.money import (
 
 
 def test_shortest_forms() -> None:
-    assert json.dumps(json_number(48_000)) == "0.048"
-    assert json.dumps(json_number(5_000_000)) == "5"
+    assert dumps(json_number(48_000)) == b"0.048"
+    assert dumps(json_number(5_000_000)) == b"5"
     assert money_str(50_000) == "0.05"
     assert money_str(Decimal("0.0480")) == "0.048"
     assert money_str(0) == "0"
@@ -35,7 +37,8 @@ def test_refuses_inexact_or_non_amounts(bad) -> None:
 
 @given(st.integers(min_value=-MAX_MICROS, max_value=MAX_MICROS))
 def test_json_number_reads_back_exactly(micros: int) -> None:
-    text = json.dumps(json_number(micros))
+    text = dumps(json_number(micros)).decode()
+    assert "e" not in text.lower()  # fixed notation, always
     assert json.loads(text, parse_float=Decimal) == from_micros(micros)
     assert to_micros(json.loads(text, parse_float=Decimal)) == micros
     assert to_micros(money_str(micros)) == micros
@@ -69,3 +72,30 @@ def test_extreme_exponents_and_long_digits_are_money_errors(bad, why) -> None:
 )  # fmt: skip
 def test_exact_amounts_in_any_notation(value, micros) -> None:
     assert to_micros(value) == micros
+
+
+@pytest.mark.parametrize(
+    ("micros", "text"),
+    [(10, "0.00001"), (1, "0.000001"), (50, "0.00005"), (100, "0.0001"), (-10, "-0.00001"),
+     (0, "0"), (10**15 - 1, "999999999.999999"), (12_000_000, "12")],
+)  # fmt: skip
+def test_small_amounts_are_written_in_fixed_notation(micros: int, text: str) -> None:
+    """DESIGN: the shortest *decimal* form; a float would render 1e-05."""
+    assert dumps({"amount": json_number(micros)}) == b'{"amount":' + text.encode() + b"}"
+
+
+def test_dumps_writes_json_like_the_standard_encoder_apart_from_decimals() -> None:
+    value = {"a": [1, 2.5, None, True, False, 'é\n"\u2028'], "b": {"c": ()}, 7: "k"}
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert dumps(value) == expected.encode("utf-8")
+    assert dumps([Decimal("5E+2"), Decimal("-0.0480"), Decimal("-0"), Decimal("1E-7")]) == (
+        b"[500,-0.048,0,0.0000001]"
+    )
+    # Exact, whatever the decimal context's precision: never rounded to 28 digits.
+    long = "0.123456789012345678901234567890123"
+    assert decimal_text(Decimal(long)) == long
+    for bad in (Decimal("NaN"), Decimal("Infinity"), float("nan"), Decimal("1E+999999999")):
+        with pytest.raises(ValueError):
+            dumps(bad)
+    with pytest.raises(TypeError):
+        dumps({"x": object()})

@@ -326,14 +326,18 @@ def _json_ids(transitions: list[Transition]) -> str:
 
 
 def mask_url(url: str) -> str:
-    """A callback URL fit to show: the token's place and long path parts masked, no query."""
+    """A callback URL fit to show: no userinfo (it may hold a password), the token's place and
+    long path parts masked, no query or fragment."""
     base, _, query = url.partition("?")
+    base, _, fragment = base.partition("#")
     scheme, sep, rest = base.partition("://")
     host, slash, path = rest.partition("/")
+    host = host.rpartition("@")[2]
     parts = path.split("/")
     last = max((i for i, p in enumerate(parts) if p), default=-1)
     masked = [
         ("***" + p[-4:] if len(p) >= 8 else "***") if i == last or len(p) >= 12 else p
         for i, p in enumerate(parts)
     ]
-    return f"{scheme}{sep}{host}{slash}{'/'.join(masked)}" + ("?***" if query else "")
+    hidden = ("?***" if query else "") + ("#***" if fragment else "")
+    return f"{scheme}{sep}{host}{slash}{'/'.join(masked)}{hidden}"

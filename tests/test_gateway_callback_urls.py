@@ -12,7 +12,7 @@ from conftest import GatewayHandle, ReceiverHandle, phone_numbers, poll
 
 from gateway.addresses import AddressRules, NotAnAddress, client_host_port, parse_ipv4
 from gateway.delivery import CallbackSender
-from gateway.outbox import DEAD, Claimed
+from gateway.outbox import DEAD, Claimed, mask_url
 
 
 def full_width(text: str) -> str:
@@ -249,3 +249,18 @@ def test_a_name_resolving_to_the_gateway_itself_is_dead_lettered(
     poll(lambda: gw.query("SELECT state FROM outbox") == [("dead",)], timeout=5)
     (error,) = gw.query("SELECT last_error FROM outbox")[0]
     assert "the gateway's own address" in error
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:pa55word@example.com/", "https://example.com/"),
+        ("http://admin:s3cret@127.0.0.1:8501/hooks/keda/tok-abcdef1234", "http://127.0.0.1:8501/hooks/keda/***1234"),
+        ("https://only-a-user@example.com/x", "https://example.com/***"),
+        ("https://example.com/a@b", "https://example.com/***"),
+        ("https://example.com/cb#frag-secret", "https://example.com/***#***"),
+    ],
+)  # fmt: skip
+def test_masked_urls_never_show_userinfo(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+    assert "s3cret" not in mask_url(url) and "pa55word" not in mask_url(url)

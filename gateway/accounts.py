@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ class AccountKey:
     """What a request's API key unlocks: the account and its encryption key."""
 
     id: int
-    encryption_key: str
+    encryption_key: str = field(repr=False)  # a secret: never in a log line or traceback
     currency: str
 
 

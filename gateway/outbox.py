@@ -13,7 +13,7 @@ import base64
 import json
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, literal_column, select, update
@@ -119,9 +119,11 @@ class Claimed:
 
     id: int
     event_id: str
-    url: str
+    # Secrets stay out of repr: the URL's path holds the receiver's token, and the key is
+    # the account's 32 raw encryption-key bytes (the signing key).
+    url: str = field(repr=False)
     body: bytes
-    key: bytes  # the account's 32 raw encryption-key bytes: the signing key
+    key: bytes = field(repr=False)
     attempts: int  # including this one
     created_at: int  # ms
 

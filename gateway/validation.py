@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +33,7 @@ class SendRequest:
     content: str
     segments: int  # per message
     sender: str
-    callback_url: str | None
+    callback_url: str | None = field(repr=False)  # holds the receiver's secret token
     client_ref: str | None
     track_click: bool
 

@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -48,7 +48,7 @@ class DecryptionFailed(EnvelopeError):
 class Envelope:
     """A parsed (still encrypted) request body."""
 
-    api_key: str
+    api_key: str = field(repr=False)  # a secret: never in a log line or traceback
     timestamp: int
     iv: bytes
     ciphertext: bytes  # ciphertext || tag

@@ -215,3 +215,10 @@ def test_worked_example_of_the_protocol_document() -> None:
         "cipherText": DOC_CIPHERTEXT,
     }
     assert envelope.aad_for(1764028800).hex() == "000000006924f180"
+
+
+def test_the_api_key_stays_out_of_an_envelopes_repr() -> None:
+    body = envelope.seal({"a": 1}, envelope.generate_key(), api_key="keda_s3cr3tKEY0001")
+    parsed = envelope.parse(body)
+    assert parsed.api_key == "keda_s3cr3tKEY0001"
+    assert "s3cr3tKEY" not in repr(parsed) and "s3cr3tKEY" not in str(parsed)

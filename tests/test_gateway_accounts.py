@@ -175,3 +175,21 @@ def test_unknown_paths_answer_4004_in_the_api_shape(gateway):
         "message": "no such endpoint: GET /api/nothing/here",
         "data": None,
     }
+
+
+def test_secret_holding_records_keep_their_secrets_out_of_repr() -> None:
+    """A repr lands in logs and tracebacks: keys and callback URLs must not be in it."""
+    from gateway.accounts import AccountKey
+    from gateway.outbox import Claimed
+    from gateway.validation import SendRequest
+
+    secret = "S3CRET-abcdef0123456789"
+    records = [
+        AccountKey(1, secret, "USD"),
+        Claimed(1, "evt_1", f"https://example.com/hooks/keda/{secret}", b"{}", secret.encode(),
+                1, 0),
+        SendRequest("US", ("+12065550123",), "hi", 1, "KedaSMS",
+                    f"https://example.com/hooks/keda/{secret}", None, False),
+    ]  # fmt: skip
+    for record in records:
+        assert secret not in repr(record), repr(record)

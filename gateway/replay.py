@@ -1,27 +1,38 @@
 """Replay protection: each (account, IV) pair is accepted once, and recorded for good.
 
 DESIGN.md: the IV is recorded on every successful decryption, whatever happens next, and
-apart from that record a refused request changes nothing. ``enveloped`` gives a handler a
-transaction that already holds the IV record and a savepoint after it: a refusal
-(``ApiError``) — or any other exception, even an unexpected one that answers 5000 — rolls
-back to the savepoint and commits the IV alone, then propagates.
+apart from that record a refused request changes nothing. ``EnvelopeGuard.transaction``
+gives a handler a transaction that already holds the IV record and a savepoint after it: a
+refusal (``ApiError``) — or any other exception, even an unexpected one that answers 5000 —
+rolls back to the savepoint and commits the IV alone, then propagates.
+
+The window is checked again once the write lock is held. ``prune_ivs`` forgets IVs whose
+timestamp the window refuses; without the second check, a request that passed the window
+before waiting for the lock (up to the busy timeout, or longer behind a slow writer) could
+find its IV pruned meanwhile and be accepted a second time. Under the lock the two are
+ordered: whatever a committed prune forgot, the window now refuses. Pruning also keeps a
+margin (the busy timeout and a minute), so that a clock stepped back a little cannot
+reopen the window of a forgotten IV either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, delete
 from sqlalchemy.dialects.sqlite import insert
 
-from gateway.db import Database, used_ivs
+from gateway.db import BUSY_TIMEOUT_MS, Database, used_ivs
 from gateway.errors import ApiError
 from gateway.sql import Prepared
+from kedacore import envelope as env
 from kedacore.envelope import Envelope
 
 # Built once: statements are on the hot path of every send.
 _RECORD_IV = Prepared(insert(used_ivs).on_conflict_do_nothing())
+# IVs are kept this long past the window: the busy timeout a request may wait, and a minute.
+PRUNE_MARGIN_SECONDS = BUSY_TIMEOUT_MS // 1000 + 60
 
 
 def record_iv(conn: Connection, account_id: int, envelope: Envelope) -> bool:
@@ -30,28 +41,48 @@ def record_iv(conn: Connection, account_id: int, envelope: Envelope) -> bool:
     return _RECORD_IV.run(conn, params).rowcount == 1
 
 
-@contextmanager
-def enveloped(db: Database, account_id: int, envelope: Envelope) -> Iterator[Connection]:
-    """A write transaction for a decrypted request: IV recorded first (1003 on a replay)."""
-    failure: BaseException | None = None
-    with db.write() as conn:
-        if not record_iv(conn, account_id, envelope):
-            raise ApiError("1003", "replayed request: this IV was already used with this API key")
-        # A plain SQL savepoint on the driver: a tenth of the cost of begin_nested().
-        raw = conn.connection.driver_connection
-        raw.execute("SAVEPOINT refusal")
-        try:
-            yield conn
-        except BaseException as exc:  # a refusal, or a bug: the body is spent either way
-            failure = exc
-            raw.execute("ROLLBACK TO refusal")  # keeps only the IV record
-        raw.execute("RELEASE refusal")
-    if failure is not None:
-        raise failure
+class EnvelopeGuard:
+    """The write transaction of every decrypted request (send, short link).
+
+    Args:
+        db: the gateway's database.
+        clock: Unix seconds (the gateway's clock).
+        window: accepted skew of an envelope's timestamp, seconds.
+    """
+
+    def __init__(self, db: Database, clock: Callable[[], float], window: int) -> None:
+        self.db = db
+        self.clock = clock
+        self.window = window
+
+    @contextmanager
+    def transaction(self, account_id: int, envelope: Envelope) -> Iterator[Connection]:
+        """Window again under the lock (1002), the IV (1003), then the handler's work."""
+        failure: BaseException | None = None
+        with self.db.write() as conn:  # BEGIN IMMEDIATE: the write lock is ours from here
+            try:
+                env.check_window(envelope.timestamp, now=self.clock(), window=self.window)
+            except env.EnvelopeError as err:
+                raise ApiError(err.code, str(err)) from None
+            if not record_iv(conn, account_id, envelope):
+                raise ApiError(
+                    "1003", "replayed request: this IV was already used with this API key"
+                )
+            # A plain SQL savepoint on the driver: a tenth of the cost of begin_nested().
+            raw = conn.connection.driver_connection
+            raw.execute("SAVEPOINT refusal")
+            try:
+                yield conn
+            except BaseException as exc:  # a refusal, or a bug: the body is spent either way
+                failure = exc
+                raw.execute("ROLLBACK TO refusal")  # keeps only the IV record
+            raw.execute("RELEASE refusal")
+        if failure is not None:
+            raise failure
 
 
 def prune_ivs(db: Database, now: float, window: int) -> int:
     """Forget IVs whose timestamp the window check refuses anyway (so no replay can pass)."""
-    horizon = int(now) - window - 5
+    horizon = int(now) - window - PRUNE_MARGIN_SECONDS
     with db.write() as conn:
         return conn.execute(delete(used_ivs).where(used_ivs.c.timestamp < horizon)).rowcount

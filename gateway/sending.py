@@ -1,7 +1,7 @@
 """``POST /sms/send``: the accept transaction (clientRef, caps, balance, freeze, task, messages).
 
-Runs entirely inside ``replay.enveloped``: the IV is recorded first, and any refusal rolls
-back to the savepoint after it, so a refused send changes nothing else.
+Runs entirely inside ``EnvelopeGuard.transaction``: the IV is recorded first, and any
+refusal rolls back to the savepoint after it, so a refused send changes nothing else.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from gateway.db import Database, accounts, client_refs, messages, task_seq, task
 from gateway.errors import ApiError, field_error, invalid
 from gateway.limits import CAP_COLUMNS, alert_due, caps_of, check_caps, read_usage, write_usage
 from gateway.pricing import PriceTable
-from gateway.replay import enveloped
+from gateway.replay import EnvelopeGuard
 from gateway.sql import Prepared
 from gateway.tracking import store_links, track
 from gateway.validation import SendRequest, payload_object, validate_send
@@ -110,8 +110,10 @@ class Sending:
         *,
         client_ref_ttl: int,
         address_rules: AddressRules,
+        guard: EnvelopeGuard,
     ) -> None:
         self.db = db
+        self.guard = guard
         self.prices = prices
         self.policy = policy
         self.clock = clock
@@ -126,7 +128,7 @@ class Sending:
         ``base`` is the public base of short links (for ``trackClick``).
         """
         now = to_ms(self.clock())
-        with enveloped(self.db, account.id, envelope) as conn:
+        with self.guard.transaction(account.id, envelope) as conn:
             request = validate_send(payload_object(plaintext), self.prices, self.address_rules)
             if request.client_ref is not None:
                 first = self._first_response(conn, account.id, request.client_ref, now)

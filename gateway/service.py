@@ -17,7 +17,7 @@ from gateway.messages import Messages
 from gateway.outbox import Outbox
 from gateway.pricing import PriceTable
 from gateway.ratelimit import RateLimiter
-from gateway.replay import prune_ivs
+from gateway.replay import EnvelopeGuard, prune_ivs
 from gateway.sending import Sending
 from gateway.shortlinks import Links
 from gateway.simulation import CarrierSimulation
@@ -49,6 +49,7 @@ class Gateway:
             config.allow_private_callbacks, config.host, config.port, config.public_url
         )
         self.accounts = Accounts(self.db, self.clock, config.currency)
+        self.guard = EnvelopeGuard(self.db, self.clock, config.window)
         self.sending = Sending(
             self.db,
             self.prices,
@@ -56,11 +57,12 @@ class Gateway:
             self.clock,
             client_ref_ttl=config.client_ref_ttl,
             address_rules=self.address_rules,
+            guard=self.guard,
         )
         self.messages = Messages(self.db)
         self.limits = Limits(self.db, self.clock)
         self.outbox = Outbox(self.db, self.clock)
-        self.links = Links(self.db, self.clock, self.outbox)
+        self.links = Links(self.db, self.clock, self.outbox, self.guard)
         self.limiter = RateLimiter(config.rate_limit, config.burst)
         self.carrier = Carrier(
             self.db,

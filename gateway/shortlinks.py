@@ -14,7 +14,7 @@ from gateway.clock import iso, to_ms
 from gateway.db import Database, clicks, shortlinks
 from gateway.errors import not_found
 from gateway.outbox import Outbox
-from gateway.replay import enveloped
+from gateway.replay import EnvelopeGuard
 from gateway.validation import payload_object, validate_link
 from kedacore.envelope import Envelope
 
@@ -50,8 +50,11 @@ def link_wire(row: Any, base: str) -> dict:
 class Links:
     """Short links of one gateway; ``base`` is the public base the links are served from."""
 
-    def __init__(self, db: Database, clock: Callable[[], float], outbox: Outbox) -> None:
+    def __init__(
+        self, db: Database, clock: Callable[[], float], outbox: Outbox, guard: EnvelopeGuard
+    ) -> None:
         self.db = db
+        self.guard = guard
         self.clock = clock
         self.outbox = outbox
 
@@ -70,7 +73,7 @@ class Links:
     def create(self, account: AccountKey, envelope: Envelope, plaintext: bytes, base: str) -> dict:
         """``POST /shortlinks``: a new code for a URL."""
         now = to_ms(self.clock())
-        with enveloped(self.db, account.id, envelope) as conn:
+        with self.guard.transaction(account.id, envelope) as conn:
             url, title = validate_link(payload_object(plaintext))
             code = new_code()
             while conn.execute(select(shortlinks.c.code).where(shortlinks.c.code == code)).first():

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from kedacore import envelope as env
 from kedacore.envelope import generate_key, seal
 
 US = {"countryCode": "US", "phoneNumbers": ["+12065550123"], "content": "Code 123456"}
@@ -318,3 +319,62 @@ def test_an_unexpected_error_after_decryption_still_spends_the_iv(gateway, caplo
         assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=body), "5000", 500)
     assert used_ivs(gateway) == 1 and tasks(gateway) == 0
     assert_refused(gateway.http.post(gateway.base_url + "/sms/send", json=body), "1003", 409)
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _core(tmp_path, clock):
+    from gateway.config import GatewayConfig
+    from gateway.service import Gateway
+
+    core = Gateway(GatewayConfig(db_path=tmp_path / "g.db", clock=clock, rate_limit=0))
+    created = core.accounts.create("race@example.com", 10_000_000)
+    return core, core.accounts.by_api_key(created["apiKey"]), created
+
+
+def test_an_iv_pruned_while_a_request_waited_for_the_lock_is_not_accepted_again(tmp_path):
+    """The window is checked again under the write lock, so pruning cannot reopen a body."""
+    from gateway.errors import ApiError
+    from gateway.replay import prune_ivs
+
+    t0 = 1_760_000_000
+    clock = _Clock(t0)
+    core, account, created = _core(tmp_path, clock)
+    envelope = env.parse(
+        seal(US, created["encryptionKey"], api_key=created["apiKey"], timestamp=t0)
+    )
+    with core.guard.transaction(account.id, envelope):
+        pass  # first use: the IV is recorded
+    # The replay passed the pre-lock window check at t0 + 300, then waited for the lock;
+    # meanwhile the clock moved on and a prune forgot the IV.
+    clock.now = t0 + 1000
+    assert prune_ivs(core.db, clock(), core.config.window) == 1
+    with pytest.raises(ApiError) as refused, core.guard.transaction(account.id, envelope):
+        pytest.fail("a pruned IV was accepted a second time")
+    assert refused.value.code == "1002"
+    core.db.close()
+
+
+def test_ivs_are_kept_past_the_window_by_the_busy_timeout_and_a_margin(tmp_path):
+    from gateway.db import BUSY_TIMEOUT_MS
+    from gateway.replay import prune_ivs
+
+    t0 = 1_760_000_000
+    clock = _Clock(t0)
+    core, account, created = _core(tmp_path, clock)
+    envelope = env.parse(
+        seal(US, created["encryptionKey"], api_key=created["apiKey"], timestamp=t0)
+    )
+    with core.guard.transaction(account.id, envelope):
+        pass
+    window = core.config.window
+    # Still kept when a request that passed the window at its edge may still wait for the lock.
+    assert prune_ivs(core.db, t0 + window + BUSY_TIMEOUT_MS / 1000 + 5, window) == 0
+    assert prune_ivs(core.db, t0 + window + BUSY_TIMEOUT_MS / 1000 + 61, window) == 1
+    core.db.close()

@@ -6,6 +6,8 @@ import math
 import time
 from collections.abc import Callable
 
+from gateway.errors import ApiError
+
 
 class RateLimiter:
     """``rate`` requests per second per key, bursts of up to ``burst``; rate 0 = no limit."""
@@ -34,6 +36,18 @@ class RateLimiter:
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate
+
+    def admit(self, key: object) -> None:
+        """Take a token from ``key``'s bucket or refuse with 4029 and ``Retry-After``."""
+        wait = self.acquire(key)
+        if wait > 0:
+            retry = self.retry_after(wait)
+            raise ApiError(
+                "4029",
+                f"too many requests; retry after {retry} s",
+                {"retryAfter": int(retry)},
+                headers={"Retry-After": retry},
+            )
 
     @staticmethod
     def retry_after(wait: float) -> str:

@@ -48,16 +48,25 @@ class EnvelopeGuard:
         db: the gateway's database.
         clock: Unix seconds (the gateway's clock).
         window: accepted skew of an envelope's timestamp, seconds.
+        admit: called with the account id once the IV is recorded; raises to refuse (the
+            rate limit's 4029). The IV stays recorded: a throttled body is spent.
     """
 
-    def __init__(self, db: Database, clock: Callable[[], float], window: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], float],
+        window: int,
+        admit: Callable[[int], None] | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.window = window
+        self.admit = admit
 
     @contextmanager
     def transaction(self, account_id: int, envelope: Envelope) -> Iterator[Connection]:
-        """Window again under the lock (1002), the IV (1003), then the handler's work."""
+        """Window again under the lock (1002), the IV (1003), admission (4029), the work."""
         failure: BaseException | None = None
         with self.db.write() as conn:  # BEGIN IMMEDIATE: the write lock is ours from here
             try:
@@ -72,6 +81,8 @@ class EnvelopeGuard:
             raw = conn.connection.driver_connection
             raw.execute("SAVEPOINT refusal")
             try:
+                if self.admit is not None:
+                    self.admit(account_id)
                 yield conn
             except BaseException as exc:  # a refusal, or a bug: the body is spent either way
                 failure = exc

@@ -49,7 +49,9 @@ class Gateway:
             config.allow_private_callbacks, config.host, config.port, config.public_url
         )
         self.accounts = Accounts(self.db, self.clock, config.currency)
-        self.guard = EnvelopeGuard(self.db, self.clock, config.window)
+        self.limiter = RateLimiter(config.rate_limit, config.burst)
+        # Envelope calls are rate limited once their IV is recorded (a throttled body is spent).
+        self.guard = EnvelopeGuard(self.db, self.clock, config.window, admit=self.limiter.admit)
         self.sending = Sending(
             self.db,
             self.prices,
@@ -63,7 +65,6 @@ class Gateway:
         self.limits = Limits(self.db, self.clock)
         self.outbox = Outbox(self.db, self.clock)
         self.links = Links(self.db, self.clock, self.outbox, self.guard)
-        self.limiter = RateLimiter(config.rate_limit, config.burst)
         self.carrier = Carrier(
             self.db,
             self.policy,

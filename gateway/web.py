@@ -99,37 +99,38 @@ def api_key_from(request: Request) -> str | None:
 
 def throttle(gw: Gateway, key: object) -> None:
     """Take a token from ``key``'s bucket or refuse with 4029 and ``Retry-After``."""
-    wait = gw.limiter.acquire(key)
-    if wait > 0:
-        retry = gw.limiter.retry_after(wait)
-        raise ApiError(
-            "4029",
-            f"too many requests; retry after {retry} s",
-            {"retryAfter": int(retry)},
-            headers={"Retry-After": retry},
-        )
+    gw.limiter.admit(key)
 
 
-def authenticate(gw: Gateway, api_key: Any) -> AccountKey:
-    """The account of an API key (1001), rate limited per account (4029)."""
+def account_of(gw: Gateway, api_key: Any) -> AccountKey:
+    """The account of an API key (1001: missing or unknown; never throttled)."""
     if not isinstance(api_key, str) or not api_key:
         raise ApiError("1001", "missing API key")
     account = gw.accounts.by_api_key(api_key)
     if account is None:
         raise ApiError("1001", "unknown API key")
+    return account
+
+
+def authenticate(gw: Gateway, api_key: Any) -> AccountKey:
+    """The account of an API key (1001), rate limited per account (4029)."""
+    account = account_of(gw, api_key)
     throttle(gw, account.id)
     return account
 
 
 async def open_envelope(request: Request, gw: Gateway) -> tuple[AccountKey, env.Envelope, bytes]:
-    """Shape (1004), key (1001), rate (4029), window (1002), decryption (1005), in order.
+    """Shape (1004), key (1001), window (1002), decryption (1005), in order.
 
-    The replay check (1003) comes next, inside the handler's transaction (``replay``).
+    Then, inside the handler's transaction (``EnvelopeGuard.transaction``): the window again
+    under the write lock, the replay check (1003, the IV is recorded) and the rate limit
+    (4029). Throttling after the IV record means a valid body is spent even when it is
+    throttled: it can never be replayed later within the window.
     """
     body = await read_json(request, gw.config.max_body_bytes)
     try:
         envelope = env.parse(body)
-        account = authenticate(gw, envelope.api_key)
+        account = account_of(gw, envelope.api_key)
         env.check_window(envelope.timestamp, now=gw.clock(), window=gw.config.window)
         plaintext = env.decrypt(envelope, account.encryption_key)
     except env.EnvelopeError as err:

@@ -29,7 +29,8 @@ def test_burst_then_4029_with_retry_after(gateway_factory):
     assert "Retry-After" in status.headers
 
 
-def test_a_limited_send_changes_nothing_and_can_be_sent_later(gateway_factory):
+def test_a_limited_send_spends_its_iv_and_changes_nothing_else(gateway_factory):
+    """Throttled after decryption: the IV is recorded, so the body can never be replayed."""
     gateway = gateway_factory(rate_limit=2, rate_burst=1)
     account = gateway.create_account()
     assert gateway.send(account, US).status_code == 200
@@ -37,13 +38,41 @@ def test_a_limited_send_changes_nothing_and_can_be_sent_later(gateway_factory):
     body = gateway.seal(account, US)
     limited = gateway.http.post(gateway.base_url + "/sms/send", json=body)
     assert limited.status_code == 429 and limited.json()["code"] == "4029"
+    assert limited.headers["Retry-After"].isdigit()
     assert gateway.money(account.email) == before
-    # Refused before decryption: the IV was not spent, so the very same body goes through.
-    gateway.poll(
-        lambda: gateway.http.post(gateway.base_url + "/sms/send", json=body).status_code == 200,
-        interval=0.1,
-    )
+    assert gateway.query("SELECT count(*) FROM used_ivs") == [(2,)]
+    assert gateway.query("SELECT count(*) FROM tasks") == [(1,)]
+
+    def replayed() -> bool:
+        code = gateway.http.post(gateway.base_url + "/sms/send", json=body).json()["code"]
+        assert code in ("4029", "1003"), code
+        return code == "1003"
+
+    gateway.poll(replayed, interval=0.1)  # once a token is back: a replay, never a send
+    assert gateway.money(account.email) == before
+    # A freshly sealed body (new IV) goes through, as the client's retries do.
+    gateway.poll(lambda: gateway.send(account, US).status_code == 200, interval=0.1)
     assert gateway.money(account.email)["balance"] == 100_000_000 - 2 * 50_000
+
+
+def test_a_limited_short_link_spends_its_iv(gateway_factory):
+    gateway = gateway_factory(rate_limit=0.5, rate_burst=1)
+    account = gateway.create_account()
+    assert gateway.get("/external/accounts/balance", account).status_code == 200
+    response = gateway.post_envelope("/shortlinks", account, {"url": "https://example.com/"})
+    assert response.json()["code"] == "4029"
+    assert gateway.query("SELECT count(*) FROM used_ivs") == [(1,)]
+    assert gateway.query("SELECT count(*) FROM shortlinks") == [(0,)]
+
+
+def test_envelopes_with_unknown_keys_are_1001_never_4029(gateway_factory):
+    gateway = gateway_factory(rate_limit=1, rate_burst=1)
+    account = gateway.create_account()
+    codes = set()
+    for _ in range(5):
+        body = gateway.seal(account, US, api_key="keda_" + "0" * 32)
+        codes.add(gateway.http.post(gateway.base_url + "/sms/send", json=body).json()["code"])
+    assert codes == {"1001"}
 
 
 def test_rate_limit_zero_is_off(gateway):

@@ -230,6 +230,8 @@ def webhook_routes(
             data = json.loads(text, parse_constant=_no_constants)
         except ValueError as exc:
             return _refuse(400, "invalid_json", f"The body is not valid UTF-8 JSON: {exc}.")
+        except RecursionError:  # "[[[[…" nested deeper than the parser's stack allows
+            return _refuse(400, "invalid_json", "The body is not valid JSON: nested too deeply.")
         emitted = None
         if stamp and stamp.isascii() and stamp.isdigit() and len(stamp) <= 12:
             emitted = datetime.fromtimestamp(int(stamp), UTC)

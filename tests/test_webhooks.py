@@ -239,8 +239,11 @@ async def test_body_at_the_limit_is_read(ledger: Ledger) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{", b"not json", b'{"msgid": NaN}', b"\xff\xfe{}", b'{"a": 1} {"b": 2}'],
-)
+    [b"", b"{", b"not json", b'{"msgid": NaN}', b"\xff\xfe{}", b'{"a": 1} {"b": 2}',
+     b"[" * 60000, b'{"a":' * 12000],
+    ids=["empty", "open-brace", "not-json", "NaN", "not-utf8", "two-values", "deep-list",
+         "deep-object"],
+)  # fmt: skip
 async def test_malformed_json(client: httpx.AsyncClient, ledger: Ledger, raw: bytes) -> None:
     before = snapshot(ledger)
     refused(await post(client, raw), 400, "invalid_json")

@@ -30,7 +30,7 @@ from aiohttp.resolver import ThreadedResolver
 from gateway.addresses import AddressRules
 from gateway.clock import to_ms
 from gateway.outbox import DEAD, DONE, PENDING, Claimed, Outbox, Settlement
-from kedacore.webhooks import sign_event
+from kedacore.signing import sign_event
 
 log = logging.getLogger("gateway.callbacks")
 

@@ -22,13 +22,9 @@ recorded: a fast callback can overtake the send's own response).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
 import hmac
 import json
 import logging
-import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,71 +36,33 @@ from starlette.routing import Route
 
 from kedacore.ledger import CallbackEvent, EventError, Ledger, Outcome, parse_event
 
+# The signature functions live in kedacore.signing (no Starlette, no ledger: the gateway
+# signs with them); re-exported here for callers of the receiver's module.
+from kedacore.signing import (
+    SIGNING_KEY_BYTES,
+    TOLERANCE_SECONDS,
+    sign_event,
+    signature_problem,
+    signing_key_bytes,
+    verify_signature,
+)
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_GROUP",
+    "SIGNING_KEY_BYTES",
+    "TOLERANCE_SECONDS",
+    "GroupWriter",
+    "sign_event",
+    "signing_key_bytes",
+    "verify_signature",
+    "webhook_routes",
+]
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
-TOLERANCE_SECONDS = 300
 MAX_GROUP = 1000  # events per ledger transaction
-SIGNING_KEY_BYTES = 32
-
-
-def sign_event(body: bytes, timestamp: int | str, key: bytes) -> str:
-    """The X-Keda-Signature of a callback body: hex HMAC-SHA256 of ``"{timestamp}.{body}"``."""
-    message = str(timestamp).encode("ascii") + b"." + body
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def _signature_problem(
-    body: bytes,
-    timestamp: str | None,
-    signature: str | None,
-    key: bytes,
-    *,
-    tolerance: int | None,
-    now: float | None,
-) -> str | None:
-    """Why a signature is not acceptable, or None when it is."""
-    if not signature:
-        return "the X-Keda-Signature header is missing"
-    if not timestamp or not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
-        return "X-Keda-Timestamp must be the signing time in Unix seconds"
-    if tolerance is not None:
-        skew = int(timestamp) - (time.time() if now is None else now)
-        if abs(skew) > tolerance:
-            return (
-                f"X-Keda-Timestamp is {abs(skew):.0f} s away from this server's clock "
-                f"(at most {tolerance} s allowed)"
-            )
-    expected = sign_event(body, timestamp, key)
-    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace")):
-        return "X-Keda-Signature does not match the body"
-    return None
-
-
-def verify_signature(
-    body: bytes,
-    timestamp: int | str | None,
-    signature: str | None,
-    key: bytes,
-    *,
-    tolerance: int | None = TOLERANCE_SECONDS,
-    now: float | None = None,
-) -> bool:
-    """Whether ``signature`` signs ``body`` at ``timestamp`` (within ``tolerance`` s of now)."""
-    stamp = None if timestamp is None else str(timestamp)
-    return _signature_problem(body, stamp, signature, key, tolerance=tolerance, now=now) is None
-
-
-def signing_key_bytes(key: bytes | str) -> bytes:
-    """The 32 raw key bytes, from themselves or from the base64 text of the encryption key."""
-    if isinstance(key, str):
-        try:
-            key = base64.b64decode(key, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("the signing key must be base64 of 32 bytes") from None
-    if len(key) != SIGNING_KEY_BYTES:
-        raise ValueError(f"the signing key must be {SIGNING_KEY_BYTES} bytes, not {len(key)}")
-    return key
 
 
 @dataclass
@@ -222,7 +180,7 @@ def webhook_routes(
         stamp = request.headers.get("x-keda-timestamp")
         signature = request.headers.get("x-keda-signature")
         if key is not None and (signature is not None or require_signature):
-            problem = _signature_problem(body, stamp, signature, key, tolerance=tolerance, now=None)
+            problem = signature_problem(body, stamp, signature, key, tolerance=tolerance, now=None)
             if problem:
                 return _refuse(401, "bad_signature", problem + ".")
         try:

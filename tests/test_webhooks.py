@@ -129,6 +129,28 @@ def test_sign_event_is_hex_hmac_sha256_of_timestamp_dot_body() -> None:
     assert not verify_signature(raw, None, expected, KEY)
 
 
+def test_signing_lives_apart_from_the_receiver_and_the_gateway_does_not_load_it() -> None:
+    """The gateway signs with kedacore.signing: neither Starlette routes nor the ledger."""
+    import subprocess
+    import sys
+
+    from kedacore import signing, webhooks
+
+    assert webhooks.sign_event is signing.sign_event
+    assert webhooks.verify_signature is signing.verify_signature
+    assert webhooks.signing_key_bytes is signing.signing_key_bytes
+    probe = (
+        "import sys, kedacore.signing\n"
+        "assert 'starlette' not in sys.modules and 'kedacore.ledger' not in sys.modules\n"
+        "from gateway import create_app\n"
+        "import gateway.delivery\n"
+        "loaded = [m for m in ('kedacore.webhooks', 'kedacore.ledger') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_signing_key_from_base64_and_checks() -> None:
     assert signing_key_bytes(base64.b64encode(KEY).decode()) == KEY
     with pytest.raises(ValueError, match="32 bytes"):

@@ -13,7 +13,7 @@ import hashlib
 
 import streamlit as st
 
-from kedacore.campaign import CampaignBusyError, CampaignEngine, CampaignProgress
+from kedacore.campaign import CampaignBusyError, CampaignEngine, CampaignProgress, CampaignRun
 from kedacore.campaign_plan import (
     CampaignPlan,
     CampaignPreview,
@@ -81,6 +81,11 @@ def check(
     return preview, plan_requests(preview)
 
 
+def keep_run(campaign_id: int, run: CampaignRun) -> None:
+    """Remember a background run this session started, to show its error if it breaks."""
+    state.setdefault("campaigns_runs", {})[campaign_id] = run
+
+
 def masked_callback_url() -> str:
     """The receiver's address with its secret token cut to the last 4 characters."""
     url, token = console.callback_url, console.settings.webhook_token
@@ -92,9 +97,9 @@ def masked_callback_url() -> str:
 
 def new_campaign() -> None:
     """The form: file, template, options; then the checks, the preview and the cost."""
-    if "campaigns_started" in state:
+    if "campaigns_started" in state:  # until the next campaign is confirmed
         st.success(
-            f"Campaign #{state.pop('campaigns_started')} is sending: follow it under "
+            f"Campaign #{state['campaigns_started']} was started: follow it under "
             f"**{LIST}**. The file and template are kept here for another campaign.",
             icon=":material/rocket_launch:",
         )
@@ -367,7 +372,7 @@ def confirm(pending: dict) -> None:
         campaign = console.ledger.campaign(campaign_id)
         assert campaign is not None
         cv.save_options(data_dir, campaign, pending["options"])
-        engine.start(campaign_id)
+        keep_run(campaign_id, engine.start(campaign_id))
         _dismiss()
         account_changed()
         state["campaigns_focus"] = campaign_id
@@ -525,6 +530,15 @@ def draw_state(
     campaign_id: int, engine: CampaignEngine, progress: CampaignProgress, label: str
 ) -> None:
     """What the campaign is doing, why it stopped, what to do, and the buttons for it."""
+    failed = state.get("campaigns_runs", {}).get(campaign_id)
+    if failed is not None and failed.error is not None and not progress.running:
+        # Not a pause the engine chose (those have a reason below): the run itself broke.
+        why = f"{type(failed.error).__name__}: {failed.error}"[:300]
+        st.error(
+            f"**The last run of this campaign stopped on an error** ({why}). Nothing was sent "
+            "twice; Resume to try again. If it fails again, the console's log has the details.",
+            icon=":material/error:",
+        )
     if progress.running:
         st.caption("Sending in the background: you can leave this page; the campaign goes on.")
         if st.button("Pause", key="campaigns_stop", icon=":material/pause:"):
@@ -565,7 +579,7 @@ def draw_state(
             "Resume", key="campaigns_resume", type="primary", icon=":material/play_arrow:"
         ):
             # Another session may have resumed it a moment ago: start returns that run then.
-            engine.start(campaign_id)
+            keep_run(campaign_id, engine.start(campaign_id))
             st.rerun()
         with row.popover("Cancel the rest…", icon=":material/cancel:"):
             st.markdown(

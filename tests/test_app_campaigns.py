@@ -22,8 +22,10 @@ from test_app import balance, clean_env, metric, start
 from kedacore.campaign import CampaignEngine
 from kedacore.campaign_plan import plan_requests, preview_campaign
 from kedacore.campaign_progress import holder
+from kedacore.ledger import Ledger
 from kedacore.recipients import read_recipients
 from kedacore.settings import load_settings
+from pages import _campaign_views as cv
 from pages import _runtime
 from pages._shell import account_changed
 
@@ -69,7 +71,8 @@ def wait_for_the_run(campaign_id: int) -> None:
     """Wait for the background run the page started (a thread of this process)."""
     run = holder(runtime().ledger.url, campaign_id)[1]
     if run is not None:
-        assert run.wait(30) is not None, "the campaign did not finish in 30 s"
+        run.wait(30)
+        assert not run.running, "the campaign did not finish in 30 s"
 
 
 def campaign_ids() -> list[int]:
@@ -219,6 +222,34 @@ def test_an_interrupted_campaign_is_listed_and_resumed(data_dir: Path) -> None:
     assert frame(at, "Campaign")["Status"][0] == "done"
 
 
+def test_a_run_that_breaks_says_so_and_resume_completes_it(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = start(PAGE)
+    working = _runtime.Runtime.async_client
+
+    def broken(self: _runtime.Runtime) -> None:
+        raise RuntimeError("the client cannot be built")
+
+    monkeypatch.setattr(_runtime.Runtime, "async_client", broken)
+    compose(at, recipients_csv(), "Hi {name}")
+    at.button(key="campaigns_submit").click().run()
+    at.button(key="campaigns_confirm").click().run()
+    (campaign_id,) = campaign_ids()
+    wait_for_the_run(campaign_id)
+    at.run()
+    assert "stopped on an error** (RuntimeError: the client cannot be built)" in texts(at.error)
+    assert gateway_recipients(data_dir) == []
+
+    monkeypatch.setattr(_runtime.Runtime, "async_client", working)
+    at.button(key="campaigns_resume").click().run()
+    wait_for_the_run(campaign_id)
+    at.run()
+    assert gateway_recipients(data_dir) == GOOD
+    assert "All 5 recipients sent" in texts(at.success)
+    assert not any("stopped on an error" in e.value for e in at.error)
+
+
 def test_an_unusable_file_or_template_says_what_to_fix(data_dir: Path) -> None:
     at = start(PAGE)
     compose(at, b"name,code\nAna,C1\n", "Hi {name}")
@@ -247,3 +278,25 @@ def test_a_workbook_is_read_like_a_csv(data_dir: Path) -> None:
         "+12062000001",
         "+12062000002",
     ]
+
+
+def test_send_options_are_kept_for_the_resume(tmp_path: Path) -> None:
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as book:
+        first = book.campaign(book.create_campaign("One"))
+        second = book.campaign(book.create_campaign("Two"))
+    cv.save_options(tmp_path, first, cv.CampaignOptions(track_click=True, callback=False))
+    assert cv.load_options(tmp_path, first) == cv.CampaignOptions(True, False)
+    assert cv.load_options(tmp_path, second) == cv.CampaignOptions()  # not kept: defaults
+    (tmp_path / cv.OPTIONS_FILE).write_text("{broken")
+    assert cv.load_options(tmp_path, first) == cv.CampaignOptions()
+
+
+def test_a_pause_reason_points_to_the_page_that_fixes_it() -> None:
+    cap = "Paused: dailySpendCap reached — over the cap. Raise the cap in Limits, then resume."
+    assert cv.fix_for(cap) == ("pages/limits.py", "Raise the cap on Limits")
+    short = "Paused: insufficient balance — the batches left need 3 USD"
+    assert cv.fix_for(short) == ("pages/settings.py", "Top up on Settings")
+    assert cv.fix_for("Stopped; 3 recipients in 3 batches are left.") is None
+    assert cv.status_label("sending", running=False) == "interrupted"
+    assert cv.status_label("sending", running=True) == "sending"
+    assert cv.status_label("planned", running=False) == "not started"

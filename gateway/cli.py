@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from gateway.cli_options import add_callback_options, add_carrier_options, non_negative
 from gateway.config import DEFAULT_DB, GatewayConfig
-from gateway.simulation import CarrierSimulation, ProfileError, load_country_profiles
+from gateway.simulation import ProfileError, load_country_profiles
 
 DESCRIPTION = "A KedaSMS-compatible gateway (front-end proxy and back end in one service)."
 EPILOG = (
@@ -154,21 +154,13 @@ def serve(args: argparse.Namespace) -> int:
         callback_dead_after=args.callback_dead_after,
     )
     try:  # check the carrier settings now: a bad file is a one-line error, not a traceback
-        CarrierSimulation.from_settings(
-            config.carrier_profile,
-            sent_delay=config.sent_delay,
-            deliver_delay=config.deliver_delay,
-            failed_share=config.failed_share,
-            undelivered_share=config.undelivered_share,
-            jitter=config.carrier_jitter,
-            country_profiles=config.country_profiles,
-        )
+        policy = config.policy()
     except ProfileError as exc:
         raise CliError(str(exc)) from None
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(config)
+    app = create_app(config, policy=policy)
     server_config = uvicorn.Config(
         app,
         host=args.host,

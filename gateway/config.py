@@ -6,7 +6,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.simulation import CarrierSimulation
 
 DEFAULT_DB = Path(".kedasms") / "gateway.db"
 
@@ -93,6 +96,25 @@ class GatewayConfig:
         if self.rate_burst is not None:
             return max(1, int(self.rate_burst))
         return max(1, int(self.rate_limit * 2))
+
+    def policy(self) -> CarrierSimulation:
+        """The carrier simulation these settings describe (``serve`` and ``create_app``).
+
+        Raises:
+            gateway.simulation.ProfileError: a profile, share, delay or country is wrong.
+        """
+        from gateway.simulation import CarrierSimulation  # the config stays light to import
+
+        return CarrierSimulation.from_settings(
+            self.carrier_profile,
+            sent_delay=self.sent_delay,
+            deliver_delay=self.deliver_delay,
+            failed_share=self.failed_share,
+            undelivered_share=self.undelivered_share,
+            jitter=self.carrier_jitter,
+            country_profiles=self.country_profiles,
+            seed=self.carrier_seed,
+        )
 
     def listening_base(self) -> str | None:
         """``public_url`` or ``http://host:port``; None when the host is a wildcard."""

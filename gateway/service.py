@@ -20,7 +20,6 @@ from gateway.ratelimit import RateLimiter
 from gateway.replay import EnvelopeGuard, prune_ivs
 from gateway.sending import Sending
 from gateway.shortlinks import Links
-from gateway.simulation import CarrierSimulation
 
 log = logging.getLogger("gateway")
 
@@ -35,16 +34,7 @@ class Gateway:
         self.clock = config.clock
         self.db = Database(config.db_path)
         self.prices = PriceTable(config.prices, config.currency)
-        self.policy = policy or CarrierSimulation.from_settings(
-            config.carrier_profile,
-            sent_delay=config.sent_delay,
-            deliver_delay=config.deliver_delay,
-            failed_share=config.failed_share,
-            undelivered_share=config.undelivered_share,
-            jitter=config.carrier_jitter,
-            country_profiles=config.country_profiles,
-            seed=config.carrier_seed,
-        )
+        self.policy = policy or config.policy()
         self.address_rules = AddressRules.for_gateway(
             config.allow_private_callbacks, config.host, config.port, config.public_url
         )

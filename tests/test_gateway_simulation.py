@@ -120,6 +120,36 @@ def test_magic_numbers_under_any_profile_and_time_scale() -> None:
             assert sim.next_step(due(m, SENT, MAGIC_SLOW)) == Step(DELIVERED, None)
 
 
+def test_the_config_builds_the_policy_serve_and_create_app_use(tmp_path: Path) -> None:
+    """One place turns the carrier settings into a policy (GatewayConfig.policy)."""
+    from gateway.config import GatewayConfig
+    from gateway.service import Gateway
+
+    config = GatewayConfig(
+        db_path=tmp_path / "g.db",
+        carrier_profile="realistic",
+        failed_share=0.25,
+        deliver_delay=7.0,
+        country_profiles={"IN": {"sentDelay": 9}},
+        carrier_seed=42,
+    )
+    policy = config.policy()
+    assert isinstance(policy, CarrierSimulation) and policy.seed == 42
+    assert policy.profile("US").failed_share == 0.25
+    assert policy.profile("US").deliver_delay == 7.0
+    assert policy.profile("IN").sent_delay == 9
+    built = Gateway(config)
+    try:
+        assert repr(built.policy) == repr(policy)
+        assert [built.policy.fate(m, "+12065550123", "US") for m in MSGIDS[:200]] == [
+            policy.fate(m, "+12065550123", "US") for m in MSGIDS[:200]
+        ]
+    finally:
+        built.db.close()
+    with pytest.raises(ProfileError):
+        GatewayConfig(carrier_profile="nope").policy()
+
+
 def test_serve_documents_and_checks_the_carrier_options(tmp_path: Path, capsys: Any) -> None:
     serve = build_parser()._subparsers._group_actions[0].choices["serve"]
     text = serve.format_help()

@@ -25,7 +25,8 @@ class MoneyError(ValueError):
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
+    """A value for an error message: a Decimal as its number, anything else as repr, short."""
+    text = str(value) if isinstance(value, Decimal) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -5,7 +5,10 @@
 records each answer; a cap or balance refusal pauses the campaign; ``resume`` is ``run`` again.
 A batch whose request went out but whose answer was lost (a crash, a killed process) is still
 ``planned``: it is sent again with the same ``clientRef``, and the service answers with the first
-send's result instead of sending again — so every recipient gets the message exactly once.
+send's result instead of sending again — so every recipient gets the message exactly once. The
+service remembers a ``clientRef`` for 24 h only: a batch whose request went out more than 23 h
+before the resume is not sent again but held as ``uncertain`` (kedacore.ledger.batches), for
+someone to check on the Status page and then ``resend_uncertain`` (or cancel).
 
 Streamlit runs a page's script in a thread without an event loop: ``run_sync`` runs the engine
 there with ``asyncio.run``; ``start`` runs it in a background thread of the server process that
@@ -20,7 +23,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -39,47 +41,14 @@ from kedacore.campaign_progress import (
     progress_setter,
     release,
 )
-from kedacore.errors import (
-    APIConnectionError,
-    AuthenticationError,
-    CapReachedError,
-    ConfigurationError,
-    InsufficientBalanceError,
-    KedaError,
-    RateLimitError,
-    ValidationError,
-)
-from kedacore.ledger import CampaignBatch, Ledger, LedgerMessage
+from kedacore.campaign_run import Attempts, Results, RunState, Sender
+from kedacore.errors import KedaError
+from kedacore.ledger import Ledger, LedgerMessage
 from kedacore.ledger import schema as ledger_schema
-from kedacore.money import to_micros
-from kedacore.redaction import redact_secrets, url_secrets
-from kedacore.types import SendResult
 
 logger = logging.getLogger("kedacore.campaign")
 
 ClientFactory = Callable[[], AsyncKedaClient]
-
-
-@dataclass
-class _State:
-    """One run's counters and the reason it must stop launching requests."""
-
-    halt: str | None = None  # the pause reason (cap, balance, credentials, unreachable)
-    short_balance: bool = False
-    not_before: float = 0.0  # rate limited: no request before this loop time
-    failures_in_a_row: int = 0
-    patience: int = 32  # failures in a row (unreachable, 5xx) that pause the campaign
-    balance: Decimal | None = None  # read when the balance ran short
-    crash: BaseException | None = None
-    write_error: Exception | None = None
-    last_error: str | None = None
-    tally: RunTally | None = None
-
-    def stopping(self, stop: threading.Event | None) -> bool:
-        """Whether to launch no more requests."""
-        if self.halt is not None or (self.tally and self.tally.callback_error):
-            return True
-        return stop is not None and stop.is_set()
 
 
 class CampaignEngine:
@@ -110,8 +79,6 @@ class CampaignEngine:
         self.ledger = ledger
         self.client_factory = client_factory
         self.callback_url = callback_url
-        # The callback URL carries the receiver's secret token: never let an error echo it.
-        self._secrets = url_secrets(callback_url)
         self.track_click = track_click
         self.write_group = write_group
         self.linger = linger
@@ -161,6 +128,14 @@ class CampaignEngine:
     def background_run(self, campaign_id: int) -> CampaignRun | None:
         """The background run of this campaign started by :meth:`start`, if any."""
         return holder(self.ledger.url, campaign_id)[1]
+
+    def resend_uncertain(self, campaign_id: int, batch_ids: list[int] | None = None) -> int:
+        """Let batches held as ``uncertain`` be sent by the next run (someone checked on the
+        Status page that their recipients got nothing); returns how many. Start the run next.
+        """
+        if self.is_running(campaign_id):
+            raise CampaignBusyError(f"campaign {campaign_id} is being sent; stop it first")
+        return self.ledger.release_uncertain_batches(campaign_id, batch_ids)
 
     def cancel(self, campaign_id: int) -> None:
         """Cancel a campaign that is not running: its planned batches will never be sent."""
@@ -257,6 +232,8 @@ class CampaignEngine:
             raise KeyError(f"no campaign {campaign_id!r}")
         if campaign.status == "cancelled":
             raise ValueError(f"campaign {campaign_id} was cancelled; it cannot be sent")
+        # Requests that went out more than 23 h ago, answer lost: held, not sent again.
+        self.ledger.hold_uncertain_batches(campaign_id)
         pending = deque(self.ledger.campaign_batches(campaign_id, states=["planned"]))
         tally = RunTally(
             campaign,
@@ -264,16 +241,24 @@ class CampaignEngine:
             on_progress,
             self.progress_interval,
         )
-        state = _State(patience=max(8, 2 * concurrency), tally=tally)
+        sender = Sender(
+            self.ledger,
+            callback_url=self.callback_url,
+            track_click=self.track_click,
+            write_group=self.write_group,
+            linger=self.linger,
+        )
+        attempts = Attempts(self.ledger, pending, ahead=max(64, 4 * concurrency))
+        state = RunState(patience=max(8, 2 * concurrency), tally=tally, attempts=attempts)
         if pending:
             self.ledger.set_campaign_status(campaign_id, "sending")
-        results: asyncio.Queue[tuple[str, CampaignBatch, Any] | None] = asyncio.Queue()
-        writer = asyncio.create_task(self._writer(results, tally, state))
+        results: Results = asyncio.Queue()
+        writer = asyncio.create_task(sender.writer(results, tally, state))
         try:
             if pending:
                 async with self.client_factory() as client:
                     workers = [
-                        asyncio.create_task(self._worker(client, pending, results, state, stop))
+                        asyncio.create_task(sender.worker(client, pending, results, state, stop))
                         for _ in range(min(concurrency, len(pending)))
                     ]
                     try:
@@ -290,6 +275,7 @@ class CampaignEngine:
         finally:
             await results.put(None)
             await writer  # every answer received is recorded (unless the ledger failed)
+            await attempts.close()
             status, reason = self._finish(campaign_id, state, stop)
             final = progress_of(
                 self.ledger.campaign(campaign_id),
@@ -303,130 +289,12 @@ class CampaignEngine:
             raise tally.callback_error
         return tally.report(status, reason, time.monotonic() - started, final)
 
-    async def _worker(
-        self,
-        client: AsyncKedaClient,
-        pending: deque[CampaignBatch],
-        results: asyncio.Queue[tuple[str, CampaignBatch, Any] | None],
-        state: _State,
-        stop: threading.Event | None,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        while pending and not state.stopping(stop):
-            wait = state.not_before - loop.time()
-            if wait > 0:  # in steps, so that a stop is heard during a long Retry-After
-                await asyncio.sleep(min(wait, 0.5))
-                continue
-            batch = pending.popleft()
-            try:
-                # Sent with its clientRef: a repeat (resume, client retry) returns the first
-                # answer instead of sending again. That is also why the client may retry it.
-                result = await client.sms.send(
-                    batch.country,
-                    list(batch.recipients),
-                    batch.content,
-                    sender_id=batch.sender,
-                    track_click=self.track_click,
-                    callback_url=self.callback_url,
-                    client_ref=batch.client_ref,
-                )
-            except CapReachedError as exc:
-                which = exc.cap or "a daily cap"
-                state.halt = state.halt or (
-                    f"Paused: {which} reached — {self._say(exc.message)}. Raise the cap in "
-                    "Limits (or wait for the next UTC day), then resume."
-                )
-                await results.put(("error", batch, self._say(exc)))
-            except InsufficientBalanceError as exc:
-                state.short_balance = True
-                state.halt = state.halt or "Paused: insufficient balance"
-                await results.put(("error", batch, self._say(exc)))
-            except ValidationError as exc:
-                await results.put(("refused", batch, self._say(exc)))
-            except RateLimitError as exc:
-                # Wait as told, then carry on: the batch goes back to the front of the line.
-                delay = exc.retry_after if exc.retry_after is not None else 1.0
-                state.not_before = max(state.not_before, loop.time() + delay)
-                pending.appendleft(batch)
-            except (AuthenticationError, ConfigurationError) as exc:
-                why = self._say(exc)
-                state.halt = state.halt or f"Paused: KedaSMS refused the credentials — {why}"
-                await results.put(("error", batch, why))
-            except KedaError as exc:  # unreachable, timed out, 5xx: stays planned, resend later
-                why = self._say(exc)
-                state.failures_in_a_row += 1
-                state.last_error = why
-                await results.put(("error", batch, why))
-                # Every request failing in a row: the service is down; do not try them all.
-                if state.failures_in_a_row >= state.patience:
-                    down = "cannot be reached" if isinstance(exc, APIConnectionError) else "fails"
-                    state.halt = state.halt or f"Paused: KedaSMS {down} — {why}"
-            else:
-                state.failures_in_a_row = 0
-                await results.put(("sent", batch, result))
-
-    def _say(self, error: BaseException | str) -> str:
-        """An error as the ledger may keep it: no callback token, no URL secret."""
-        return redact_secrets(str(error), self._secrets)
-
-    async def _writer(
-        self,
-        results: asyncio.Queue[tuple[str, CampaignBatch, Any] | None],
-        tally: RunTally,
-        state: _State,
-    ) -> None:
-        """Record answers in groups: what arrives during one transaction joins the next."""
-        done = False
-        while not done:
-            group = [await results.get()]
-            if group[0] is not None and results.qsize() < self.write_group:
-                # One transaction costs ~3 ms however many answers it holds: let them gather.
-                await asyncio.sleep(self.linger)
-            recipients = 0
-            while not results.empty() and len(group) < self.write_group and recipients < 20_000:
-                item = results.get_nowait()
-                group.append(item)
-                recipients += len(item[1].recipients) if item is not None else 0
-            done = group[-1] is None
-            items = [item for item in group if item is not None]
-            if not items:
-                continue
-            sent = [(batch.id, result) for kind, batch, result in items if kind == "sent"]
-            refused = [(batch, why) for kind, batch, why in items if kind == "refused"]
-            errors = [(batch.id, why) for kind, batch, why in items if kind == "error"]
-            try:
-                await asyncio.to_thread(self._record, sent, refused, errors)
-            except Exception as exc:
-                # Sending on without a record would only make work for the resume (the
-                # unrecorded answers are replayed by clientRef then): stop here.
-                state.write_error = exc
-                why = self._say(exc)
-                state.halt = state.halt or f"Paused: the ledger could not be written — {why}"
-                return
-            for kind, batch, result in items:
-                if kind == "sent":
-                    tally.sent(len(batch.recipients), to_micros(result.debited_amount))
-                elif kind == "refused":
-                    tally.refused(len(batch.recipients))
-            tally.maybe_notify()
-
-    def _record(
-        self,
-        sent: list[tuple[int, SendResult]],
-        refused: list[tuple[CampaignBatch, str]],
-        errors: list[tuple[int, str]],
-    ) -> None:
-        if sent:
-            self.ledger.mark_batches_sent(sent)
-        for batch, why in refused:
-            self.ledger.mark_batch_refused(batch.id, why)
-        for batch_id, why in errors:
-            self.ledger.note_batch_error(batch_id, why)
-
     def _finish(
-        self, campaign_id: int, state: _State, stop: threading.Event | None
+        self, campaign_id: int, state: RunState, stop: threading.Event | None
     ) -> tuple[str, str | None]:
-        """Set the campaign's status (done or paused) and say why."""
+        """Forget the attempts that sent nothing; set the campaign's status and say why."""
+        assert state.attempts is not None
+        self.ledger.clear_batch_attempts(state.attempts.to_clear())
         status, reason = end_of_run(
             self.ledger.campaign_batch_counts(campaign_id),
             halt=state.halt,
@@ -436,6 +304,7 @@ class CampaignEngine:
             interrupted=(state.tally and state.tally.callback_error) or state.crash,
             stopped=stop is not None and stop.is_set(),
             last_error=state.last_error,
+            unanswered=state.attempts.unanswered(),
         )
         self.ledger.set_campaign_status(campaign_id, status, error=reason)
         return status, reason

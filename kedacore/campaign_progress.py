@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from kedacore.ledger.batches import CLIENT_REF_SAFE_AGE, UNCERTAIN
 from kedacore.money import from_micros, money_str
 
 
@@ -35,6 +37,9 @@ class CampaignProgress:
     debited: Decimal
     currency: str
     running: bool = False  # a run of this campaign is under way in this process
+    # Held for a check: sent status unknown, answer lost more than 23 h ago (left, not sent)
+    batches_uncertain: int = 0
+    recipients_uncertain: int = 0
 
     @property
     def batches_left(self) -> int:
@@ -106,7 +111,7 @@ def progress_of(
     campaign: Any, counts: dict[str, dict[str, int]], *, running: bool
 ) -> CampaignProgress:
     """Progress from a ledger Campaign row and its campaign_batch_counts."""
-    sent, refused = counts.get("sent", {}), counts.get("refused", {})
+    sent, refused, held = (counts.get(k, {}) for k in ("sent", "refused", UNCERTAIN))
     return CampaignProgress(
         campaign.id,
         campaign.status,
@@ -121,6 +126,8 @@ def progress_of(
         from_micros(campaign.debited_micros),
         campaign.currency,
         running,
+        held.get("batches", 0),
+        held.get("recipients", 0),
     )
 
 
@@ -216,6 +223,8 @@ class RunTally:
             from_micros(c.debited_micros + self.debited_micros),
             c.currency,
             running=True,
+            batches_uncertain=self.base.get(UNCERTAIN, {}).get("batches", 0),
+            recipients_uncertain=self.base.get(UNCERTAIN, {}).get("recipients", 0),
         )
 
     def maybe_notify(self) -> None:
@@ -261,16 +270,52 @@ def end_of_run(
     interrupted: BaseException | None,
     stopped: bool,
     last_error: str | None,
+    unanswered: Sequence[datetime] = (),
 ) -> tuple[str, str | None]:
-    """The status a run leaves its campaign in (done or paused) and why, for a person."""
-    left, refused = counts.get("planned", {}), counts.get("refused", {})
-    if not left.get("batches"):
+    """The status a run leaves its campaign in (done or paused) and why, for a person.
+
+    ``unanswered``: when the requests that got no answer (and may have been sent) went out.
+    """
+    left, refused, held = (counts.get(k, {}) for k in ("planned", "refused", UNCERTAIN))
+    if not left.get("batches") and not held.get("batches"):
         if not refused.get("batches"):
             return "done", None
         return "done", (
             f"{refused['batches']} batches ({refused['recipients']} recipients) were refused "
             "by KedaSMS; see each batch's error."
         )
+    notes = []
+    if held.get("batches"):
+        notes.append(
+            f"{held['recipients']} recipients in {held['batches']} batches need a check: sent "
+            "status unknown, the answer was lost more than 23 h ago (longer than KedaSMS "
+            "remembers a clientRef). Check them on the Status page before resending them."
+        )
+    if unanswered:
+        by = (unanswered[0] + CLIENT_REF_SAFE_AGE).strftime("%Y-%m-%d %H:%M UTC")
+        notes.append(
+            f"{len(unanswered)} requests got no answer and may have been sent: resume before "
+            f"{by} so that KedaSMS recognises them by their clientRef; after that they are "
+            "held for a check instead of being sent again."
+        )
+    if not left.get("batches"):
+        return "paused", "Paused: " + " ".join(notes)
+    reason = _paused_reason(
+        left, halt, short_balance, balance, currency, interrupted, stopped, last_error
+    )
+    return "paused", " ".join([reason, *notes])
+
+
+def _paused_reason(
+    left: dict[str, int],
+    halt: str | None,
+    short_balance: bool,
+    balance: Decimal | None,
+    currency: str,
+    interrupted: BaseException | None,
+    stopped: bool,
+    last_error: str | None,
+) -> str:
     remaining = f"{left['recipients']} recipients in {left['batches']} batches are left"
     if short_balance:
         needed = from_micros(left["estimated_micros"])
@@ -286,7 +331,7 @@ def end_of_run(
             f"{remaining}: {last_error or 'the run ended early'}. Resume to try them again "
             "(no recipient is sent twice)."
         )
-    return "paused", reason
+    return reason
 
 
 def _balance_reason(needed: Decimal, balance: Decimal | None, currency: str) -> str:

@@ -15,22 +15,20 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
-from kedacore.ledger.engine import lock_messages, reading, writing
-from kedacore.ledger.queries import chunks
+from kedacore.ledger.engine import reading, writing
 from kedacore.ledger.records import Campaign, CampaignBatch, PlannedBatch
-from kedacore.money import to_micros
 from kedacore.redaction import redact_text
-from kedacore.types import SendResult
 
 if TYPE_CHECKING:
     from datetime import datetime
 
 CAMPAIGN_STATUSES = ("draft", "planned", "sending", "paused", "done", "cancelled")
-BATCH_STATES = ("planned", "sent", "refused")
+# uncertain: the request went out more than 23 h ago and its answer was lost (batches.py)
+BATCH_STATES = ("planned", "sent", "refused", "uncertain")
 
 
 class CampaignsMixin:
@@ -39,14 +37,6 @@ class CampaignsMixin:
     engine: Any
 
     def now(self) -> datetime:
-        raise NotImplementedError
-
-    def _record_send(self, conn: Connection, result: SendResult, **kwargs: Any) -> int:
-        raise NotImplementedError
-
-    def _replay_orphans(
-        self, conn: Connection, msgids: Sequence[str], deltas: rollup.Deltas
-    ) -> None:
         raise NotImplementedError
 
     def create_campaign(
@@ -150,137 +140,6 @@ class CampaignsMixin:
         with reading(self.engine) as conn:
             return [CampaignBatch.from_row(row) for row in conn.execute(query)]
 
-    def mark_batch_sent(self, batch_id: int, result: SendResult) -> int:
-        """Record a batch's send (task + messages) and mark it sent, in one transaction.
-
-        Idempotent: a batch already marked sent is left alone. Returns the messages recorded.
-        """
-        with writing(self.engine) as conn:
-            batch = _batch(conn, batch_id)
-            if batch.state == "sent":
-                return 0
-            recorded = self._record_send(
-                conn,
-                result,
-                country=batch.country,
-                sender=batch.sender,
-                content=batch.content,
-                campaign_id=batch.campaign_id,
-                client_ref=batch.client_ref,
-                estimated_micros=batch.estimated_micros,
-                created_at=None,
-            )
-            debited = to_micros(result.debited_amount)
-            _update_batch(
-                conn,
-                batch_id,
-                self.now(),
-                state="sent",
-                task_id=result.task_id,
-                debited_micros=debited,
-                error=None,
-            )
-            conn.execute(
-                update(s.campaigns)
-                .where(s.campaigns.c.id == batch.campaign_id)
-                .values(
-                    debited_micros=s.campaigns.c.debited_micros + debited,
-                    updated_at=self.now(),
-                )
-            )
-            return recorded
-
-    def mark_batches_sent(self, results: Sequence[tuple[int, SendResult]]) -> int:
-        """Record many batches' sends and mark them sent, all in one transaction.
-
-        The same rows as :meth:`mark_batch_sent` on each, but a few statements per group
-        instead of several per batch: a campaign engine writes its answers in groups while
-        the next requests are in flight. Batches already sent are left alone; a batch given
-        twice counts once. Returns the messages newly recorded.
-        """
-        if not results:
-            return 0
-        answers = dict(results)  # a batch given twice is recorded once (its last answer)
-        now = self.now()
-        with writing(self.engine) as conn:
-            # Before reading: callbacks for these msgids wait for this transaction (PostgreSQL;
-            # see lock_messages), and so does another writer of the same answers.
-            lock_messages(conn, [m.msgid for r in answers.values() for m in r.messages])
-            batches = _batches_by_id(conn, list(answers))
-            missing = set(answers) - set(batches)
-            if missing:
-                raise KeyError(f"no campaign batch {sorted(missing)[0]!r}")
-            todo = [(batches[b], answers[b]) for b in answers if batches[b].state != "sent"]
-            if not todo:
-                return 0
-            known_tasks = set(_scalars_in(conn, s.tasks.c.task_id, [r.task_id for _, r in todo]))
-            msgids = [m.msgid for _, r in todo for m in r.messages]
-            known_msgids = set(_scalars_in(conn, s.messages.c.msgid, msgids))
-            task_rows: list[dict[str, Any]] = []
-            message_rows: list[dict[str, Any]] = []
-            for batch, result in todo:
-                if result.task_id not in known_tasks:
-                    known_tasks.add(result.task_id)
-                    task_rows.append(_task_row(batch, result, now))
-                message_rows.extend(
-                    row
-                    for row in _message_rows(batch, result, now)
-                    if row["msgid"] not in known_msgids
-                )
-                known_msgids.update(m.msgid for m in result.messages)
-            if task_rows:
-                conn.execute(insert(s.tasks), task_rows)
-            for part in chunks(message_rows):
-                conn.execute(insert(s.messages), list(part))
-            if message_rows:
-                deltas: rollup.Deltas = {}  # the rollup is written once, at the end
-                rollup.add_rows(conn, message_rows, now, into=deltas)
-                # A callback can overtake the send's answer: apply what was stored for these.
-                self._replay_orphans(conn, [row["msgid"] for row in message_rows], deltas)
-                rollup.write_deltas(conn, deltas, now)
-            conn.execute(
-                update(s.campaign_batches)
-                .where(s.campaign_batches.c.id == bindparam("b_id"))
-                .values(
-                    state="sent",
-                    task_id=bindparam("b_task_id"),
-                    debited_micros=bindparam("b_debited"),
-                    error=None,
-                    attempts=s.campaign_batches.c.attempts + 1,
-                    updated_at=now,
-                ),
-                [
-                    {
-                        "b_id": batch.id,
-                        "b_task_id": result.task_id,
-                        "b_debited": to_micros(result.debited_amount),
-                    }
-                    for batch, result in todo
-                ],
-            )
-            debited: dict[int, int] = {}
-            for batch, result in todo:
-                debited[batch.campaign_id] = debited.get(batch.campaign_id, 0) + to_micros(
-                    result.debited_amount
-                )
-            for campaign_id, micros in debited.items():
-                conn.execute(
-                    update(s.campaigns)
-                    .where(s.campaigns.c.id == campaign_id)
-                    .values(debited_micros=s.campaigns.c.debited_micros + micros, updated_at=now)
-                )
-            return len(message_rows)
-
-    def mark_batch_refused(self, batch_id: int, error: str) -> None:
-        """Mark a batch refused for good (an invalid payload): it will not be sent again."""
-        with writing(self.engine) as conn:
-            _update_batch(conn, batch_id, self.now(), state="refused", error=redact_text(error))
-
-    def note_batch_error(self, batch_id: int, error: str) -> None:
-        """Note a passing failure (cap, balance, network); the batch stays planned."""
-        with writing(self.engine) as conn:
-            _update_batch(conn, batch_id, self.now(), error=redact_text(error))
-
     def set_campaign_status(
         self, campaign_id: int, status: str, *, error: str | None = None
     ) -> None:
@@ -363,92 +222,3 @@ def _batches_query(campaign_id: int) -> Any:
         .where(s.campaign_batches.c.campaign_id == campaign_id)
         .order_by(s.campaign_batches.c.seq)
     )
-
-
-def _batch(conn: Connection, batch_id: int) -> CampaignBatch:
-    cols = [s.campaign_batches.c[name] for name in CampaignBatch.__dataclass_fields__]
-    row = conn.execute(select(*cols).where(s.campaign_batches.c.id == batch_id)).first()
-    if row is None:
-        raise KeyError(f"no campaign batch {batch_id!r}")
-    return CampaignBatch.from_row(row)
-
-
-def _update_batch(conn: Connection, batch_id: int, now: datetime, **values: Any) -> None:
-    result = conn.execute(
-        update(s.campaign_batches)
-        .where(s.campaign_batches.c.id == batch_id)
-        .values(attempts=s.campaign_batches.c.attempts + 1, updated_at=now, **values)
-    )
-    if result.rowcount == 0:
-        raise KeyError(f"no campaign batch {batch_id!r}")
-
-
-# What recording an answer needs of its batch: everything but the recipients (their JSON is
-# the bulk of a row, and the answer lists them anyway).
-_BATCH_FACTS = ("id", "campaign_id", "country", "sender", "content", "client_ref", "state")
-_BATCH_FACTS += ("estimated_micros",)
-
-
-def _batches_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, Any]:
-    cols = [s.campaign_batches.c[name] for name in _BATCH_FACTS]
-    found: dict[int, Any] = {}
-    for part in chunks(ids):
-        query = select(*cols).where(s.campaign_batches.c.id.in_(list(part)))
-        found.update((row.id, row) for row in conn.execute(query))
-    return found
-
-
-def _scalars_in(conn: Connection, column: Any, values: Sequence[Any]) -> list[Any]:
-    found: list[Any] = []
-    for part in chunks(values):
-        found.extend(conn.scalars(select(column).where(column.in_(list(part)))))
-    return found
-
-
-def _task_row(batch: Any, result: SendResult, now: datetime) -> dict[str, Any]:
-    """The tasks row Ledger.record_send writes for this batch's answer."""
-    return {
-        "task_id": result.task_id,
-        "campaign_id": batch.campaign_id,
-        "country": batch.country.upper(),
-        "sender": batch.sender,
-        "content": batch.content,
-        "recipients": len(result.messages),
-        "segments": result.segments,
-        "debited_micros": to_micros(result.debited_amount),
-        "currency": result.currency,
-        "client_ref": batch.client_ref,
-        "created_at": now,
-        "day": now.date(),
-    }
-
-
-def _message_rows(batch: Any, result: SendResult, now: datetime) -> list[dict[str, Any]]:
-    """The messages rows Ledger.record_send writes for this batch's answer (all QUEUED)."""
-    from kedacore.ledger.core import split_micros  # core imports this module
-
-    count = len(result.messages)
-    if not count:
-        return []
-    estimates = split_micros(batch.estimated_micros, count)
-    segments = result.segments // count if result.segments % count == 0 else None
-    return [
-        {
-            "msgid": m.msgid,
-            "task_id": result.task_id,
-            "campaign_id": batch.campaign_id,
-            "recipient": m.recipient,
-            "country": batch.country.upper(),
-            "sender": batch.sender,
-            "status": "QUEUED",
-            "segments": segments,
-            "estimated_micros": estimate,
-            "currency": result.currency,
-            "created_at": now,
-            "day": now.date(),
-            "updated_at": now,
-            "clicks": 0,
-            "source": "send",
-        }
-        for m, estimate in zip(result.messages, estimates, strict=True)
-    ]

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
+from kedacore.ledger.batches import BatchesMixin
 from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
 from kedacore.ledger.engine import ledger_url, lock_messages, make_engine, writing
@@ -32,7 +33,6 @@ from kedacore.types import MessageStatus, SendResult, format_time
 _STATE = [f.name for f in fields(MessageState)]
 # The rest of a message's rollup key and sums (kedacore.ledger.rollup), which updates never change.
 _FACTS = [name for name in rollup.ROW_COLUMNS if name not in _STATE]
-_ADDED_INDEXES = frozenset({"ix_messages_latency"})  # added after the first release
 
 
 def _utc(value: datetime) -> datetime:
@@ -46,7 +46,7 @@ def split_micros(total: int, parts: int) -> list[int]:
     return [share + (1 if i < rest else 0) for i in range(parts)]
 
 
-class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
+class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, CapsMixin):
     """The console's record of campaigns, tasks, messages, callbacks, lookups and cap changes.
 
     Args:
@@ -69,9 +69,7 @@ class Ledger(QueriesMixin, CampaignsMixin, CapsMixin):
         s.metadata.create_all(self.engine)
         if fresh_rollup:  # a ledger from before the rollup: count its messages once
             rollup.rebuild(self.engine, self.now())
-        for index in s.messages.indexes:  # create_all leaves out new indexes of old tables
-            if index.name in _ADDED_INDEXES:
-                index.create(self.engine, checkfirst=True)
+        s.add_missing(self.engine)  # create_all leaves out new columns and indexes of old tables
 
     def __repr__(self) -> str:
         return f"Ledger({self.url!r})"

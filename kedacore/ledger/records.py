@@ -147,6 +147,12 @@ class CampaignBatch(_FromRow):
     debited_micros: int | None
     attempts: int
     error: str | None
+    attempted_at: datetime | None = None  # the request whose fate is unknown went out then
+
+    @property
+    def uncertain(self) -> bool:
+        """Sent status unknown: its answer was lost more than 23 h ago (check before resending)."""
+        return self.state == "uncertain"
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> CampaignBatch:

@@ -25,8 +25,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
 
@@ -93,7 +94,7 @@ campaign_batches = Table(
     Column("recipients", Text, nullable=False),  # JSON list of E.164 numbers
     Column("recipient_count", Integer, nullable=False),
     Column("client_ref", String(64), nullable=False, unique=True),
-    Column("state", String(10), nullable=False, default="planned"),  # planned / sent / refused
+    Column("state", String(10), nullable=False, default="planned"),  # BATCH_STATES (campaigns.py)
     Column("task_id", TASK_ID),
     Column("estimated_micros", MONEY, nullable=False, default=0),
     Column("debited_micros", MONEY),
@@ -101,6 +102,9 @@ campaign_batches = Table(
     Column("error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Set before the request goes out, cleared when an answer shows nothing was sent: a
+    # planned batch with an old attempted_at may be known to the service (kedacore.ledger.batches).
+    Column("attempted_at", UTCDateTime),
     UniqueConstraint("campaign_id", "seq", name="uq_campaign_batches_seq"),
     Index("ix_campaign_batches_state", "campaign_id", "state"),
 )
@@ -240,3 +244,25 @@ message_rollup = Table(
     Column("revision", BigInteger, nullable=False, default=0),  # + 1 at every change
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+
+# Added after the first release: create_all makes them for a new ledger only, add_missing for
+# an existing one (no migrations otherwise). Added columns must be nullable.
+ADDED_COLUMNS = ((campaign_batches, "attempted_at"),)
+ADDED_INDEXES = ((messages, "ix_messages_latency"),)
+
+
+def add_missing(engine: Engine) -> None:
+    """Add the columns and indexes of ADDED_COLUMNS / ADDED_INDEXES an older ledger lacks."""
+    have = inspect(engine)
+    for table, name in ADDED_COLUMNS:
+        if name in {c["name"] for c in have.get_columns(table.name)}:
+            continue
+        column = table.c[name]
+        kind = column.type.compile(dialect=engine.dialect)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}")
+    for table, name in ADDED_INDEXES:
+        for index in table.indexes:
+            if index.name == name:
+                index.create(engine, checkfirst=True)

@@ -1,0 +1,363 @@
+"""What became of each planned batch of a campaign: sent, refused, or not known yet.
+
+``mark_batch_sent`` / ``mark_batches_sent`` record a batch's task and messages and mark it
+``sent`` in one transaction; ``mark_batch_refused`` ends a batch refused for good;
+``note_batch_error`` notes a passing failure (the batch stays ``planned``).
+
+``attempted_at`` guards the resume against the 24 h memory of ``clientRef``: it is set on a
+batch before its request goes out (``mark_batches_attempted``) and cleared when an answer shows
+that nothing was sent (``clear_batch_attempts``). A batch still ``planned`` whose request went
+out more than 23 h ago (the answer was lost) may have been accepted under a ``clientRef`` the
+service no longer remembers: sending it again could send it twice. ``hold_uncertain_batches``
+moves such batches to ``uncertain`` with a reason a page can show, and only
+``release_uncertain_batches`` (someone checked the Status page) lets them be sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from kedacore.ledger import rollup
+from kedacore.ledger import schema as s
+from kedacore.ledger.engine import lock_messages, writing
+from kedacore.ledger.queries import chunks
+from kedacore.ledger.records import CampaignBatch
+from kedacore.money import to_micros
+from kedacore.redaction import redact_text
+from kedacore.types import SendResult
+
+UNCERTAIN = "uncertain"
+# The service remembers a clientRef for 24 h; an hour's margin for clocks and slow requests.
+CLIENT_REF_SAFE_AGE = timedelta(hours=23)
+
+
+def uncertain_reason(attempted_at: datetime) -> str:
+    """Why a batch is held: what a page shows beside it."""
+    when = attempted_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Sent status unknown: the request went out at {when} and its answer was lost more "
+        "than 23 h ago, longer than KedaSMS remembers its clientRef, so it is not resent "
+        "automatically. Check its recipients on the Status page before resending it."
+    )
+
+
+class BatchesMixin:
+    """Batch outcomes and attempts of the Ledger (see the module docstring)."""
+
+    engine: Any
+
+    def now(self) -> datetime:
+        raise NotImplementedError
+
+    def _record_send(self, conn: Connection, result: SendResult, **kwargs: Any) -> int:
+        raise NotImplementedError
+
+    def _replay_orphans(
+        self, conn: Connection, msgids: Sequence[str], deltas: rollup.Deltas
+    ) -> None:
+        raise NotImplementedError
+
+    if TYPE_CHECKING:  # CampaignsMixin's (a stub here would shadow it in the Ledger)
+
+        def campaign_batches(
+            self, campaign_id: int, *, states: Sequence[str] | None = None
+        ) -> list[CampaignBatch]: ...
+
+    def mark_batch_sent(self, batch_id: int, result: SendResult) -> int:
+        """Record a batch's send (task + messages) and mark it sent, in one transaction.
+
+        Idempotent: a batch already marked sent is left alone. Returns the messages recorded.
+        """
+        with writing(self.engine) as conn:
+            batch = _batch(conn, batch_id)
+            if batch.state == "sent":
+                return 0
+            recorded = self._record_send(
+                conn,
+                result,
+                country=batch.country,
+                sender=batch.sender,
+                content=batch.content,
+                campaign_id=batch.campaign_id,
+                client_ref=batch.client_ref,
+                estimated_micros=batch.estimated_micros,
+                created_at=None,
+            )
+            debited = to_micros(result.debited_amount)
+            _update_batch(
+                conn,
+                batch_id,
+                self.now(),
+                state="sent",
+                task_id=result.task_id,
+                debited_micros=debited,
+                error=None,
+            )
+            conn.execute(
+                update(s.campaigns)
+                .where(s.campaigns.c.id == batch.campaign_id)
+                .values(
+                    debited_micros=s.campaigns.c.debited_micros + debited,
+                    updated_at=self.now(),
+                )
+            )
+            return recorded
+
+    def mark_batches_sent(self, results: Sequence[tuple[int, SendResult]]) -> int:
+        """Record many batches' sends and mark them sent, all in one transaction.
+
+        The same rows as :meth:`mark_batch_sent` on each, but a few statements per group
+        instead of several per batch: a campaign engine writes its answers in groups while
+        the next requests are in flight. Batches already sent are left alone; a batch given
+        twice counts once. Returns the messages newly recorded.
+        """
+        if not results:
+            return 0
+        answers = dict(results)  # a batch given twice is recorded once (its last answer)
+        now = self.now()
+        with writing(self.engine) as conn:
+            # Before reading: callbacks for these msgids wait for this transaction (PostgreSQL;
+            # see lock_messages), and so does another writer of the same answers.
+            lock_messages(conn, [m.msgid for r in answers.values() for m in r.messages])
+            batches = _batches_by_id(conn, list(answers))
+            missing = set(answers) - set(batches)
+            if missing:
+                raise KeyError(f"no campaign batch {sorted(missing)[0]!r}")
+            todo = [(batches[b], answers[b]) for b in answers if batches[b].state != "sent"]
+            if not todo:
+                return 0
+            known_tasks = set(_scalars_in(conn, s.tasks.c.task_id, [r.task_id for _, r in todo]))
+            msgids = [m.msgid for _, r in todo for m in r.messages]
+            known_msgids = set(_scalars_in(conn, s.messages.c.msgid, msgids))
+            task_rows: list[dict[str, Any]] = []
+            message_rows: list[dict[str, Any]] = []
+            for batch, result in todo:
+                if result.task_id not in known_tasks:
+                    known_tasks.add(result.task_id)
+                    task_rows.append(_task_row(batch, result, now))
+                message_rows.extend(
+                    row
+                    for row in _message_rows(batch, result, now)
+                    if row["msgid"] not in known_msgids
+                )
+                known_msgids.update(m.msgid for m in result.messages)
+            if task_rows:
+                conn.execute(insert(s.tasks), task_rows)
+            for part in chunks(message_rows):
+                conn.execute(insert(s.messages), list(part))
+            if message_rows:
+                deltas: rollup.Deltas = {}  # the rollup is written once, at the end
+                rollup.add_rows(conn, message_rows, now, into=deltas)
+                # A callback can overtake the send's answer: apply what was stored for these.
+                self._replay_orphans(conn, [row["msgid"] for row in message_rows], deltas)
+                rollup.write_deltas(conn, deltas, now)
+            conn.execute(
+                update(s.campaign_batches)
+                .where(s.campaign_batches.c.id == bindparam("b_id"))
+                .values(
+                    state="sent",
+                    task_id=bindparam("b_task_id"),
+                    debited_micros=bindparam("b_debited"),
+                    error=None,
+                    attempts=s.campaign_batches.c.attempts + 1,
+                    updated_at=now,
+                ),
+                [
+                    {
+                        "b_id": batch.id,
+                        "b_task_id": result.task_id,
+                        "b_debited": to_micros(result.debited_amount),
+                    }
+                    for batch, result in todo
+                ],
+            )
+            debited: dict[int, int] = {}
+            for batch, result in todo:
+                debited[batch.campaign_id] = debited.get(batch.campaign_id, 0) + to_micros(
+                    result.debited_amount
+                )
+            for campaign_id, micros in debited.items():
+                conn.execute(
+                    update(s.campaigns)
+                    .where(s.campaigns.c.id == campaign_id)
+                    .values(debited_micros=s.campaigns.c.debited_micros + micros, updated_at=now)
+                )
+            return len(message_rows)
+
+    def mark_batch_refused(self, batch_id: int, error: str) -> None:
+        """Mark a batch refused for good (an invalid payload): it will not be sent again."""
+        with writing(self.engine) as conn:
+            _update_batch(conn, batch_id, self.now(), state="refused", error=redact_text(error))
+
+    def note_batch_error(self, batch_id: int, error: str) -> None:
+        """Note a passing failure (cap, balance, network); the batch stays planned."""
+        with writing(self.engine) as conn:
+            _update_batch(conn, batch_id, self.now(), error=redact_text(error))
+
+    def mark_batches_attempted(
+        self, batch_ids: Sequence[int], *, at: datetime | None = None
+    ) -> None:
+        """Note that these batches' requests are about to go out (call it before sending).
+
+        Only planned batches without an attempt are changed: ``attempted_at`` keeps the first
+        request whose fate is unknown, which is the one the 24 h of ``clientRef`` count from.
+        """
+        when = at or self.now()
+        c = s.campaign_batches.c
+        with writing(self.engine) as conn:
+            for part in chunks(list(batch_ids)):
+                conn.execute(
+                    update(s.campaign_batches)
+                    .where(c.id.in_(list(part)), c.state == "planned", c.attempted_at.is_(None))
+                    .values(attempted_at=when, updated_at=when)
+                )
+
+    def clear_batch_attempts(self, batch_ids: Sequence[int]) -> None:
+        """Forget the attempts of planned batches whose requests are known to have sent
+        nothing (never sent, or refused by a cap or the balance)."""
+        ids = list(batch_ids)
+        if not ids:
+            return
+        c = s.campaign_batches.c
+        with writing(self.engine) as conn:
+            for part in chunks(ids):
+                conn.execute(
+                    update(s.campaign_batches)
+                    .where(c.id.in_(list(part)), c.state == "planned")
+                    .values(attempted_at=None)
+                )
+
+    def hold_uncertain_batches(self, campaign_id: int) -> list[CampaignBatch]:
+        """Move the planned batches whose request went out more than 23 h ago to
+        ``uncertain`` (with the reason); returns them. A resume calls it first."""
+        now = self.now()
+        c = s.campaign_batches.c
+        with writing(self.engine) as conn:
+            stale = conn.execute(
+                select(c.id, c.attempted_at).where(
+                    c.campaign_id == campaign_id,
+                    c.state == "planned",
+                    c.attempted_at < now - CLIENT_REF_SAFE_AGE,
+                )
+            ).all()
+            for row in stale:
+                conn.execute(
+                    update(s.campaign_batches)
+                    .where(c.id == row.id)
+                    .values(
+                        state=UNCERTAIN,
+                        error=uncertain_reason(row.attempted_at),
+                        updated_at=now,
+                    )
+                )
+            ids = [row.id for row in stale]
+        return [b for b in self.campaign_batches(campaign_id) if b.id in ids] if ids else []
+
+    def release_uncertain_batches(
+        self, campaign_id: int, batch_ids: Sequence[int] | None = None
+    ) -> int:
+        """Let uncertain batches be sent again (someone checked that they were not sent):
+        back to ``planned`` without an attempt. Returns how many."""
+        c = s.campaign_batches.c
+        query = (
+            update(s.campaign_batches)
+            .where(c.campaign_id == campaign_id, c.state == UNCERTAIN)
+            .values(state="planned", attempted_at=None, error=None, updated_at=self.now())
+        )
+        if batch_ids is not None:
+            query = query.where(c.id.in_(list(batch_ids)))
+        with writing(self.engine) as conn:
+            return int(conn.execute(query).rowcount)
+
+
+def _batch(conn: Connection, batch_id: int) -> CampaignBatch:
+    cols = [s.campaign_batches.c[name] for name in CampaignBatch.__dataclass_fields__]
+    row = conn.execute(select(*cols).where(s.campaign_batches.c.id == batch_id)).first()
+    if row is None:
+        raise KeyError(f"no campaign batch {batch_id!r}")
+    return CampaignBatch.from_row(row)
+
+
+def _update_batch(conn: Connection, batch_id: int, now: datetime, **values: Any) -> None:
+    result = conn.execute(
+        update(s.campaign_batches)
+        .where(s.campaign_batches.c.id == batch_id)
+        .values(attempts=s.campaign_batches.c.attempts + 1, updated_at=now, **values)
+    )
+    if result.rowcount == 0:
+        raise KeyError(f"no campaign batch {batch_id!r}")
+
+
+# What recording an answer needs of its batch: everything but the recipients (their JSON is
+# the bulk of a row, and the answer lists them anyway).
+_BATCH_FACTS = ("id", "campaign_id", "country", "sender", "content", "client_ref", "state")
+_BATCH_FACTS += ("estimated_micros",)
+
+
+def _batches_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, Any]:
+    cols = [s.campaign_batches.c[name] for name in _BATCH_FACTS]
+    found: dict[int, Any] = {}
+    for part in chunks(ids):
+        query = select(*cols).where(s.campaign_batches.c.id.in_(list(part)))
+        found.update((row.id, row) for row in conn.execute(query))
+    return found
+
+
+def _scalars_in(conn: Connection, column: Any, values: Sequence[Any]) -> list[Any]:
+    found: list[Any] = []
+    for part in chunks(values):
+        found.extend(conn.scalars(select(column).where(column.in_(list(part)))))
+    return found
+
+
+def _task_row(batch: Any, result: SendResult, now: datetime) -> dict[str, Any]:
+    """The tasks row Ledger.record_send writes for this batch's answer."""
+    return {
+        "task_id": result.task_id,
+        "campaign_id": batch.campaign_id,
+        "country": batch.country.upper(),
+        "sender": batch.sender,
+        "content": batch.content,
+        "recipients": len(result.messages),
+        "segments": result.segments,
+        "debited_micros": to_micros(result.debited_amount),
+        "currency": result.currency,
+        "client_ref": batch.client_ref,
+        "created_at": now,
+        "day": now.date(),
+    }
+
+
+def _message_rows(batch: Any, result: SendResult, now: datetime) -> list[dict[str, Any]]:
+    """The messages rows Ledger.record_send writes for this batch's answer (all QUEUED)."""
+    from kedacore.ledger.core import split_micros  # core imports this module
+
+    count = len(result.messages)
+    if not count:
+        return []
+    estimates = split_micros(batch.estimated_micros, count)
+    segments = result.segments // count if result.segments % count == 0 else None
+    return [
+        {
+            "msgid": m.msgid,
+            "task_id": result.task_id,
+            "campaign_id": batch.campaign_id,
+            "recipient": m.recipient,
+            "country": batch.country.upper(),
+            "sender": batch.sender,
+            "status": "QUEUED",
+            "segments": segments,
+            "estimated_micros": estimate,
+            "currency": result.currency,
+            "created_at": now,
+            "day": now.date(),
+            "updated_at": now,
+            "clicks": 0,
+            "source": "send",
+        }
+        for m, estimate in zip(result.messages, estimates, strict=True)
+    ]

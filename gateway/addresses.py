@@ -246,6 +246,11 @@ class AddressRules:
             ip = literal_ip(host)
         except NotAnAddress as exc:
             return str(exc)
-        if ip is not None:
-            return self.address_problem(ip, port)
-        return self.name_problem(host, port)
+        if ip is None:
+            return self.name_problem(host, port)
+        problem = self.address_problem(ip, port)
+        if problem is None and isinstance(ip, ipaddress.IPv4Address) and host != str(ip):
+            # aiohttp refuses legacy numeric forms (127.1, 2130706433, a trailing dot) as
+            # non-canonical: such a URL could never be delivered, only retried for a day.
+            return f"must write the address {ip} as four decimal numbers ({host} is not)"
+        return problem

@@ -47,8 +47,6 @@ ALWAYS_REFUSED = [
 ]
 PRIVATE = [
     "http://127.0.0.1:8000/hook",
-    "http://127.1/",
-    "http://2130706433/",  # 127.0.0.1
     "http://localhost:8000/",
     "http://app.localhost/",
     "http://[::1]/",
@@ -80,6 +78,17 @@ def test_always_refused_even_in_a_sandbox(url: str) -> None:
 def test_loopback_and_private_only_when_allowed(url: str) -> None:
     assert "--allow-private-callbacks" in AddressRules(allow_private=False).url_problem(url)
     assert AddressRules(allow_private=True).url_problem(url) is None
+
+
+NON_CANONICAL = ["http://127.1/", "http://2130706433/", "http://93.184.215.14./",
+                 "http://0x5d.184.215.14/", "http://1572394766/"]  # fmt: skip
+
+
+@pytest.mark.parametrize("url", NON_CANONICAL)
+def test_legacy_numeric_forms_are_refused_even_for_allowed_addresses(url: str) -> None:
+    """The HTTP client refuses them as non-canonical: they could never be delivered."""
+    assert AddressRules(allow_private=False).url_problem(url)
+    assert "four decimal numbers" in AddressRules(allow_private=True).url_problem(url)
 
 
 @pytest.mark.parametrize("url", PUBLIC)

@@ -74,13 +74,11 @@ else:
         {
             "Messaging": [
                 st.Page("pages/send.py", title="Send", icon=":material/send:", default=True),
-                # Placeholder: the Campaigns page is built on this shell by another author.
                 st.Page("pages/campaigns.py", title="Campaigns", icon=":material/campaign:"),
                 st.Page("pages/status.py", title="Status", icon=":material/manage_search:"),
                 st.Page("pages/links.py", title="Short links", icon=":material/link:"),
             ],
             "Finance": [
-                # Placeholders: Spend and Limits are built on this shell by other authors.
                 st.Page("pages/spend.py", title="Spend", icon=":material/payments:"),
                 st.Page("pages/limits.py", title="Limits", icon=":material/speed:"),
             ],

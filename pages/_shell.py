@@ -217,12 +217,6 @@ def _sidebar(rt: _runtime.Runtime) -> tuple[Balance | None, Limits | None, KedaE
         )
     else:
         bar.caption(f"Spend today: **{money(usage.spend, cur)}** · no daily cap")
-    if limits.alert.triggered:
-        bar.error(
-            f"Usage alert: today's usage reached {limits.alert_threshold * 100:.0f} % of a "
-            "daily cap.",
-            icon=":material/notifications_active:",
-        )
     where = "sandbox gateway" if rt.mode == SANDBOX else "KedaSMS"
     host = rt.backup_url.split("//", 1)[-1].split("/", 1)[0]
     bar.caption(

@@ -33,12 +33,11 @@ from .errors import (
 )
 from .money import money_str
 from .redaction import mask, redact_url, url_secrets
+from .settings import DEFAULT_BACKUP_URL, DEFAULT_BASE_URL
 
 VERSION = "0.1.0"
 USER_AGENT = f"kedacore/{VERSION}"
 
-DEFAULT_BASE_URL = "https://www.kedasms.net/api"
-DEFAULT_BACKUP_URL = "https://backup.kedasms.net/api"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 2
 
@@ -117,6 +116,40 @@ class Settings:
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
+
+
+class ClientBase:
+    """What KedaClient and AsyncKedaClient share around their request loops: the resolved
+    settings, the retry budget, the two addresses and a repr without secrets.
+
+    The loops themselves (``_request``) stay one per client: they differ only in ``await``,
+    and every decision in them is shared here (build_request, parse_result, retry_delay).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None,
+        encryption_key: str | bytes | None,
+        base_url: str | None,
+        backup_url: str | None,
+        max_retries: int,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be ≥ 0, got {max_retries!r}")
+        self._settings = Settings.resolve(api_key, encryption_key, base_url, backup_url)
+        self.max_retries = max_retries
+        self._jitter: Callable[[], float] = random.random  # patchable, as is _sleep
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url
+
+    @property
+    def backup_url(self) -> str:
+        return self._settings.backup_url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._settings.describe()})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ It serves bulk sending and batch lookups (``sms.status_many``). It runs on async
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable
 from decimal import Decimal
 from types import TracebackType
@@ -21,8 +20,8 @@ from ._http import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     POOL_LIMITS,
+    ClientBase,
     Endpoint,
-    Settings,
     build_async_http_client,
     build_request,
     check_credentials,
@@ -236,7 +235,7 @@ class AsyncShortLinksResource:
         return await self._client._request(ep.shortlink_get(code))
 
 
-class AsyncKedaClient:
+class AsyncKedaClient(ClientBase):
     """An asynchronous KedaSMS client; arguments as for :class:`kedacore.KedaClient`.
 
     Args:
@@ -263,26 +262,13 @@ class AsyncKedaClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be ≥ 0, got {max_retries!r}")
-        self._settings = Settings.resolve(api_key, encryption_key, base_url, backup_url)
-        self.max_retries = max_retries
+        super().__init__(api_key, encryption_key, base_url, backup_url, max_retries)
         self._http = build_async_http_client(timeout, transport)
-        # Patchable, so that tests of the retry policy never sleep for real.
-        self._sleep = anyio.sleep
-        self._jitter = random.random
+        self._sleep = anyio.sleep  # patchable: tests of the retry policy never sleep for real
         self.sms = AsyncSmsResource(self)
         self.limits = AsyncLimitsResource(self)
         self.account = AsyncAccountResource(self)
         self.shortlinks = AsyncShortLinksResource(self)
-
-    @property
-    def base_url(self) -> str:
-        return self._settings.base_url
-
-    @property
-    def backup_url(self) -> str:
-        return self._settings.backup_url
 
     async def pricing(self) -> Pricing:
         """The price per segment of every country (public; needs no API key)."""
@@ -324,9 +310,6 @@ class AsyncKedaClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._settings.describe()})"
 
 
 __all__ = [

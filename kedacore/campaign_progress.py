@@ -300,22 +300,6 @@ def end_of_run(
         )
     if not left.get("batches"):
         return "paused", "Paused: " + " ".join(notes)
-    reason = _paused_reason(
-        left, halt, short_balance, balance, currency, interrupted, stopped, last_error
-    )
-    return "paused", " ".join([reason, *notes])
-
-
-def _paused_reason(
-    left: dict[str, int],
-    halt: str | None,
-    short_balance: bool,
-    balance: Decimal | None,
-    currency: str,
-    interrupted: BaseException | None,
-    stopped: bool,
-    last_error: str | None,
-) -> str:
     remaining = f"{left['recipients']} recipients in {left['batches']} batches are left"
     if short_balance:
         needed = from_micros(left["estimated_micros"])
@@ -331,7 +315,7 @@ def _paused_reason(
             f"{remaining}: {last_error or 'the run ended early'}. Resume to try them again "
             "(no recipient is sent twice)."
         )
-    return reason
+    return "paused", " ".join([reason, *notes])
 
 
 def _balance_reason(needed: Decimal, balance: Decimal | None, currency: str) -> str:

@@ -9,7 +9,6 @@ Example::
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterable
 from decimal import Decimal
@@ -23,8 +22,8 @@ from ._endpoints import NOT_GIVEN, NotGiven
 from ._http import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    ClientBase,
     Endpoint,
-    Settings,
     build_http_client,
     build_request,
     check_credentials,
@@ -199,7 +198,7 @@ class ShortLinksResource:
         return self._client._request(ep.shortlink_get(code))
 
 
-class KedaClient:
+class KedaClient(ClientBase):
     """A synchronous KedaSMS client.
 
     Args:
@@ -226,26 +225,13 @@ class KedaClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be ≥ 0, got {max_retries!r}")
-        self._settings = Settings.resolve(api_key, encryption_key, base_url, backup_url)
-        self.max_retries = max_retries
+        super().__init__(api_key, encryption_key, base_url, backup_url, max_retries)
         self._http = build_http_client(timeout, transport)
-        # Patchable, so that tests of the retry policy never sleep for real.
-        self._sleep = time.sleep
-        self._jitter = random.random
+        self._sleep = time.sleep  # patchable: tests of the retry policy never sleep for real
         self.sms = SmsResource(self)
         self.limits = LimitsResource(self)
         self.account = AccountResource(self)
         self.shortlinks = ShortLinksResource(self)
-
-    @property
-    def base_url(self) -> str:
-        return self._settings.base_url
-
-    @property
-    def backup_url(self) -> str:
-        return self._settings.backup_url
 
     def pricing(self) -> Pricing:
         """The price per segment of every country (public; needs no API key)."""
@@ -287,9 +273,6 @@ class KedaClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._settings.describe()})"
 
 
 __all__ = [

@@ -15,8 +15,13 @@ from collections.abc import Iterable
 __all__ = ["mask", "redact_secrets", "redact_text", "redact_url", "url_secrets"]
 
 
-def mask(secret: str) -> str:
-    """A secret as it may be shown: its last 4 characters, and only when it is long."""
+def mask(secret: str | None) -> str:
+    """A secret as it may be shown: its last 4 characters, and only when it is long.
+
+    The one masking function (pages, settings, errors): "not set" when there is none.
+    """
+    if not secret:
+        return "not set"
     return "…" + secret[-4:] if len(secret) > 8 else "…"
 
 

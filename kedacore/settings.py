@@ -12,21 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kedacore.redaction import mask as mask  # kedacore.settings.mask: pages import it here
 from kedacore.redaction import redact_url
 
+# The one place for the defaults of DESIGN.md's configuration table (the client's too).
 DEFAULT_BASE_URL = "https://www.kedasms.net/api"
 DEFAULT_BACKUP_URL = "https://backup.kedasms.net/api"
 DEFAULT_DATA_DIR = ".kedasms"
 
 SANDBOX = "sandbox"
 LIVE = "live"
-
-
-def mask(secret: str | None) -> str:
-    """A secret as a page may show it: its last 4 characters at most."""
-    if not secret:
-        return "not set"
-    return "…" + secret[-4:] if len(secret) > 8 else "…"
 
 
 @dataclass(frozen=True)

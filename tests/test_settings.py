@@ -53,3 +53,16 @@ def test_the_repr_shows_no_key_and_no_receiver_token(tmp_path) -> None:
     for secret in (token, "0123456789abcdef", "k" * 44, "db-secret-pw"):
         assert secret not in text
     assert "console.example/hooks/keda/…gS0a" in text and "live" in text
+
+
+def test_one_mask_and_one_set_of_default_addresses() -> None:
+    import kedacore._http
+    import kedacore.errors
+    import kedacore.ledger.engine
+    import kedacore.redaction
+    import kedacore.settings
+
+    assert kedacore.errors.mask is kedacore.settings.mask is kedacore.redaction.mask
+    assert kedacore._http.DEFAULT_BASE_URL is kedacore.settings.DEFAULT_BASE_URL
+    assert kedacore._http.DEFAULT_BACKUP_URL is kedacore.settings.DEFAULT_BACKUP_URL
+    assert kedacore.ledger.engine.DEFAULT_DATA_DIR is kedacore.settings.DEFAULT_DATA_DIR

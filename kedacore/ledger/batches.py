@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from kedacore.ledger import rollup
+from kedacore.ledger import rollup, rows
 from kedacore.ledger import schema as s
 from kedacore.ledger.engine import lock_messages, writing
 from kedacore.ledger.queries import chunks
 from kedacore.ledger.records import CampaignBatch
+from kedacore.ledger.rows import Send, estimates, task_row
 from kedacore.money import to_micros
 from kedacore.redaction import redact_text
 from kedacore.types import SendResult
@@ -136,12 +137,17 @@ class BatchesMixin:
             task_rows: list[dict[str, Any]] = []
             message_rows: list[dict[str, Any]] = []
             for batch, result in todo:
+                send = Send(
+                    batch.country, batch.sender, batch.content, batch.campaign_id, batch.client_ref
+                )
                 if result.task_id not in known_tasks:
                     known_tasks.add(result.task_id)
-                    task_rows.append(_task_row(batch, result, now))
+                    task_rows.append(task_row(result, send, now))
                 message_rows.extend(
                     row
-                    for row in _message_rows(batch, result, now)
+                    for row in rows.message_rows(
+                        result, send, estimates(result, batch.estimated_micros), now, now
+                    )
                     if row["msgid"] not in known_msgids
                 )
                 known_msgids.update(m.msgid for m in result.messages)
@@ -312,52 +318,3 @@ def _scalars_in(conn: Connection, column: Any, values: Sequence[Any]) -> list[An
     for part in chunks(values):
         found.extend(conn.scalars(select(column).where(column.in_(list(part)))))
     return found
-
-
-def _task_row(batch: Any, result: SendResult, now: datetime) -> dict[str, Any]:
-    """The tasks row Ledger.record_send writes for this batch's answer."""
-    return {
-        "task_id": result.task_id,
-        "campaign_id": batch.campaign_id,
-        "country": batch.country.upper(),
-        "sender": batch.sender,
-        "content": batch.content,
-        "recipients": len(result.messages),
-        "segments": result.segments,
-        "debited_micros": to_micros(result.debited_amount),
-        "currency": result.currency,
-        "client_ref": batch.client_ref,
-        "created_at": now,
-        "day": now.date(),
-    }
-
-
-def _message_rows(batch: Any, result: SendResult, now: datetime) -> list[dict[str, Any]]:
-    """The messages rows Ledger.record_send writes for this batch's answer (all QUEUED)."""
-    from kedacore.ledger.core import split_micros  # core imports this module
-
-    count = len(result.messages)
-    if not count:
-        return []
-    estimates = split_micros(batch.estimated_micros, count)
-    segments = result.segments // count if result.segments % count == 0 else None
-    return [
-        {
-            "msgid": m.msgid,
-            "task_id": result.task_id,
-            "campaign_id": batch.campaign_id,
-            "recipient": m.recipient,
-            "country": batch.country.upper(),
-            "sender": batch.sender,
-            "status": "QUEUED",
-            "segments": segments,
-            "estimated_micros": estimate,
-            "currency": result.currency,
-            "created_at": now,
-            "day": now.date(),
-            "updated_at": now,
-            "clicks": 0,
-            "source": "send",
-        }
-        for m, estimate in zip(result.messages, estimates, strict=True)
-    ]

@@ -19,6 +19,8 @@ from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
 from kedacore.ledger.engine import ledger_url, lock_messages, make_engine, writing
 from kedacore.ledger.queries import QueriesMixin, chunks, unique
+from kedacore.ledger.rows import Send, estimates, message_rows, task_row
+from kedacore.ledger.rows import split_micros as split_micros  # where it used to be
 from kedacore.ledger.state import (
     CallbackEvent,
     MessageState,
@@ -27,7 +29,6 @@ from kedacore.ledger.state import (
     merge,
     parse_event,
 )
-from kedacore.money import to_micros
 from kedacore.types import MessageStatus, SendResult, format_time
 
 _STATE = [f.name for f in fields(MessageState)]
@@ -38,12 +39,6 @@ _FACTS = [name for name in rollup.ROW_COLUMNS if name not in _STATE]
 def _utc(value: datetime) -> datetime:
     """An aware UTC datetime; a naive one is taken to be UTC already."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def split_micros(total: int, parts: int) -> list[int]:
-    """``total`` split in ``parts`` integer shares that add up to it exactly."""
-    share, rest = divmod(total, parts)
-    return [share + (1 if i < rest else 0) for i in range(parts)]
 
 
 class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, CapsMixin):
@@ -142,60 +137,20 @@ class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, CapsMixin):
         lock_messages(conn, [m.msgid for m in result.messages])
         now = self.now()
         created = _utc(created_at) if created_at is not None else now
-        debited = to_micros(result.debited_amount)
-        count = len(result.messages)
+        send = Send(country, sender, content, campaign_id, client_ref)
         known = conn.execute(
             select(s.tasks.c.task_id).where(s.tasks.c.task_id == result.task_id)
         ).first()
         if known is None:
-            conn.execute(
-                insert(s.tasks).values(
-                    task_id=result.task_id,
-                    campaign_id=campaign_id,
-                    country=country.upper(),
-                    sender=sender,
-                    content=content,
-                    recipients=count,
-                    segments=result.segments,
-                    debited_micros=debited,
-                    currency=result.currency,
-                    client_ref=client_ref,
-                    created_at=created,
-                    day=created.date(),
-                )
-            )
-        if not count:
+            conn.execute(insert(s.tasks).values(task_row(result, send, created)))
+        if not result.messages:
             return 0
-        if estimated_micros is None or isinstance(estimated_micros, int):
-            estimates = split_micros(
-                debited if estimated_micros is None else estimated_micros, count
-            )
-        else:
-            estimates = list(estimated_micros)
-            if len(estimates) != count:
-                raise ValueError(f"{len(estimates)} estimates for {count} messages")
-        per_message_segments = result.segments // count if result.segments % count == 0 else None
+        estimated = estimates(result, estimated_micros)
         existing = self._existing_msgids(conn, [m.msgid for m in result.messages])
         rows = [
-            {
-                "msgid": m.msgid,
-                "task_id": result.task_id,
-                "campaign_id": campaign_id,
-                "recipient": m.recipient,
-                "country": country.upper(),
-                "sender": sender,
-                "status": "QUEUED",
-                "segments": per_message_segments,
-                "estimated_micros": estimate,
-                "currency": result.currency,
-                "created_at": created,
-                "day": created.date(),
-                "updated_at": now,
-                "clicks": 0,
-                "source": "send",
-            }
-            for m, estimate in zip(result.messages, estimates, strict=True)
-            if m.msgid not in existing
+            row
+            for row in message_rows(result, send, estimated, created, now)
+            if row["msgid"] not in existing
         ]
         for part in chunks(rows):
             conn.execute(insert(s.messages), list(part))

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import StaticPool
 
+from kedacore.settings import DEFAULT_DATA_DIR
+
 BUSY_TIMEOUT_MS = 15_000
-DEFAULT_DATA_DIR = ".kedasms"
 _WRITE = "kedacore_ledger_write"
 
 # PostgreSQL advisory locks on messages: (class, bucket of the msgid). A fixed number of

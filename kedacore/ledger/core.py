@@ -18,6 +18,7 @@ from kedacore.ledger.batches import BatchesMixin
 from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
 from kedacore.ledger.engine import ledger_url, lock_messages, make_engine, writing
+from kedacore.ledger.lookups import LookupsMixin
 from kedacore.ledger.queries import QueriesMixin, chunks, unique
 from kedacore.ledger.rows import Send, estimates, message_rows, task_row
 from kedacore.ledger.rows import split_micros as split_micros  # where it used to be
@@ -29,7 +30,7 @@ from kedacore.ledger.state import (
     merge,
     parse_event,
 )
-from kedacore.types import MessageStatus, SendResult, format_time
+from kedacore.types import MessageStatus, SendResult
 
 _STATE = [f.name for f in fields(MessageState)]
 # The rest of a message's rollup key and sums (kedacore.ledger.rollup), which updates never change.
@@ -41,7 +42,7 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, CapsMixin):
+class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, LookupsMixin, CapsMixin):
     """The console's record of campaigns, tasks, messages, callbacks, lookups and cap changes.
 
     Args:
@@ -366,55 +367,3 @@ class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, CapsMixin):
         elif event_id is not None:
             event = replace(event, event_id=event_id)
         return self.apply_events([event])[0]
-
-    # -- status lookups ------------------------------------------------------------------
-
-    def record_lookups(
-        self, results: Iterable[MessageStatus], *, looked_up_at: datetime | None = None
-    ) -> int:
-        """Keep what the status API answered (one row per message); returns the rows written."""
-        results = list(results)
-        if results:
-            with writing(self.engine) as conn:
-                self._insert_lookups(conn, results, looked_up_at or self.now())
-        return len(results)
-
-    def apply_lookups(
-        self, results: Iterable[MessageStatus], *, source: str = "lookup"
-    ) -> list[Outcome]:
-        """Record status-API answers and apply them (no regression), in one transaction."""
-        results = list(results)
-        if not results:
-            return []
-        updates = [StatusUpdate.from_status(r) for r in results]
-        with writing(self.engine) as conn:
-            self._insert_lookups(conn, results, self.now())
-            return self._apply(conn, updates, source=source)
-
-    def _insert_lookups(
-        self, conn: Connection, results: Sequence[MessageStatus], when: datetime
-    ) -> None:
-        rows = [
-            {
-                "msgid": r.msgid,
-                "status": r.status,
-                "looked_up_at": when,
-                "result": json.dumps(_status_json(r), separators=(",", ":")),
-            }
-            for r in results
-        ]
-        for part in chunks(rows):
-            conn.execute(insert(s.status_lookups), list(part))
-
-
-def _status_json(status: MessageStatus) -> dict[str, Any]:
-    """A MessageStatus as JSON-ready values (times as UTC ISO-8601, money as a string)."""
-    out: dict[str, Any] = {}
-    for f in fields(status):
-        value = getattr(status, f.name)
-        if isinstance(value, datetime):
-            value = format_time(value)
-        elif value is not None and not isinstance(value, (str, int)):
-            value = str(value)
-        out[f.name] = value
-    return out

@@ -590,6 +590,20 @@ def draw_state(
                 with contextlib.suppress(CampaignBusyError):
                     engine.cancel(campaign_id)
                 st.rerun()
+    if progress.batches_uncertain:
+        with row.popover("Resend the unknown ones…", icon=":material/help:"):
+            st.markdown(
+                f"{progress.recipients_uncertain:,} recipient(s) in "
+                f"{progress.batches_uncertain:,} request(s) may or may not have the message: "
+                "the answer was lost more than 23 h ago, and the service no longer recognises "
+                "the retry. Look them up on the Status page first; resend only if they got "
+                "nothing."
+            )
+            if st.button("I checked: resend them", key="campaigns_resend_uncertain"):
+                with contextlib.suppress(CampaignBusyError):
+                    engine.resend_uncertain(campaign_id)
+                    keep_run(campaign_id, engine.start(campaign_id))
+                st.rerun()
     if fix:
         row.page_link(fix[0], label=fix[1], icon=":material/arrow_forward:")
 

@@ -183,8 +183,9 @@ def _ledger(data_dir: Path, messages: int, days: int) -> tuple[str, date, date]:
         return ledger.url, options.last_day - timedelta(days=days - 1), options.last_day
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str) -> argparse.Namespace:
+    """The command line both Spend benchmarks take (the parent's, and its children's)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--data-dir", type=Path)
@@ -193,7 +194,11 @@ def main() -> None:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--start", help=argparse.SUPPRESS)
     parser.add_argument("--end", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__)
 
     if args.child:
         run = child_page if args.child == "page" else child_naive

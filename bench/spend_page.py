@@ -21,7 +21,6 @@ Target on the 2-core machine: the AppTest run ≤ 3 s; peak RSS reported.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -33,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.spend import _ledger, _rss_mib
+from bench.spend import _ledger, _rss_mib, arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -174,16 +173,7 @@ def _run_child(kind: str, url: str, start: str, end: str, rounds: int) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--data-dir", type=Path)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--child", choices=["page", "naive"], help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--start", help=argparse.SUPPRESS)
-    parser.add_argument("--end", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = arguments(__doc__)
 
     if args.child:
         run = child_page if args.child == "page" else child_naive

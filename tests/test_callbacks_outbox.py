@@ -81,8 +81,14 @@ def test_one_signed_event_per_status_change_with_the_seed_body(
     assert done["delivered_time"] == status["delivered_time"] == done["updated_time"]
     assert done["sent_time"] == status["sent_time"] == seen[(numbers[2], "SENT")]["sent_time"]
     assert all(b["sender"] == "Shop" and b["taskId"] == data["taskId"] for _, b in bodies)
-    # In the outbox exactly as sent; one row per change the carrier made.
-    rows = gw.query("SELECT event_id, body, state, attempts, last_code FROM outbox")
+
+    # In the outbox exactly as sent; one row per change the carrier made. The sender records
+    # its results in batches, a moment after the receiver has answered: wait for that.
+    def all_delivered() -> list | None:
+        rows = gw.query("SELECT event_id, body, state, attempts, last_code FROM outbox")
+        return rows if all(state == "delivered" for _, _, state, *_ in rows) else None
+
+    rows = poll(all_delivered)
     assert sorted((e, json.loads(b)) for e, b, *_ in rows) == sorted(bodies, key=lambda x: x[0])
     assert {(state, attempts, code) for *_, state, attempts, code in rows} == {
         ("delivered", 1, 200)
@@ -131,6 +137,8 @@ def test_failed_attempts_back_off_exponentially_until_a_2xx(
     us_send(gw, account, ["+15005550001"], callbackUrl=receiver.url)  # one FAILED event
     poll(lambda: receiver.event_count() == 1, timeout=5)
     assert len(receiver.faults.captured) == 4
+    # The sender records the 200 a moment after the receiver has stored the event.
+    poll(lambda: gw.query("SELECT state FROM outbox") == [("delivered",)])
     assert gw.query("SELECT state, attempts, last_code, last_error FROM outbox") == [
         ("delivered", 4, 200, None)
     ]

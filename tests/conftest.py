@@ -172,6 +172,19 @@ class GatewayHandle:
         """``{balance, frozen, charged, topped_up}`` in micro-units."""
         return self._accounts.money(email)
 
+    def books(self, email: str) -> dict[str, int]:
+        """The money that the carrier cannot move: ``{balance, held, topped_up}``.
+
+        The carrier turns frozen into charged at any moment (50 ms after a send in tests), so
+        a test that compares money before and after a refusal compares these instead.
+        """
+        m = self.money(email)
+        return {
+            "balance": m["balance"],
+            "held": m["frozen"] + m["charged"],
+            "topped_up": m["topped_up"],
+        }
+
     def query(self, sql: str, *params: Any) -> list[tuple]:
         """Read the gateway's database directly (e.g. ``SELECT count(*) FROM used_ivs``)."""
         with self._db.engine.connect() as conn:

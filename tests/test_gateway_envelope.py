@@ -168,10 +168,10 @@ def test_a_replayed_body_is_1003_and_charged_once(gateway):
     body = gateway.seal(account, US)
     first = gateway.http.post(gateway.base_url + "/sms/send", json=body)
     assert first.status_code == 200
-    after_first = gateway.money(account.email)
+    after_first = gateway.books(account.email)
     second = gateway.http.post(gateway.base_url + "/sms/send", json=body)
     assert_refused(second, "1003", 409)
-    assert gateway.money(account.email) == after_first
+    assert gateway.books(account.email) == after_first
     assert tasks(gateway) == 1
 
 

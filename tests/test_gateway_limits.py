@@ -109,10 +109,10 @@ def test_sms_cap_refuses_exactly_above_the_limit_with_block(gateway):
     account = gateway.create_account()
     put(gateway, account, dailySmsCap=3, blockOnLimit=True)
     assert gateway.send(account, us(2)).status_code == 200
-    before = gateway.money(account.email)
+    before = gateway.books(account.email)
     refused = gateway.send(account, us(2, start=10))  # 2 + 2 > 3: refused whole
     assert refused.status_code == 429 and refused.json()["code"] == "3002"
-    assert gateway.money(account.email) == before
+    assert gateway.books(account.email) == before
     assert gateway.send(account, us(1, start=20)).status_code == 200  # reaches 3 exactly
     assert gateway.send(account, us(1, start=30)).json()["code"] == "3002"
     data = limits(gateway, account)

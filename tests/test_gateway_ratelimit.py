@@ -31,7 +31,8 @@ def test_burst_then_4029_with_retry_after(gateway_factory):
 
 def test_a_limited_send_spends_its_iv_and_changes_nothing_else(gateway_factory):
     """Throttled after decryption: the IV is recorded, so the body can never be replayed."""
-    gateway = gateway_factory(rate_limit=2, rate_burst=1)
+    # The carrier waits: the money snapshot below must not move by a charge meanwhile.
+    gateway = gateway_factory(rate_limit=2, rate_burst=1, sent_delay=60)
     account = gateway.create_account()
     assert gateway.send(account, US).status_code == 200
     before = gateway.money(account.email)

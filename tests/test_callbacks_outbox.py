@@ -218,7 +218,11 @@ def test_a_click_on_a_tracked_link_sends_a_clicked_event(
         visit = gw.http.get(short, headers={"User-Agent": agent})
         assert visit.status_code == 302
         assert visit.headers["location"] == "https://shop.example/sale?x=1"
-    poll(lambda: receiver.ledger.message(msgid).clicks == 3, timeout=5)
+    # The DELIVERED callback and the clicks are separate POSTs, in no guaranteed order.
+    poll(
+        lambda: (m := receiver.ledger.message(msgid)).clicks == 3 and m.status == "DELIVERED",
+        timeout=10,
+    )
     clicks = [
         json.loads(b) for (b,) in gw.query("SELECT body FROM outbox WHERE status = 'CLICKED'")
     ]

@@ -106,7 +106,9 @@ def test_answers_lost_after_storing_are_sent_again_without_a_second_effect(
     msgids = send_and_record(gw, account, receiver.ledger, receiver.url, 30)
     poll(lambda: all_delivered(gw, 60), timeout=10)
     assert receiver.faults.requests >= 60 + 25 + 5
-    assert gw.query("SELECT count(*) FROM outbox WHERE attempts > 1") >= [(30,)]
+    # Each refused or unanswered request costs its event one more attempt, whichever event.
+    ((retries,),) = gw.query("SELECT sum(attempts) - count(*) FROM outbox")
+    assert retries >= 30
     assert receiver.event_count() == 60
     assert events_per_message(receiver.ledger) == {
         (m, s): 1 for m in msgids for s in ("SENT", "DELIVERED")

@@ -110,7 +110,7 @@ def test_ten_thousand_open_messages_by_task(ledger: Ledger) -> None:
         record_task(ledger, client, f"T{t:03d}", 1000, "DELIVERED")
     started = time.perf_counter()
     report = asyncio.run(reconcile(ledger, client))
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < 30  # ~2 s here; generous for a loaded CI machine
     assert (report.checked, report.updated, report.now_final, report.errors) == (
         10_000,
         10_000,

@@ -71,7 +71,7 @@ def test_a_200_recipient_csv_campaign_runs_to_completion(console: Console, page)
     no_traceback(page)
     assert page.get_by_text("90.40 USD").first.is_visible()  # the sidebar: 100 − 9.60
     screenshot(page, "campaigns-done")
-    assert sent_in < 20, f"200 recipients took {sent_in:.1f} s to send"
+    assert sent_in < 60, f"200 recipients took {sent_in:.1f} s to send"
 
     with sqlite3.connect(f"file:{console.data_dir / 'gateway.db'}?mode=ro", uri=True) as db:
         count, distinct = db.execute(

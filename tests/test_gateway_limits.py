@@ -185,7 +185,7 @@ def test_changes_apply_to_the_very_next_request(gateway):
 
 
 def test_usage_counts_frozen_then_charged_and_limits_are_per_account(gateway_factory):
-    gateway = gateway_factory(sent_delay=1.0)
+    gateway = gateway_factory(sent_delay=2.5)
     a, b = gateway.create_account(), gateway.create_account()
     put(gateway, b, dailySmsCap=1, blockOnLimit=True)
     data = gateway.send(a, us(2)).json()["data"]

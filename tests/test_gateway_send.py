@@ -178,7 +178,7 @@ def test_sender_ids(gateway):
 
 
 def test_freeze_then_charge_exact_amounts(gateway_factory):
-    gateway = gateway_factory(sent_delay=1.0, deliver_delay=0.1)
+    gateway = gateway_factory(sent_delay=2.5, deliver_delay=0.1)
     account = gateway.create_account(balance="10")
     response = gateway.send(account, us("+12065550123", "+12065550124", content="a" * 200))
     data = response.json()["data"]

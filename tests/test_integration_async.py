@@ -136,7 +136,7 @@ async def post(client: AsyncKedaClient, body: Any = None, *, content: bytes | No
 
 
 async def test_a_send_freezes_its_exact_price_then_charges_it(gateway_factory):
-    gateway = gateway_factory(sent_delay=1.0)  # long enough to see the freeze
+    gateway = gateway_factory(sent_delay=2.5)  # long enough to see the freeze
     account = gateway.create_account(balance="10")
     async with make_client(gateway, account) as client:
         content = "Price: 10€ {today} only " * 8  # GSM-7 with extension characters, 2 parts

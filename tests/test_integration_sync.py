@@ -129,7 +129,7 @@ def refusal(response: httpx.Response) -> Exception:
 
 
 def test_a_send_freezes_its_exact_price_then_charges_it(gateway_factory):
-    gateway = gateway_factory(sent_delay=1.0)  # long enough to see the freeze
+    gateway = gateway_factory(sent_delay=2.5)  # long enough to see the freeze
     account = gateway.create_account(balance="10")
     with make_client(gateway, account) as client:
         content = "您好，您的订单已发货，请注意查收。感谢您的支持！" * 6  # UCS-2, 3 parts

@@ -33,15 +33,23 @@ def no_traceback(page) -> None:
 
 def send(page, numbers: str, text: str) -> None:
     """Compose on the Send page and confirm."""
+    count = len([n for n in numbers.splitlines() if n.strip()])
     box = page.locator(f"{key('send_numbers')} textarea")
     box.fill(numbers)
     box.press("Control+Enter")
+    # Wait for the rerun that read these values, not just any finished run: a click on a
+    # page still drawn from the previous values would confirm the previous send.
+    page.get_by_text(f"{count} valid recipient(s)").wait_for()
     content = page.locator(f"{key('send_content')} textarea")
     content.fill(text)
     content.press("Control+Enter")
+    characters = page.locator('[data-testid="stMetric"]').filter(has_text="Characters")
+    characters.get_by_text(f"{len(text):,}", exact=True).wait_for()
     wait_ready(page)
     page.locator(f"{key('send_submit')} button").click()
-    page.get_by_role("dialog").locator(f"{key('send_confirm')} button").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(f"{count} recipient(s)").wait_for()
+    dialog.locator(f"{key('send_confirm')} button").click()
     wait_ready(page)
 
 

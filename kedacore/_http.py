@@ -31,7 +31,7 @@ from .errors import (
     RateLimitError,
     error_from_response,
 )
-from .money import money_str
+from .money import dumps
 from .redaction import mask, redact_url, url_secrets
 from .settings import DEFAULT_BACKUP_URL, DEFAULT_BASE_URL
 
@@ -171,24 +171,6 @@ class Endpoint(Generic[T]):
     @property
     def retryable(self) -> bool:
         return self.method in ("GET", "PUT") if self.retry is None else self.retry
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON with every Decimal written exactly, in its shortest form (0.80 → 0.8)."""
-    return _encode(value).encode("utf-8")
-
-
-def _encode(value: Any) -> str:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot send {value!r}: not a finite number")
-        return money_str(value)
-    if isinstance(value, Mapping):
-        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{_encode(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 def loads(content: bytes) -> Any:

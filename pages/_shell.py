@@ -13,6 +13,8 @@
   with a fresh ``AsyncKedaClient``).
 - ``with keda_errors("Sending failed"):`` — a ``KedaError`` inside becomes ``st.error`` with
   what to do next, and the page stops there. Pages never show a traceback.
+- ``country_select(label, pricing, currency, key=..., help=..., where=st)`` — the country
+  picker with each country's price per segment, US first when it is priced.
 - ``account_changed()`` — call after anything that moves money or caps (a send, a top-up,
   a cap change) so the sidebar shows fresh figures on the next run.
 
@@ -28,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -47,7 +49,7 @@ from kedacore.ledger import Ledger
 from kedacore.settings import SANDBOX, Settings, load_settings
 from pages import _runtime
 from pages._finance_alerts import limit_banners
-from pages._views import money, zone
+from pages._views import country_label, money, zone
 
 T = TypeVar("T")
 ACCOUNT_TTL = 10  # seconds the sidebar's balance and usage are reused between runs
@@ -223,6 +225,21 @@ def _sidebar(rt: _runtime.Runtime) -> tuple[Balance | None, Limits | None, KedaE
         f":green[:material/cloud_done:] Connected to {where} at {host} · {elapsed * 1000:.0f} ms"
     )
     return balance, limits, None
+
+
+def country_select(
+    label: str, pricing: Pricing, currency: str, *, key: str, help: str, where: Any = st
+) -> str:
+    """A country picker showing each country's price per segment (US preselected)."""
+    countries = sorted(pricing.prices)
+    return where.selectbox(
+        label,
+        countries,
+        index=countries.index("US") if "US" in countries else 0,
+        format_func=lambda c: country_label(c, pricing.prices.get(c), currency),
+        key=key,
+        help=help,
+    )
 
 
 def _cap_banners(limits: Limits | None, currency: str) -> None:

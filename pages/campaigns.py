@@ -24,8 +24,8 @@ from kedacore.campaign_plan import (
 from kedacore.recipients import RecipientFile, RecipientsError, read_recipients
 from kedacore.types import Pricing
 from pages import _campaign_views as cv
-from pages._shell import account_changed, keda_errors, page_setup
-from pages._views import StatusRow, country_label, money, status_badge, status_csv, status_frame
+from pages._shell import account_changed, country_select, keda_errors, page_setup
+from pages._views import StatusRow, money, status_badge, status_csv, status_frame
 
 NEW, LIST = "New campaign", "Campaigns"
 MESSAGES_SHOWN = 500  # rows of the messages table; the CSV export has them all
@@ -149,15 +149,14 @@ def new_campaign() -> None:
                     f"{len(table.rows) + len(table.broken):,} row(s) read ({how}); phone column "
                     f"**{table.phone_column}**" + "".join(f", {e}" for e in extra) + "."
                 )
-        countries = sorted(pricing.prices)
         left, right = st.columns(2)
-        country = left.selectbox(
+        country = country_select(
             "Default country",
-            countries,
-            index=countries.index("US") if "US" in countries else 0,
-            format_func=lambda c: country_label(c, pricing.prices.get(c), cur),
+            pricing,
+            cur,
             key="campaigns_country",
             help="For national numbers (without +) in rows that have no country of their own.",
+            where=left,
         )
         sender = right.text_input(
             "Sender id (optional)",

@@ -9,10 +9,9 @@ import streamlit as st
 
 from kedacore import KedaError
 from kedacore.money import to_micros
-from pages._shell import account_changed, advice, keda_errors, page_setup
+from pages._shell import account_changed, advice, country_select, keda_errors, page_setup
 from pages._views import (
     check_numbers,
-    country_label,
     describe_characters,
     estimate_send,
     headroom,
@@ -31,12 +30,10 @@ outcome = st.container()  # the last send's result, above the form where it is s
 compose, summary = st.columns([3, 2], gap="large")
 
 with compose:
-    countries = sorted(pricing.prices)
-    country = st.selectbox(
+    country = country_select(
         "Country",
-        countries,
-        index=countries.index("US") if "US" in countries else 0,
-        format_func=lambda c: country_label(c, pricing.prices.get(c), cur),
+        pricing,
+        cur,
         key="send_country",
         help="Decides the price. Numbers of another country are refused.",
     )

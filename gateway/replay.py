@@ -1,10 +1,12 @@
 """Replay protection: each (account, IV) pair is accepted once, and recorded for good.
 
 DESIGN.md: the IV is recorded on every successful decryption, whatever happens next, and
-apart from that record a refused request changes nothing. ``EnvelopeGuard.transaction``
-gives a handler a transaction that already holds the IV record and a savepoint after it: a
-refusal (``ApiError``) — or any other exception, even an unexpected one that answers 5000 —
-rolls back to the savepoint and commits the IV alone, then propagates.
+apart from that record a refused request changes nothing. ``EnvelopeGuard.guarded`` runs a
+handler's work after the IV record and a savepoint: a refusal (``ApiError``) — or any other
+exception, even an unexpected one that answers 5000 — rolls back to the savepoint, so the IV
+alone is committed, and propagates. ``EnvelopeGuard.run`` does this in a transaction shared
+with the requests that arrive at the same time (``gateway.group_commit``);
+``EnvelopeGuard.transaction`` in a transaction of its own.
 
 The window is checked again once the write lock is held. ``prune_ivs`` forgets IVs whose
 timestamp the window refuses; without the second check, a request that passed the window
@@ -19,15 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import Connection, delete
 from sqlalchemy.dialects.sqlite import insert
 
 from gateway.db import BUSY_TIMEOUT_MS, Database, used_ivs
 from gateway.errors import ApiError
+from gateway.group_commit import GroupCommit
 from gateway.sql import Prepared
 from kedacore import envelope as env
 from kedacore.envelope import Envelope
+
+T = TypeVar("T")
 
 # Built once: statements are on the hot path of every send.
 _RECORD_IV = Prepared(insert(used_ivs).on_conflict_do_nothing())
@@ -60,15 +66,44 @@ class EnvelopeGuard:
         admit: Callable[[int], None] | None = None,
     ) -> None:
         self.db = db
+        self.group = GroupCommit(db)
         self.clock = clock
         self.window = window
         self.admit = admit
 
     @contextmanager
     def transaction(self, account_id: int, envelope: Envelope) -> Iterator[Connection]:
-        """Window again under the lock (1002), the IV (1003), admission (4029), the work."""
+        """A transaction of its own: the guarded steps, committed (with the IV) even on refusal."""
         failure: BaseException | None = None
         with self.db.write() as conn:  # BEGIN IMMEDIATE: the write lock is ours from here
+            try:
+                with self.guarded(conn, account_id, envelope):
+                    yield conn
+            except BaseException as exc:  # a refusal, or a bug: the body is spent either way
+                failure = exc
+        if failure is not None:
+            raise failure
+
+    async def run(self, account_id: int, envelope: Envelope, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` guarded, in a transaction shared with the requests arriving with it."""
+
+        def guarded_work(conn: Connection) -> T:
+            with self.guarded(conn, account_id, envelope):
+                return work(conn)
+
+        return await self.group.run(guarded_work)
+
+    @contextmanager
+    def guarded(self, conn: Connection, account_id: int, envelope: Envelope) -> Iterator[None]:
+        """Window again under the lock (1002), the IV (1003), admission (4029), the work.
+
+        Inside a write transaction someone else commits. Whatever is raised, the transaction
+        is left as it was before, except for the IV record once the IV was accepted.
+        """
+        # Plain SQL savepoints on the driver: a tenth of the cost of begin_nested().
+        raw = conn.connection.driver_connection
+        raw.execute("SAVEPOINT envelope")
+        try:
             try:
                 env.check_window(envelope.timestamp, now=self.clock(), window=self.window)
             except env.EnvelopeError as err:
@@ -77,19 +112,21 @@ class EnvelopeGuard:
                 raise ApiError(
                     "1003", "replayed request: this IV was already used with this API key"
                 )
-            # A plain SQL savepoint on the driver: a tenth of the cost of begin_nested().
-            raw = conn.connection.driver_connection
-            raw.execute("SAVEPOINT refusal")
-            try:
-                if self.admit is not None:
-                    self.admit(account_id)
-                yield conn
-            except BaseException as exc:  # a refusal, or a bug: the body is spent either way
-                failure = exc
-                raw.execute("ROLLBACK TO refusal")  # keeps only the IV record
+        except BaseException:
+            raw.execute("ROLLBACK TO envelope")
+            raw.execute("RELEASE envelope")
+            raise
+        raw.execute("SAVEPOINT refusal")
+        try:
+            if self.admit is not None:
+                self.admit(account_id)
+            yield
+        except BaseException:  # a refusal, or a bug: the body is spent either way
+            raw.execute("ROLLBACK TO refusal")  # keeps only the IV record
+            raise
+        finally:
             raw.execute("RELEASE refusal")
-        if failure is not None:
-            raise failure
+            raw.execute("RELEASE envelope")
 
 
 def prune_ivs(db: Database, now: float, window: int) -> int:

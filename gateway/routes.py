@@ -31,7 +31,7 @@ from gateway.web import (
 async def send_sms(request: Request) -> Response:
     gw = gateway_of(request)
     account, envelope, plaintext = await open_envelope(request, gw)
-    return ok(gw.sending.send(account, envelope, plaintext, public_base(request, gw)))
+    return ok(await gw.sending.send(account, envelope, plaintext, public_base(request, gw)))
 
 
 @endpoint("status")
@@ -80,7 +80,7 @@ async def pricing(request: Request) -> Response:
 async def create_link(request: Request) -> Response:
     gw = gateway_of(request)
     account, envelope, plaintext = await open_envelope(request, gw)
-    return ok(gw.links.create(account, envelope, plaintext, public_base(request, gw)))
+    return ok(await gw.links.create(account, envelope, plaintext, public_base(request, gw)))
 
 
 def _int_param(request: Request, name: str, default: int) -> int:

@@ -1,7 +1,8 @@
 """``POST /sms/send``: the accept transaction (clientRef, caps, balance, freeze, task, messages).
 
-Runs entirely inside ``EnvelopeGuard.transaction``: the IV is recorded first, and any
-refusal rolls back to the savepoint after it, so a refused send changes nothing else.
+Runs entirely inside ``EnvelopeGuard.run``: the IV is recorded first, and any refusal rolls
+back to the savepoint after it, so a refused send changes nothing else. Sends that arrive
+together share one transaction (``gateway.group_commit``).
 """
 
 from __future__ import annotations
@@ -120,21 +121,24 @@ class Sending:
         self.client_ref_ttl_ms = client_ref_ttl * 1000
         self.address_rules = address_rules
 
-    def send(
+    async def send(
         self, account: AccountKey, envelope: Envelope, plaintext: bytes, base: str = ""
     ) -> dict:
-        """The send response's ``data``; raises ``ApiError`` for every refusal.
+        """The send response's ``data``, once committed; raises ``ApiError`` for every refusal.
 
         ``base`` is the public base of short links (for ``trackClick``).
         """
         now = to_ms(self.clock())
-        with self.guard.transaction(account.id, envelope) as conn:
+
+        def work(conn: Connection) -> dict:
             request = validate_send(payload_object(plaintext), self.prices, self.address_rules)
             if request.client_ref is not None:
                 first = self._first_response(conn, account.id, request.client_ref, now)
                 if first is not None:
                     return first
             return self._accept(conn, account, request, now, base)
+
+        return await self.guard.run(account.id, envelope, work)
 
     def _first_response(
         self, conn: Connection, account_id: int, client_ref: str, now: int

@@ -7,7 +7,7 @@ import string
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, insert, literal, select
+from sqlalchemy import Connection, Select, distinct, func, insert, literal, select
 
 from gateway.accounts import AccountKey
 from gateway.clock import iso, to_ms
@@ -70,10 +70,13 @@ class Links:
             _per_link(func.max(clicks.c.clicked_at), "last_click_at"),
         )
 
-    def create(self, account: AccountKey, envelope: Envelope, plaintext: bytes, base: str) -> dict:
+    async def create(
+        self, account: AccountKey, envelope: Envelope, plaintext: bytes, base: str
+    ) -> dict:
         """``POST /shortlinks``: a new code for a URL."""
         now = to_ms(self.clock())
-        with self.guard.transaction(account.id, envelope) as conn:
+
+        def work(conn: Connection) -> tuple[str, str, str | None]:
             url, title = validate_link(payload_object(plaintext))
             code = new_code()
             while conn.execute(select(shortlinks.c.code).where(shortlinks.c.code == code)).first():
@@ -83,6 +86,9 @@ class Links:
                     code=code, account_id=account.id, url=url, title=title, created_at=now
                 )
             )
+            return code, url, title
+
+        code, url, title = await self.guard.run(account.id, envelope, work)
         return {
             "code": code,
             "shortUrl": f"{base}/s/{code}",

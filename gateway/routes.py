@@ -19,6 +19,7 @@ from gateway.web import (
     endpoint,
     gateway_of,
     ok,
+    ok_rendered,
     open_envelope,
     public_base,
     read_json,
@@ -31,7 +32,8 @@ from gateway.web import (
 async def send_sms(request: Request) -> Response:
     gw = gateway_of(request)
     account, envelope, plaintext = await open_envelope(request, gw)
-    return ok(await gw.sending.send(account, envelope, plaintext, public_base(request, gw)))
+    data = await gw.sending.send(account, envelope, plaintext, public_base(request, gw))
+    return ok_rendered(data)
 
 
 @endpoint("status")

@@ -7,11 +7,9 @@ together share one transaction (``gateway.group_commit``).
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import replace
-from decimal import Decimal
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as upsert
@@ -123,14 +121,17 @@ class Sending:
 
     async def send(
         self, account: AccountKey, envelope: Envelope, plaintext: bytes, base: str = ""
-    ) -> dict:
-        """The send response's ``data``, once committed; raises ``ApiError`` for every refusal.
+    ) -> bytes:
+        """The send response's ``data`` as JSON, once committed; raises ``ApiError`` for every
+        refusal.
 
+        The JSON is rendered once: it is stored for the clientRef and answered as is, and a
+        repeat of the clientRef answers the stored text byte for byte.
         ``base`` is the public base of short links (for ``trackClick``).
         """
         now = to_ms(self.clock())
 
-        def work(conn: Connection) -> dict:
+        def work(conn: Connection) -> bytes:
             request = validate_send(payload_object(plaintext), self.prices, self.address_rules)
             if request.client_ref is not None:
                 first = self._first_response(conn, account.id, request.client_ref, now)
@@ -142,18 +143,18 @@ class Sending:
 
     def _first_response(
         self, conn: Connection, account_id: int, client_ref: str, now: int
-    ) -> dict | None:
+    ) -> bytes | None:
         params = {
             "account_id": account_id,
             "client_ref": client_ref,
             "since": now - self.client_ref_ttl_ms,
         }
         stored = _FIRST_RESPONSE.first(conn, params)
-        return None if stored is None else json.loads(stored.response, parse_float=Decimal)
+        return None if stored is None else stored.response.encode("utf-8")
 
     def _accept(
         self, conn: Connection, account: AccountKey, req: SendRequest, now: int, base: str
-    ) -> dict:
+    ) -> bytes:
         day = utc_day(now)
         per_segment = self.prices.per_segment(req.country)
         count = len(req.recipients)
@@ -244,15 +245,16 @@ class Sending:
             "segments": sum(segments),
             "messages": [{"msgid": r["msgid"], "recipient": r["recipient"]} for r in rows],
         }
+        rendered = dumps(data)
         if req.client_ref is not None:
             # An expired record of the same ref may still be there: the new send replaces it.
             ref = {"account_id": account.id, "client_ref": req.client_ref}
             _FORGET_REF.run(conn, ref)
             _INSERT_REF.run(
                 conn,
-                {**ref, "response": dumps(data).decode("utf-8"), "created_at": now},
+                {**ref, "response": rendered.decode("utf-8"), "created_at": now},
             )
-        return data
+        return rendered
 
     def prune_client_refs(self) -> None:
         """Forget client refs older than their time to live."""

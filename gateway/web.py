@@ -42,6 +42,14 @@ def ok(data: Any) -> JSONResponse:
     return MoneyJSONResponse({"code": "0", "message": "Success", "data": data})
 
 
+def ok_rendered(data_json: bytes) -> Response:
+    """``ok`` around ``data`` already rendered as JSON (by ``kedacore.money.dumps``)."""
+    return Response(
+        b'{"code":"0","message":"Success","data":' + data_json + b"}",
+        media_type="application/json",
+    )
+
+
 def status_ok(data: Any) -> JSONResponse:
     """The status endpoint keeps the seed's own shape."""
     return MoneyJSONResponse({"success": True, "data": data, "code": 200})

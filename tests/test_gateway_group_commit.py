@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import event
@@ -52,10 +53,12 @@ def _rows(core: Gateway, sql: str) -> int:
 
 
 async def _send_all(core: Gateway, account, bodies) -> list:
-    return await asyncio.gather(
+    """Each send's ``data`` (decoded from the JSON it answers), or its exception."""
+    results = await asyncio.gather(
         *(core.sending.send(account, envelope, plaintext) for envelope, plaintext in bodies),
         return_exceptions=True,
     )
+    return [r if isinstance(r, BaseException) else json.loads(r) for r in results]
 
 
 def test_sends_arriving_together_commit_once_and_see_each_other(core):
@@ -141,3 +144,12 @@ def test_groups_are_bounded(core):
     results = asyncio.run(_send_all(core, account, bodies))
     assert all(isinstance(r, dict) for r in results)
     assert len(commits) == 3  # 4 + 4 + 2
+
+
+def test_the_rendered_answer_is_the_one_ok_would_write():
+    from gateway.web import ok, ok_rendered
+    from kedacore.money import dumps
+
+    data = {"taskId": "20260101-0001", "debitedAmount": Decimal("0.00001"), "segments": 1}
+    assert ok_rendered(dumps(data)).body == ok(data).body
+    assert ok_rendered(dumps(data)).headers["content-type"] == ok(data).headers["content-type"]

@@ -110,3 +110,49 @@ def test_decimal_and_micro_prices_agree(text, per_segment_micros, recipients) ->
     segments = count_segments(text).segments
     exact = price(Decimal(per_segment_micros) / 1_000_000, segments, recipients)
     assert exact * 1_000_000 == price_micros(per_segment_micros, segments, recipients)
+
+
+def _reference_count(text: str) -> tuple[str, int, int, int, int, tuple[str, ...]]:
+    """The rule written out character by character: what the fast count must equal."""
+    forcing = tuple(dict.fromkeys(ch for ch in text if ch not in GSM7_BASIC | GSM7_EXTENSION))
+    encoding = UCS2 if forcing else GSM7
+    single, multi = (160, 153) if encoding == GSM7 else (70, 67)
+    if encoding == GSM7:
+        costs = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
+    else:
+        costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    units = sum(costs)
+    if units <= single:
+        return encoding, units, 1 if units else 0, single, single - units, forcing
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > multi:
+            segments, used = segments + 1, 0
+        used += cost
+    return encoding, units, segments, multi, multi - used, forcing
+
+
+mixed_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(sorted(GSM7_BASIC)),
+        st.sampled_from(sorted(GSM7_EXTENSION)),
+        st.sampled_from("áë✓—您😀\U0001f680\ud83d"),
+    ),
+    max_size=1600,
+)
+
+
+@given(st.one_of(gsm_text, mixed_text, any_text))
+def test_the_fast_count_equals_the_rule_character_by_character(text: str) -> None:
+    info = count_segments(text)
+    got = (info.encoding, info.units, info.segments, info.per_segment, info.remaining)
+    assert (*got, info.ucs2_characters) == _reference_count(text)
+    assert info.characters == len(text)
+
+
+@pytest.mark.parametrize("length", [152, 153, 154, 306, 307, 1530, 1531])
+def test_long_texts_at_part_boundaries(length: int) -> None:
+    for text in ("a" * length, "a" * (length - 1) + "€", "á" * (length // 2), "😀" * (length // 4)):
+        info = count_segments(text)
+        got = (info.encoding, info.units, info.segments, info.per_segment, info.remaining)
+        assert (*got, info.ucs2_characters) == _reference_count(text)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kedacore.phones import parse_number, parse_numbers, split_numbers
+from kedacore.phones import parse_number, parse_numbers, region_and_validity, split_numbers
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,46 @@ def test_never_raises_and_valid_means_e164_of_that_country(raw: str, country) ->
             assert phonenumbers.region_code_for_number(number) == country
     else:
         assert parsed.error
+
+
+def _examples() -> list[phonenumbers.PhoneNumber]:
+    """Every region's example number of every type, and a few of their neighbours."""
+    found = []
+    regions = [(r, None) for r in sorted(phonenumbers.SUPPORTED_REGIONS)]
+    regions += [(None, c) for c in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+    for region, code in regions:
+        for kind in range(12):  # every PhoneNumberType but UNKNOWN
+            if region is not None:
+                number = phonenumbers.example_number_for_type(region, kind)
+            else:
+                number = phonenumbers.example_number_for_non_geo_entity(code)
+            if number is None:
+                continue
+            nsn = phonenumbers.national_significant_number(number)
+            for digits in (nsn, nsn[:-1], nsn + "0", nsn[:-1] + str((int(nsn[-1]) + 1) % 10)):
+                found.append(phonenumbers.parse(f"+{number.country_code}{digits}"))
+    return found
+
+
+def test_region_and_validity_equal_phonenumbers_for_every_region_and_type() -> None:
+    numbers = _examples()
+    assert len(numbers) > 5000
+    for number in numbers:
+        expected = (
+            phonenumbers.region_code_for_number(number),
+            phonenumbers.is_valid_number(number),
+        )
+        assert region_and_validity(number) == expected, number
+
+
+@given(
+    st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+    st.text(alphabet="0123456789", min_size=1, max_size=15),
+)
+def test_region_and_validity_equal_phonenumbers_for_any_digits(code: int, digits: str) -> None:
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(digits))
+    if digits.startswith("0") and len(digits) > 1:  # a national number with leading zeros
+        number.italian_leading_zero = True
+        number.number_of_leading_zeros = len(digits) - len(digits.lstrip("0"))
+    expected = (phonenumbers.region_code_for_number(number), phonenumbers.is_valid_number(number))
+    assert region_and_validity(number) == expected

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kedacore.recipients import (
     RecipientsError,
     check_sender,
+    column_key,
     parse_template,
     read_recipients,
 )
@@ -162,3 +165,24 @@ def test_sender_ids() -> None:
     assert check_sender("+12065550100") is None
     assert check_sender("TwelveChars1") is not None
     assert check_sender("Shop & Co") is not None
+
+
+_COLUMNS = ["Name", "code", "First name", "name"]  # "Name" and "name": one key, the last wins
+_template_part = st.one_of(
+    st.text(alphabet="ab {}é€\n", max_size=6).map(
+        lambda t: t.replace("{", "{{").replace("}", "}}")
+    ),
+    st.sampled_from(["{Name}", "{code}", "{first_name}", "{ code }", "{code!r}", "{Name:>8}"]),
+    st.sampled_from(["{code!s:*^9}", "{name!a}", "{CODE:.2}"]),
+)
+
+
+@given(
+    st.lists(_template_part, min_size=1, max_size=8).map("".join).filter(str.strip),
+    st.lists(st.text(max_size=8), min_size=4, max_size=4),
+)
+def test_the_renderer_of_rows_renders_as_render_does(template: str, cells: list[str]) -> None:
+    tpl = parse_template(template, _COLUMNS)
+    keys = [column_key(c) for c in _COLUMNS]
+    expected = tpl.render(dict(zip(keys, cells, strict=True)))
+    assert tpl.renderer(keys)(*cells) == expected

@@ -168,3 +168,9 @@ ROUTES = [
     Route("/s/{code}", follow_link, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
 ]
+
+# Dispatched straight to their handlers (``gateway.app.GatewayApp``): the envelope calls.
+HOT_ROUTES = {
+    ("POST", "/api/sms/send"): send_sms,
+    ("POST", "/api/shortlinks"): create_link,
+}

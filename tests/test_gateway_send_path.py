@@ -1,8 +1,9 @@
-"""Group commit: sends that arrive together share one transaction, and stay independent.
+"""The send's fast path: group commit, the answer rendered once, dispatch past the router.
 
-Each send in a group sees the ones before it (balance, caps), a refusal among them changes
-nothing but its own IV record, every answer comes after the commit, and a failed commit
-fails every send of the group with nothing kept.
+Sends that arrive together share one transaction and stay independent: each sees the ones
+before it (balance, caps), a refusal among them changes nothing but its own IV record, every
+answer comes after the commit, and a failed commit fails every send of the group with
+nothing kept.
 """
 
 from __future__ import annotations
@@ -153,3 +154,16 @@ def test_the_rendered_answer_is_the_one_ok_would_write():
     data = {"taskId": "20260101-0001", "debitedAmount": Decimal("0.00001"), "segments": 1}
     assert ok_rendered(dumps(data)).body == ok(data).body
     assert ok_rendered(dumps(data)).headers["content-type"] == ok(data).headers["content-type"]
+
+
+def test_hot_routes_are_the_routing_table_s_own_handlers():
+    """The dispatch past Starlette's router must never answer differently from the router."""
+    from gateway.routes import HOT_ROUTES, ROUTES
+
+    routed = {(m, r.path): r.endpoint for r in ROUTES for m in r.methods or ()}
+    assert HOT_ROUTES and all(routed[key] is handler for key, handler in HOT_ROUTES.items())
+
+
+def test_other_methods_on_a_hot_path_still_answer_4004(gateway):
+    response = gateway.http.get(gateway.base_url + "/sms/send")
+    assert response.status_code == 404 and response.json()["code"] == "4004"

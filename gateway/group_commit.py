@@ -52,13 +52,19 @@ class GroupCommit:
         future: asyncio.Future = loop.create_future()
         queue = self._queues.get(loop)
         if queue is None:
-            # The flush runs after every request handler that is ready now has queued its work.
+            # The flush runs after every request handler that is ready now has queued its work,
+            # and after one more poll for requests (see ``_flush``).
             queue = self._queues[loop] = []
             loop.call_soon(self._flush, loop)
         queue.append((work, future))
         return await future
 
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _flush(self, loop: asyncio.AbstractEventLoop, polled: bool = False) -> None:
+        if not polled:
+            # Once more round the loop first: its poll for I/O picks up the requests already
+            # waiting in the sockets, so that they join this group rather than wait for the next.
+            loop.call_soon(self._flush, loop, True)
+            return
         queue = self._queues.pop(loop)
         group, rest = queue[: self.max_group], queue[self.max_group :]
         if rest:

@@ -1,8 +1,11 @@
 """What the sync and async clients share: settings, the httpx client, requests, retries.
 
-Everything here is independent of sync/async: an :class:`Endpoint` describes one call, the
-client's ``_request()`` runs its retry loop around :func:`build_request`,
-:func:`parse_success` and :func:`retry_delay`.
+Everything here is independent of sync/async and of the HTTP library: an :class:`Endpoint`
+describes one call, the client's ``_request()`` runs its retry loop around
+:func:`request_content` (headers and body), :func:`read_result` (status and body to a result
+or an APIError), :func:`connection_error` and :func:`retry_delay`. httpx requests are built
+by :func:`build_request`; the asyncio path of AsyncKedaClient (kedacore._aio) sends the same
+headers and body with aiohttp.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from . import envelope
 from .errors import (
@@ -37,6 +39,7 @@ from .settings import DEFAULT_BACKUP_URL, DEFAULT_BASE_URL
 
 VERSION = "0.1.0"
 USER_AGENT = f"kedacore/{VERSION}"
+DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 2
@@ -186,11 +189,13 @@ def check_credentials(settings: Settings, endpoint: Endpoint[Any]) -> None:
         raise MissingCredentialsError(endpoint.name, "encryption_key", "KEDA_ENCRYPTION_KEY")
 
 
-def build_request(
-    http: httpx.Client | httpx.AsyncClient, settings: Settings, endpoint: Endpoint[Any]
-) -> httpx.Request:
-    """The httpx request for one attempt; an envelope gets a fresh IV and timestamp each time."""
-    base = settings.base_url if endpoint.host == "base" else settings.backup_url
+def request_content(
+    settings: Settings, endpoint: Endpoint[Any]
+) -> tuple[dict[str, str], bytes | None]:
+    """The headers and body of one attempt, whichever library sends it.
+
+    An envelope gets a fresh IV and timestamp each time: a retry is never a replay.
+    """
     headers: dict[str, str] = {}
     content: bytes | None = None
     if endpoint.sealed:
@@ -209,40 +214,69 @@ def build_request(
             content = dumps(body)
     if content is not None:
         headers["Content-Type"] = "application/json"
+    return headers, content
+
+
+def endpoint_base(settings: Settings, endpoint: Endpoint[Any]) -> str:
+    """The address an endpoint's path is appended to (the front end or the back end)."""
+    return settings.base_url if endpoint.host == "base" else settings.backup_url
+
+
+def build_request(
+    http: httpx.Client | httpx.AsyncClient, settings: Settings, endpoint: Endpoint[Any]
+) -> httpx.Request:
+    """The httpx request for one attempt (see :func:`request_content`)."""
+    headers, content = request_content(settings, endpoint)
     return http.build_request(
-        endpoint.method, base + endpoint.path, params=endpoint.params, headers=headers,
-        content=content,
+        endpoint.method, endpoint_base(settings, endpoint) + endpoint.path,
+        params=endpoint.params, headers=headers, content=content,
     )  # fmt: skip
 
 
-def parse_success(
-    response: httpx.Response, settings: Settings, redact: tuple[str, ...] = ()
-) -> Any:
-    """The ``data`` of a successful answer (either shape); any other answer raises APIError.
+_REFUSED = object()  # what _success_data returns for an answer that is not a success
 
-    ``redact``: secrets of the request besides the API key (a callback URL's token) to mask if
-    the service echoes them in its refusal.
-    """
-    if response.is_success:
+
+def _success_data(status: int, content: bytes) -> Any:
+    """The ``data`` of a successful answer (either shape), or ``_REFUSED``."""
+    if 200 <= status < 300:
         try:
-            body = loads(response.content)
+            body = loads(content)
         except ValueError:
             body = None
         if isinstance(body, dict):
             ok = body.get("success") is True if "success" in body else str(body.get("code")) == "0"
             if ok:
                 return body.get("data")
-    raise error_from_response(response, redact=[settings.api_key or "", *redact])
+    return _REFUSED
 
 
-def parse_result(endpoint: Endpoint[T], response: httpx.Response, settings: Settings) -> T:
-    """The typed result of an answer; data kedacore cannot read is an APIError, not a KeyError."""
-    request = response.request
-    logger.debug(
-        "%s %s -> HTTP %d", request.method, request.url.copy_with(query=None), response.status_code
-    )
-    callback = (endpoint.body or {}).get("callbackUrl")
-    data = parse_success(response, settings, tuple(url_secrets(callback)))
+def log_answer(method: str, url: str, status: int) -> None:
+    """One debug line per answer; the URL is given without its query (it may hold ids)."""
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("%s %s -> HTTP %d", method, url, status)
+
+
+def read_result(
+    endpoint: Endpoint[T],
+    settings: Settings,
+    status: int,
+    content: bytes,
+    response: Callable[[], httpx.Response],
+) -> T:
+    """The typed result of an answer, from its status and body, whichever library received it.
+
+    Any answer that is not a success is an APIError made by ``errors.error_from_response``
+    from ``response()`` — the one mapping of codes, statuses, Retry-After and redaction; it is
+    called only then, so a library other than httpx builds an httpx.Response only for errors.
+    Data kedacore cannot read is an APIError too, not a KeyError.
+    """
+    data = _success_data(status, content)
+    if data is _REFUSED:
+        # Secrets of the request besides the API key (a callback URL's token), masked if the
+        # service echoes them in its refusal.
+        callback = (endpoint.body or {}).get("callbackUrl")
+        secrets = [settings.api_key or "", *url_secrets(callback)]
+        raise error_from_response(response(), redact=secrets)
     try:
         return endpoint.parse(data)
     except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
@@ -250,19 +284,36 @@ def parse_result(endpoint: Endpoint[T], response: httpx.Response, settings: Sett
             f"KedaSMS answered {endpoint.name} with data kedacore cannot read "
             f"({type(exc).__name__}: {exc}); the service may be newer than this client",
             code=None,
-            http_status=response.status_code,  # no details: they may hold issued keys
+            http_status=status,  # no details: they may hold issued keys
         ) from exc
 
 
-def transport_error(exc: httpx.RequestError, request: httpx.Request) -> APIConnectionError:
-    """Our error for an httpx transport failure (no headers or body in the message)."""
-    url = str(request.url.copy_with(query=None))
-    if isinstance(exc, httpx.TimeoutException):
-        error: APIConnectionError = APITimeoutError(request.method, url)
+def parse_result(endpoint: Endpoint[T], response: httpx.Response, settings: Settings) -> T:
+    """The typed result of an httpx answer (see :func:`read_result`)."""
+    if logger.isEnabledFor(logging.DEBUG):
+        request = response.request
+        log_answer(request.method, str(request.url.copy_with(query=None)), response.status_code)
+    return read_result(endpoint, settings, response.status_code, response.content, lambda: response)
+
+
+def connection_error(
+    method: str, url: str, exc: BaseException, *, timed_out: bool
+) -> APIConnectionError:
+    """Our error for a transport failure (no headers or body in the message)."""
+    if timed_out:
+        error: APIConnectionError = APITimeoutError(method, url)
     else:
-        error = APIConnectionError(request.method, url, str(exc) or type(exc).__name__)
+        error = APIConnectionError(method, url, str(exc) or type(exc).__name__)
     error.__cause__ = exc
     return error
+
+
+def transport_error(exc: httpx.RequestError, request: httpx.Request) -> APIConnectionError:
+    """Our error for an httpx transport failure (see :func:`connection_error`)."""
+    url = str(request.url.copy_with(query=None))
+    return connection_error(
+        request.method, url, exc, timed_out=isinstance(exc, httpx.TimeoutException)
+    )
 
 
 def retry_delay(
@@ -294,7 +345,8 @@ def log_retry(endpoint: Endpoint[Any], error: KedaError, delay: float, attempt: 
     logger.info("%s: %s; retrying in %.2f s (attempt %d)", endpoint.name, what, delay, attempt + 1)
 
 
-def _timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
+def http_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
+    """The client's ``timeout`` argument as an httpx.Timeout (connect at most 5 s)."""
     if isinstance(timeout, httpx.Timeout):
         return timeout
     return httpx.Timeout(timeout, connect=min(float(timeout), 5.0))
@@ -302,8 +354,8 @@ def _timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
 
 def _client_options(timeout: float | httpx.Timeout) -> dict[str, Any]:
     return {
-        "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
-        "timeout": _timeout(timeout),
+        "headers": DEFAULT_HEADERS,
+        "timeout": http_timeout(timeout),
         "limits": POOL_LIMITS,
         # A redirect would turn a POST into a GET or send the key elsewhere: report it instead.
         "follow_redirects": False,
@@ -322,10 +374,8 @@ def build_async_http_client(
 ) -> httpx.AsyncClient:
     """The one place the async httpx client is built.
 
-    Without a transport it runs on aiohttp (httpx-aiohttp): httpx's own async connection
-    pool costs about three times the CPU per request, which caps bulk sending on a small
-    machine (see docs/benchmarks.md). Errors still arrive as httpx exceptions.
+    Without a transport it uses httpx's own pool, which runs on asyncio and trio alike.
+    AsyncKedaClient sends through it only off asyncio or behind a proxy: on asyncio its
+    requests go out over aiohttp directly (kedacore._aio), at a third of the CPU.
     """
-    if transport is None:
-        transport = AiohttpTransport(limits=POOL_LIMITS)
     return httpx.AsyncClient(transport=transport, **_client_options(timeout))

@@ -23,6 +23,13 @@ class RunningGateway:
     db: Path
     api_key: str
     encryption_key: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time the gateway process has used so far (user + system), from /proc."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -72,6 +79,7 @@ def running_gateway(*serve_args: str, balance: str = "1000000") -> Iterator[Runn
                 db=db,
                 api_key=account["apiKey"],
                 encryption_key=account["encryptionKey"],
+                pid=proc.pid,
             )
         finally:
             proc.terminate()

@@ -59,15 +59,16 @@ _FIRST_RESPONSE = Prepared(
         client_refs.c.created_at > bindparam("since"),
     )
 )
-_FORGET_REF = Prepared(
-    delete(client_refs).where(
-        client_refs.c.account_id == bindparam("account_id"),
-        client_refs.c.client_ref == bindparam("client_ref"),
-    )
-)
 _INSERT_TASK = Prepared(insert(tasks))
 _INSERT_MESSAGE = Prepared(insert(messages))
-_INSERT_REF = Prepared(insert(client_refs))
+# An expired record of the same ref may still be there: the new send replaces it.
+_REF = upsert(client_refs)
+_STORE_REF = Prepared(
+    _REF.on_conflict_do_update(
+        index_elements=["account_id", "client_ref"],
+        set_={"response": _REF.excluded.response, "created_at": _REF.excluded.created_at},
+    )
+)
 
 
 def _segments(texts: list[str]) -> list[int]:
@@ -247,12 +248,14 @@ class Sending:
         }
         rendered = dumps(data)
         if req.client_ref is not None:
-            # An expired record of the same ref may still be there: the new send replaces it.
-            ref = {"account_id": account.id, "client_ref": req.client_ref}
-            _FORGET_REF.run(conn, ref)
-            _INSERT_REF.run(
+            _STORE_REF.run(
                 conn,
-                {**ref, "response": rendered.decode("utf-8"), "created_at": now},
+                {
+                    "account_id": account.id,
+                    "client_ref": req.client_ref,
+                    "response": rendered.decode("utf-8"),
+                    "created_at": now,
+                },
             )
         return rendered
 

@@ -11,8 +11,9 @@ before the resume is not sent again but held as ``uncertain`` (kedacore.ledger.b
 someone to check on the Status page and then ``resend_uncertain`` (or cancel).
 
 Streamlit runs a page's script in a thread without an event loop: ``run_sync`` runs the engine
-there with ``asyncio.run``; ``start`` runs it in a background thread of the server process that
-outlives the browser session, and ``progress`` reads how far it got from the ledger.
+there on a loop of its own (uvloop where installed: :func:`run_loop`); ``start`` runs it in a
+background thread of the server process that outlives the browser session, and ``progress``
+reads how far it got from the ledger.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from kedacore.async_client import AsyncKedaClient
 from kedacore.campaign_plan import CampaignPlan
@@ -47,6 +48,7 @@ from kedacore.ledger import Ledger, LedgerMessage
 from kedacore.ledger import schema as ledger_schema
 
 logger = logging.getLogger("kedacore.campaign")
+T = TypeVar("T")
 
 ClientFactory = Callable[[], AsyncKedaClient]
 
@@ -174,11 +176,11 @@ class CampaignEngine:
     resume = run
 
     def run_sync(self, campaign_id: int, **options: Any) -> CampaignReport:
-        """:meth:`run` in the calling thread, with ``asyncio.run`` (for a Streamlit script)."""
+        """:meth:`run` in the calling thread, on a loop of its own (for a Streamlit script)."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(campaign_id, **options))
+            return run_loop(self.run(campaign_id, **options))
         raise RuntimeError("run_sync was called inside an event loop: await engine.run() there")
 
     resume_sync = run_sync
@@ -197,7 +199,7 @@ class CampaignEngine:
 
         def target() -> None:
             try:
-                handle.report = asyncio.run(
+                handle.report = run_loop(
                     self._run(campaign_id, concurrency, progress_setter(handle), handle.stop_event)
                 )
                 handle.progress = handle.report.progress
@@ -308,6 +310,21 @@ class CampaignEngine:
         )
         self.ledger.set_campaign_status(campaign_id, status, error=reason)
         return status, reason
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, on uvloop where it is installed (not on Windows).
+
+    A campaign of personalised texts is one request per recipient, and the sending process
+    shares the machine's cores with the gateway: uvloop's event loop takes ~10 % less CPU per
+    request than asyncio's own (docs/protocol.md). Everything the engine does is plain
+    asyncio, so either loop runs it the same way.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 async def _balance(client: AsyncKedaClient) -> Decimal | None:

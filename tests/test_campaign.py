@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from campaign_helpers import GatewayTally, client_factory, marketing_csv
 from conftest import free_port
 
 from kedacore import AsyncKedaClient, KedaClient, envelope
-from kedacore.campaign import CampaignBusyError, CampaignEngine, CampaignProgress
+from kedacore.campaign import CampaignBusyError, CampaignEngine, CampaignProgress, run_loop
 from kedacore.campaign_cli import main as cli
 from kedacore.campaign_plan import CampaignPlan, plan_requests, preview_campaign
 from kedacore.ledger import Ledger, PlannedBatch
@@ -339,7 +340,9 @@ class StopScript(Exception):
 def test_a_progress_callback_that_raises_pauses_then_resume_finishes_once(
     gateway, account, ledger, engine
 ) -> None:
-    _, plan = plan_csv(gateway, account, marketing_csv(120, ("US",), names=120))
+    # The first progress report comes with the first transaction (after ~0.1 s of sending):
+    # far more batches than go out by then, or the run may finish before the callback raises.
+    _, plan = plan_csv(gateway, account, marketing_csv(1000, ("US",), names=1000))
     campaign_id = engine.create(plan, name="Interrupted")
 
     def on_progress(progress: CampaignProgress) -> None:
@@ -418,3 +421,30 @@ def test_a_ledger_that_cannot_be_written_stops_the_sending(
     assert engine.resume_sync(campaign_id).status == "done"
     assert_exactly_once(gateway, plan)
     assert spent(gateway, account) == ledger.campaign(campaign_id).debited_micros
+
+
+def test_run_sync_and_start_run_on_uvloop_where_installed(gateway, account, ledger) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    make = client_factory(gateway.base_url, account.api_key, account.encryption_key)
+    loops: list[type] = []
+
+    def factory() -> AsyncKedaClient:
+        loops.append(type(asyncio.get_running_loop()))
+        return make()
+
+    engine = CampaignEngine(ledger, factory, progress_interval=0)
+    first = engine.create(plan_csv(gateway, account, marketing_csv(3, ("US",)))[1], name="A")
+    assert engine.run_sync(first).status == "done"
+    second = engine.create(plan_csv(gateway, account, marketing_csv(3, ("GB",)))[1], name="B")
+    report = engine.start(second).wait(timeout=60)
+    assert report is not None and report.status == "done"
+    assert loops == [uvloop.Loop, uvloop.Loop]
+
+
+def test_without_uvloop_the_engine_runs_on_asyncio(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed: import fails
+
+    async def loop_type() -> type:
+        return type(asyncio.get_running_loop())
+
+    assert run_loop(loop_type()).__module__.startswith("asyncio.")

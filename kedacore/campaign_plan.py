@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 import pandas as pd
 
 from kedacore.campaign_preview import CampaignPreview, PreviewRow, Problem, preview_campaign
 from kedacore.ledger.records import PlannedBatch
-from kedacore.money import money_str, normalize, to_micros
+from kedacore.money import MAX_MICROS, MoneyError, money_str, normalize, to_micros
 from kedacore.types import Balance, Limits
 
 MAX_PER_REQUEST = 1000
@@ -42,11 +43,31 @@ class PlannedRequest:
     def cost(self) -> Decimal:
         return normalize(self.price_per_segment * self.segments * len(self.recipients))
 
+    @property
+    def cost_micros(self) -> int:
+        """``to_micros(self.cost)``, in integers: the price's micro-units (one conversion per
+        price, not per request) × segments × recipients, which is exact."""
+        per_segment = _micros_or_none(self.price_per_segment)
+        if per_segment is not None:
+            micros = per_segment * self.segments * len(self.recipients)
+            if abs(micros) <= MAX_MICROS:
+                return micros
+        return to_micros(self.cost)  # a price finer than a micro-unit, or too large: as before
+
     def batch(self) -> PlannedBatch:
         """This request as the ledger plans it."""
         return PlannedBatch(
-            self.country, self.content, self.recipients, to_micros(self.cost), self.sender
+            self.country, self.content, self.recipients, self.cost_micros, self.sender
         )
+
+
+@lru_cache(maxsize=256)
+def _micros_or_none(price: Decimal) -> int | None:
+    """A price in micro-units; None when it has more than 6 decimals (or is out of range)."""
+    try:
+        return to_micros(price)
+    except MoneyError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from kedacore.ledger import rollup, rows
 from kedacore.ledger import schema as s
+from kedacore.ledger.bulk import execute_many
 from kedacore.ledger.engine import lock_messages, writing
 from kedacore.ledger.queries import chunks
 from kedacore.ledger.records import CampaignBatch
@@ -136,10 +140,13 @@ class BatchesMixin:
             known_msgids = set(_scalars_in(conn, s.messages.c.msgid, msgids))
             task_rows: list[dict[str, Any]] = []
             message_rows: list[dict[str, Any]] = []
+            marks: list[tuple[int, str, int]] = []  # (batch id, task id, debited micro-units)
+            debited: dict[int, int] = {}  # by campaign
             for batch, result in todo:
                 send = Send(
                     batch.country, batch.sender, batch.content, batch.campaign_id, batch.client_ref
                 )
+                micros = _debited_micros(result.debited_amount)
                 if result.task_id not in known_tasks:
                     known_tasks.add(result.task_id)
                     task_rows.append(task_row(result, send, now))
@@ -151,47 +158,30 @@ class BatchesMixin:
                     if row["msgid"] not in known_msgids
                 )
                 known_msgids.update(m.msgid for m in result.messages)
-            if task_rows:
-                conn.execute(insert(s.tasks), task_rows)
-            for part in chunks(message_rows):
-                conn.execute(insert(s.messages), list(part))
+                marks.append((batch.id, result.task_id, micros))
+                debited[batch.campaign_id] = debited.get(batch.campaign_id, 0) + micros
+            # The rows' own columns go to the driver as they are; the times once (bulk.py).
+            execute_many(
+                conn,
+                _INSERT_TASKS,
+                _TASK_KEYS,
+                list(map(_task_values, task_rows)),
+                now=now,
+                day=now.date(),
+            )
+            message_values = list(map(_message_values, message_rows))
+            execute_many(
+                conn, _INSERT_MESSAGES, _MESSAGE_KEYS, message_values, now=now, day=now.date()
+            )
             if message_rows:
                 deltas: rollup.Deltas = {}  # the rollup is written once, at the end
                 rollup.add_rows(conn, message_rows, now, into=deltas)
                 # A callback can overtake the send's answer: apply what was stored for these.
                 self._replay_orphans(conn, [row["msgid"] for row in message_rows], deltas)
                 rollup.write_deltas(conn, deltas, now)
-            conn.execute(
-                update(s.campaign_batches)
-                .where(s.campaign_batches.c.id == bindparam("b_id"))
-                .values(
-                    state="sent",
-                    task_id=bindparam("b_task_id"),
-                    debited_micros=bindparam("b_debited"),
-                    error=None,
-                    attempts=s.campaign_batches.c.attempts + 1,
-                    updated_at=now,
-                ),
-                [
-                    {
-                        "b_id": batch.id,
-                        "b_task_id": result.task_id,
-                        "b_debited": to_micros(result.debited_amount),
-                    }
-                    for batch, result in todo
-                ],
-            )
-            debited: dict[int, int] = {}
-            for batch, result in todo:
-                debited[batch.campaign_id] = debited.get(batch.campaign_id, 0) + to_micros(
-                    result.debited_amount
-                )
+            execute_many(conn, _MARK_SENT, _MARK_KEYS, marks, now=now)
             for campaign_id, micros in debited.items():
-                conn.execute(
-                    update(s.campaigns)
-                    .where(s.campaigns.c.id == campaign_id)
-                    .values(debited_micros=s.campaigns.c.debited_micros + micros, updated_at=now)
-                )
+                conn.execute(_ADD_DEBITED, {"c_id": campaign_id, "c_micros": micros, "now": now})
             return len(message_rows)
 
     def mark_batch_refused(self, batch_id: int, error: str) -> None:
@@ -280,6 +270,44 @@ class BatchesMixin:
             return int(conn.execute(query).rowcount)
 
 
+# mark_batches_sent's writes, in one executemany each (kedacore.ledger.bulk): the rows of
+# kedacore.ledger.rows without their times, which are the same for the whole group.
+_TASK_KEYS = ("task_id", "campaign_id", "country", "sender", "content", "recipients")
+_TASK_KEYS += ("segments", "debited_micros", "currency", "client_ref")
+_INSERT_TASKS = insert(s.tasks).values(
+    created_at=bindparam("now"), day=bindparam("day"), demo=False
+)
+_task_values = itemgetter(*_TASK_KEYS)
+_MESSAGE_KEYS = ("msgid", "task_id", "campaign_id", "recipient", "country", "sender", "status")
+_MESSAGE_KEYS += ("segments", "estimated_micros", "currency", "clicks", "source")
+_INSERT_MESSAGES = insert(s.messages).values(
+    created_at=bindparam("now"), updated_at=bindparam("now"), day=bindparam("day"), demo=False
+)
+_message_values = itemgetter(*_MESSAGE_KEYS)
+_MARK_KEYS = ("b_id", "b_task_id", "b_debited")
+_MARK_SENT = (
+    update(s.campaign_batches)
+    .where(s.campaign_batches.c.id == bindparam("b_id"))
+    .values(
+        state="sent",
+        task_id=bindparam("b_task_id"),
+        debited_micros=bindparam("b_debited"),
+        error=None,
+        attempts=s.campaign_batches.c.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+)
+
+_ADD_DEBITED = (
+    update(s.campaigns)
+    .where(s.campaigns.c.id == bindparam("c_id"))
+    .values(
+        debited_micros=s.campaigns.c.debited_micros + bindparam("c_micros"),
+        updated_at=bindparam("now", type_=s.UTCDateTime()),
+    )
+)
+
+
 def _batch(conn: Connection, batch_id: int) -> CampaignBatch:
     cols = [s.campaign_batches.c[name] for name in CampaignBatch.__dataclass_fields__]
     row = conn.execute(select(*cols).where(s.campaign_batches.c.id == batch_id)).first()
@@ -302,19 +330,31 @@ def _update_batch(conn: Connection, batch_id: int, now: datetime, **values: Any)
 # the bulk of a row, and the answer lists them anyway).
 _BATCH_FACTS = ("id", "campaign_id", "country", "sender", "content", "client_ref", "state")
 _BATCH_FACTS += ("estimated_micros",)
+# Built once: building a SELECT costs more than running it on a group of answers.
+_FACTS_OF = select(*(s.campaign_batches.c[name] for name in _BATCH_FACTS)).where(
+    s.campaign_batches.c.id.in_(bindparam("ids", expanding=True))
+)
+_KNOWN = {
+    column: select(column).where(column.in_(bindparam("values", expanding=True)))
+    for column in (s.tasks.c.task_id, s.messages.c.msgid)
+}
 
 
 def _batches_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, Any]:
-    cols = [s.campaign_batches.c[name] for name in _BATCH_FACTS]
     found: dict[int, Any] = {}
     for part in chunks(ids):
-        query = select(*cols).where(s.campaign_batches.c.id.in_(list(part)))
-        found.update((row.id, row) for row in conn.execute(query))
+        found.update((row.id, row) for row in conn.execute(_FACTS_OF, {"ids": list(part)}))
     return found
 
 
 def _scalars_in(conn: Connection, column: Any, values: Sequence[Any]) -> list[Any]:
     found: list[Any] = []
     for part in chunks(values):
-        found.extend(conn.scalars(select(column).where(column.in_(list(part)))))
+        found.extend(conn.scalars(_KNOWN[column], {"values": list(part)}))
     return found
+
+
+@lru_cache(maxsize=1024)
+def _debited_micros(amount: Decimal) -> int:
+    """``to_micros`` of a debited amount: the same few amounts recur across a campaign."""
+    return to_micros(amount)

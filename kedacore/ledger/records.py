@@ -157,9 +157,17 @@ class CampaignBatch(_FromRow):
     @classmethod
     def from_row(cls, row: Row[Any]) -> CampaignBatch:
         """The batch of one result row (its recipients decoded from JSON)."""
-        values = {f.name: row._mapping[f.name] for f in fields(cls)}
-        values["recipients"] = tuple(json.loads(values["recipients"]))
-        return cls(**values)
+        if row._fields == _BATCH_FIELDS:  # the ledger's own queries: by position
+            values = list(row)
+            values[_RECIPIENTS_AT] = tuple(json.loads(values[_RECIPIENTS_AT]))
+            return cls(*values)
+        mapping = {f.name: row._mapping[f.name] for f in fields(cls)}
+        mapping["recipients"] = tuple(json.loads(mapping["recipients"]))
+        return cls(**mapping)
+
+
+_BATCH_FIELDS = tuple(f.name for f in fields(CampaignBatch))
+_RECIPIENTS_AT = _BATCH_FIELDS.index("recipients")
 
 
 @dataclass(frozen=True, slots=True)

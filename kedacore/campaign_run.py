@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from kedacore.async_client import AsyncKedaClient
@@ -49,6 +50,12 @@ NOTHING = "nothing"  # the answer says this request sent nothing (rate limit, cr
 # A cap or the balance refused it: the service checks clientRef first, so it does not know
 # this batch's clientRef, and no earlier request of the batch was accepted either.
 NOT_KNOWN = "not known"
+
+
+@lru_cache(maxsize=1024)
+def _micros(amount: Decimal) -> int:
+    """A debited amount in micro-units: on the event loop, once per distinct amount."""
+    return to_micros(amount)
 
 
 def _quiet(task: asyncio.Task[None]) -> None:
@@ -285,7 +292,7 @@ class Sender:
                 return
             for kind, batch, result in items:
                 if kind == "sent":
-                    tally.sent(len(batch.recipients), to_micros(result.debited_amount))
+                    tally.sent(len(batch.recipients), _micros(result.debited_amount))
                 elif kind == "refused":
                     tally.refused(len(batch.recipients))
             tally.maybe_notify()

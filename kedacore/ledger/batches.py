@@ -149,7 +149,7 @@ class BatchesMixin:
                 micros = _debited_micros(result.debited_amount)
                 if result.task_id not in known_tasks:
                     known_tasks.add(result.task_id)
-                    task_rows.append(task_row(result, send, now))
+                    task_rows.append(task_row(result, send, now, micros))
                 message_rows.extend(
                     row
                     for row in rows.message_rows(

@@ -48,8 +48,12 @@ def estimates(result: SendResult, estimated_micros: int | Sequence[int] | None) 
     return given
 
 
-def task_row(result: SendResult, send: Send, created: datetime) -> dict[str, Any]:
-    """The ``tasks`` row of a send."""
+def task_row(
+    result: SendResult, send: Send, created: datetime, debited_micros: int | None = None
+) -> dict[str, Any]:
+    """The ``tasks`` row of a send (``debited_micros``: the debited amount's, if known)."""
+    if debited_micros is None:
+        debited_micros = to_micros(result.debited_amount)
     return {
         "task_id": result.task_id,
         "campaign_id": send.campaign_id,
@@ -58,7 +62,7 @@ def task_row(result: SendResult, send: Send, created: datetime) -> dict[str, Any
         "content": send.content,
         "recipients": len(result.messages),
         "segments": result.segments,
-        "debited_micros": to_micros(result.debited_amount),
+        "debited_micros": debited_micros,
         "currency": result.currency,
         "client_ref": send.client_ref,
         "created_at": created,

@@ -47,7 +47,9 @@ class PlannedRequest:
     def cost_micros(self) -> int:
         """``to_micros(self.cost)``, in integers: the price's micro-units (one conversion per
         price, not per request) × segments × recipients, which is exact."""
-        per_segment = _micros_or_none(self.price_per_segment)
+        price = self.price_per_segment
+        finite = type(price) is Decimal and price.is_finite()
+        per_segment = _micros_or_none(price) if finite else None
         if per_segment is not None:
             micros = per_segment * self.segments * len(self.recipients)
             if abs(micros) <= MAX_MICROS:

@@ -52,9 +52,15 @@ NOTHING = "nothing"  # the answer says this request sent nothing (rate limit, cr
 NOT_KNOWN = "not known"
 
 
-@lru_cache(maxsize=1024)
 def _micros(amount: Decimal) -> int:
     """A debited amount in micro-units: on the event loop, once per distinct amount."""
+    if type(amount) is Decimal and amount.is_finite():
+        return _finite_micros(amount)
+    return to_micros(amount)  # refused as before (a signalling NaN cannot even be hashed)
+
+
+@lru_cache(maxsize=1024)
+def _finite_micros(amount: Decimal) -> int:
     return to_micros(amount)
 
 

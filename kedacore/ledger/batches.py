@@ -354,7 +354,13 @@ def _scalars_in(conn: Connection, column: Any, values: Sequence[Any]) -> list[An
     return found
 
 
-@lru_cache(maxsize=1024)
 def _debited_micros(amount: Decimal) -> int:
     """``to_micros`` of a debited amount: the same few amounts recur across a campaign."""
+    if type(amount) is Decimal and amount.is_finite():
+        return _finite_micros(amount)
+    return to_micros(amount)  # refused as before (a signalling NaN cannot even be hashed)
+
+
+@lru_cache(maxsize=1024)
+def _finite_micros(amount: Decimal) -> int:
     return to_micros(amount)

@@ -118,22 +118,30 @@ def plan_requests(
     """
     if not 1 <= max_per_request <= MAX_PER_REQUEST:
         raise ValueError(f"max_per_request must be 1–{MAX_PER_REQUEST}, got {max_per_request!r}")
-    groups: dict[tuple[str, str, str | None], list[PreviewRow]] = {}
+    # The first row of each group, and the numbers of the others: with personalised text
+    # nearly every group is one row, and a list per group would be 10,000 objects more for
+    # the garbage collector to walk.
+    first: dict[tuple[str, str, str | None], PreviewRow] = {}
+    others: dict[tuple[str, str, str | None], list[str]] = {}
     for row in preview.rows:
-        groups.setdefault((row.country, row.text, row.sender), []).append(row)
+        key = (row.country, row.text, row.sender)
+        if key not in first:
+            first[key] = row
+        else:
+            others.setdefault(key, []).append(row.e164)
     requests = []
-    for (country, text, sender), rows in groups.items():
-        for start in range(0, len(rows), max_per_request):
-            part = rows[start : start + max_per_request]
+    for (country, text, sender), row in first.items():
+        numbers = (row.e164, *others.get((country, text, sender), ()))
+        for start in range(0, len(numbers), max_per_request):
             requests.append(
                 PlannedRequest(
                     country,
                     sender,
                     text,
-                    tuple(r.e164 for r in part),
-                    part[0].segments,
-                    part[0].encoding,
-                    part[0].price_per_segment,
+                    numbers[start : start + max_per_request],
+                    row.segments,
+                    row.encoding,
+                    row.price_per_segment,
                 )
             )
     return CampaignPlan(preview.template.text, preview.sender, preview.currency, tuple(requests))

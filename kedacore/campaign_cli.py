@@ -1,6 +1,6 @@
 """``python -m kedacore.campaign``: run (or resume) a planned campaign, or show its progress.
 
-    python -m kedacore.campaign run --ledger URL --campaign ID [--concurrency 16]
+    python -m kedacore.campaign run --ledger URL --campaign ID [--concurrency 32]
     python -m kedacore.campaign status --ledger URL --campaign ID
 
 The client takes its key and addresses from the environment (``KEDA_API_KEY``,
@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from kedacore.async_client import AsyncKedaClient
-from kedacore.campaign import CampaignEngine
+from kedacore.campaign import DEFAULT_CONCURRENCY, CampaignEngine
 from kedacore.errors import KedaError
 from kedacore.ledger import Ledger
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--ledger", default=None, help="ledger URL (KEDA_DATABASE_URL)")
         sub.add_argument("--campaign", type=int, required=True, help="campaign id")
         if name == "run":
-            sub.add_argument("--concurrency", type=int, default=16)
+            sub.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
             sub.add_argument("--write-group", type=int, default=500)
             sub.add_argument(
                 "--callback-url", default=os.environ.get("KEDA_CALLBACK_URL"), help="for statuses"

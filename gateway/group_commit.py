@@ -10,8 +10,12 @@ for the commit, so nothing is acknowledged that a crash could still lose.
 
 Each piece of work must leave the transaction consistent whatever it does: it either returns
 or raises having undone its own partial writes (``EnvelopeGuard`` does this with savepoints,
-keeping the IV record of a refused request). If the commit itself fails, every piece of work
-in the group fails with that error and none of their writes is kept.
+keeping the IV record of a refused request). If the group cannot commit — the commit fails,
+or SQLite rolls the whole transaction back under one piece of work (a full disk, an I/O
+error) — nothing of it was kept, and each piece is run again in a transaction of its own:
+only the work that cannot be written fails, as without grouping. A piece of work must
+therefore be safe to run again after a rollback (it is: it reads everything it decides on
+inside the transaction).
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ T = TypeVar("T")
 MAX_GROUP = 64
 
 _Work = Callable[[Connection], Any]
+
+
+class TransactionLost(RuntimeError):
+    """SQLite ended a group's transaction under one piece of work: none of it was kept."""
 
 
 class GroupCommit:
@@ -70,20 +78,44 @@ class GroupCommit:
         if rest:
             self._queues[loop] = rest
             loop.call_soon(self._flush, loop)
-        outcomes: list[tuple[bool, Any]] = []
+        works = [work for work, _future in group]
         try:
-            with self.db.write() as conn:
-                for work, _future in group:
-                    try:
-                        outcomes.append((True, work(conn)))
-                    except Exception as exc:  # a refusal or a bug: handed to its own request
-                        outcomes.append((False, exc))
-        except BaseException as exc:  # the commit failed (or an interrupt): nothing was kept
-            outcomes = [(False, exc)] * len(group)
-            if not isinstance(exc, Exception):
-                self._settle(group, outcomes)
-                raise
+            outcomes = self._run(works)
+        except BaseException as exc:  # an interrupt: nothing was kept, and it goes on up
+            self._settle(group, [(False, exc)] * len(group))
+            raise
         self._settle(group, outcomes)
+
+    def _run(self, works: list[_Work]) -> list[tuple[bool, Any]]:
+        """Each work's outcome, committed together; each alone if the group cannot commit."""
+        try:
+            return self._together(works)
+        except Exception as exc:
+            if len(works) == 1:
+                lost = isinstance(exc, TransactionLost) and exc.__cause__ is not None
+                return [(False, exc.__cause__ if lost else exc)]
+        # Nothing of the group was kept (a failed commit, or SQLite rolled the whole
+        # transaction back under one piece of work: a full disk, an I/O error). Each piece
+        # again, in a transaction of its own, exactly as without grouping: only the work
+        # that cannot be written fails.
+        return [self._run([work])[0] for work in works]
+
+    def _together(self, works: list[_Work]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        with self.db.write() as conn:
+            raw = conn.connection.driver_connection
+            for work in works:
+                try:
+                    outcomes.append((True, work(conn)))
+                except Exception as exc:  # a refusal or a bug: handed to its own request
+                    outcomes.append((False, exc))
+                if not raw.in_transaction:
+                    # Some errors (SQLITE_FULL, SQLITE_IOERR, …) end the whole transaction,
+                    # not just the statement: what the group did so far is gone, and what
+                    # came next would run outside any transaction.
+                    failure = outcomes[-1][1] if not outcomes[-1][0] else None
+                    raise TransactionLost("the database rolled the group back") from failure
+        return outcomes
 
     @staticmethod
     def _settle(

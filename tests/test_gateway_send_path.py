@@ -137,6 +137,61 @@ def test_a_failed_commit_fails_every_send_and_keeps_nothing(core, monkeypatch):
     assert _rows(core, "SELECT balance_micros FROM accounts") == 10_000_000
 
 
+def test_a_commit_that_fails_once_is_retried_send_by_send(core):
+    account, created = _account(core, balance_micros=10_000_000)
+    failures = [RuntimeError("disk busy")]
+
+    def fail_once(conn):
+        if failures:
+            raise failures.pop()
+
+    commits = _commits(core)  # counts attempts: it runs before the failure
+    event.listen(core.db.engine, "commit", fail_once)
+    bodies = [_envelope(created, f"+1206555040{i}") for i in range(3)]
+    results = asyncio.run(_send_all(core, account, bodies))
+    assert all(isinstance(r, dict) for r in results)
+    assert len(commits) == 4  # the group's failed commit, then one per send
+    assert len({r["taskId"] for r in results}) == 3
+    assert _rows(core, "SELECT count(*) FROM messages") == 3
+
+
+def test_a_full_disk_under_one_send_loses_no_other_send(core):
+    """SQLite rolls the whole transaction back on SQLITE_FULL: no accepted send may go with it."""
+    account, created = _account(core, balance_micros=10**12)
+
+    @event.listens_for(core.db.engine, "connect")
+    def nearly_full(dbapi_connection, _record):
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count={pages + 8}")
+
+    core.db.engine.dispose()
+    big = [f"+1425555{i:04d}" for i in range(1000)]
+    bodies = [_envelope(created, "+12065550501"), _envelope(created, "+12065550502")]
+    bodies.append(
+        (
+            env.parse(
+                seal(
+                    {"countryCode": "US", "phoneNumbers": big, "content": "x" * 150},
+                    created["encryptionKey"],
+                    api_key=created["apiKey"],
+                )
+            ),
+            json.dumps({"countryCode": "US", "phoneNumbers": big, "content": "x" * 150}).encode(),
+        )
+    )
+    bodies += [_envelope(created, "+12065550503"), _envelope(created, "+12065550504")]
+    results = asyncio.run(_send_all(core, account, bodies))
+
+    assert not isinstance(results[2], dict)  # the send that cannot be written fails alone
+    accepted = [results[i] for i in (0, 1, 3, 4)]
+    assert all(isinstance(r, dict) for r in accepted)
+    with core.db.read() as conn:
+        stored = dict(conn.exec_driver_sql("SELECT task_id, message_count FROM tasks").all())
+    # Every send answered as accepted is stored, under its own task id.
+    assert stored == {r["taskId"]: 1 for r in accepted}
+    assert _rows(core, "SELECT count(*) FROM used_ivs") == 4
+
+
 def test_groups_are_bounded(core):
     account, created = _account(core, balance_micros=10_000_000)
     core.guard.group.max_group = 4

@@ -36,6 +36,7 @@ from ._http import (
     read_result,
     request_content,
 )
+from .errors import APIConnectionError
 
 T = TypeVar("T")
 
@@ -140,6 +141,7 @@ class AiohttpSender:
         address = self._address(endpoint)
         headers, content = request_content(self._settings, endpoint)
         session = self._session or self._open()
+        failure: APIConnectionError | None = None
         try:
             # A redirect would turn a POST into a GET or send the key elsewhere: report it.
             async with session.request(
@@ -147,9 +149,11 @@ class AiohttpSender:
             ) as response:
                 body = await response.read()
         except TimeoutError as exc:  # connect, pool or read timeout (aiohttp's are these too)
-            raise connection_error(method, address.shown, exc, timed_out=True) from exc
+            failure = connection_error(method, address.shown, exc, timed_out=True)
         except (aiohttp.ClientError, OSError) as exc:  # refused, reset, undecodable body
-            raise connection_error(method, address.shown, exc, timed_out=False) from exc
+            failure = connection_error(method, address.shown, _reportable(exc), timed_out=False)
+        if failure is not None:
+            raise failure  # outside the except: aiohttp's exception is not its context
         status = response.status
         log_answer(method, address.shown, status)
         build = _response_for_errors(method, address, status, response.raw_headers, body)
@@ -158,3 +162,18 @@ class AiohttpSender:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class TransportFailure(Exception):
+    """What aiohttp said went wrong, without the request it carried."""
+
+
+def _reportable(exc: BaseException) -> BaseException:
+    """The exception to keep as the cause of an APIConnectionError.
+
+    aiohttp's response errors hold the request (``request_info``): its headers, the API key
+    among them, and the URL with its query. They are reduced to their type and message.
+    """
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return TransportFailure(f"{type(exc).__name__}: {exc.message}")
+    return exc

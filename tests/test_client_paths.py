@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -339,6 +340,42 @@ async def test_a_refused_connection_is_an_api_connection_error_retried_alike() -
         assert info.value.reason  # what the library said, e.g. "Connect call failed"
     assert runs[0] == runs[1]
     assert runs[0][0] is APIConnectionError and runs[0][3] == [0.5, 1.0]  # not a timeout
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+async def test_a_malformed_answer_keeps_no_key_or_query_in_the_error_chain() -> None:
+    """aiohttp's response errors hold the request's headers: none of that may reach the error."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_garbage() -> None:
+        for _ in range(len(PATHS)):
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: zz\r\n\r\n{}")
+            conn.close()
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    try:
+        for path in PATHS:
+            client, _sleeps = make(f"http://127.0.0.1:{port}/api", path, max_retries=0)
+            async with client:
+                with pytest.raises(APIConnectionError) as info:
+                    await client.sms.status("msg_0123456789abcdef")
+            for exc in _chain(info.value):
+                shown = f"{exc!r} {exc}"  # what a log line or an error tracker shows
+                assert API_KEY not in shown and "msg_0123456789abcdef" not in shown, path
+    finally:
+        thread.join(timeout=5)
+        listener.close()
 
 
 async def test_the_default_client_sends_over_aiohttp_not_httpx(server) -> None:

@@ -22,7 +22,6 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from kedacore.async_client import AsyncKedaClient
@@ -38,7 +37,7 @@ from kedacore.errors import (
     ValidationError,
 )
 from kedacore.ledger import CampaignBatch, Ledger
-from kedacore.money import to_micros
+from kedacore.money import recurring_micros
 from kedacore.redaction import redact_secrets, url_secrets
 from kedacore.types import SendResult
 
@@ -50,18 +49,6 @@ NOTHING = "nothing"  # the answer says this request sent nothing (rate limit, cr
 # A cap or the balance refused it: the service checks clientRef first, so it does not know
 # this batch's clientRef, and no earlier request of the batch was accepted either.
 NOT_KNOWN = "not known"
-
-
-def _micros(amount: Decimal) -> int:
-    """A debited amount in micro-units: on the event loop, once per distinct amount."""
-    if type(amount) is Decimal and amount.is_finite():
-        return _finite_micros(amount)
-    return to_micros(amount)  # refused as before (a signalling NaN cannot even be hashed)
-
-
-@lru_cache(maxsize=1024)
-def _finite_micros(amount: Decimal) -> int:
-    return to_micros(amount)
 
 
 def _quiet(task: asyncio.Task[None]) -> None:
@@ -298,7 +285,7 @@ class Sender:
                 return
             for kind, batch, result in items:
                 if kind == "sent":
-                    tally.sent(len(batch.recipients), _micros(result.debited_amount))
+                    tally.sent(len(batch.recipients), recurring_micros(result.debited_amount))
                 elif kind == "refused":
                     tally.refused(len(batch.recipients))
             tally.maybe_notify()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from json.encoder import encode_basestring  # the C version when available
 from typing import Any
 
@@ -68,6 +69,23 @@ def to_micros(value: object) -> int:
     if micros > MAX_MICROS:
         raise MoneyError(f"{_shown(value)} is too large")
     return -micros if sign else micros
+
+
+def recurring_micros(amount: object) -> int:
+    """``to_micros`` of an amount that recurs (a campaign's debited amounts), cached by value.
+
+    ``to_micros`` depends only on the value (``0.05`` and ``0.050`` are the same micro-units),
+    so equal Decimals may share an entry. Anything but a finite Decimal goes straight to
+    ``to_micros`` and is refused there as before (a signalling NaN cannot even be hashed).
+    """
+    if type(amount) is Decimal and amount.is_finite():
+        return _cached_micros(amount)
+    return to_micros(amount)
+
+
+@lru_cache(maxsize=1024)
+def _cached_micros(amount: Decimal) -> int:
+    return to_micros(amount)
 
 
 def from_micros(micros: int) -> Decimal:

@@ -99,3 +99,14 @@ def test_dumps_writes_json_like_the_standard_encoder_apart_from_decimals() -> No
             dumps(bad)
     with pytest.raises(TypeError):
         dumps({"x": object()})
+
+
+def test_recurring_micros_is_to_micros_cached_by_value():
+    from kedacore.money import recurring_micros
+
+    assert recurring_micros(Decimal("0.05")) == 50_000
+    assert recurring_micros(Decimal("0.050")) == 50_000  # the same value, the same entry
+    assert recurring_micros(Decimal("1E-6")) == 1
+    for bad in (Decimal("0.0000001"), Decimal("NaN"), Decimal("sNaN"), 0.05):
+        with pytest.raises((ValueError, TypeError)):
+            recurring_micros(bad)

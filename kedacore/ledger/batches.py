@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +29,7 @@ from kedacore.ledger.engine import lock_messages, writing
 from kedacore.ledger.queries import chunks
 from kedacore.ledger.records import CampaignBatch
 from kedacore.ledger.rows import Send, estimates, task_row
-from kedacore.money import to_micros
+from kedacore.money import recurring_micros, to_micros
 from kedacore.redaction import redact_text
 from kedacore.types import SendResult
 
@@ -146,7 +144,7 @@ class BatchesMixin:
                 send = Send(
                     batch.country, batch.sender, batch.content, batch.campaign_id, batch.client_ref
                 )
-                micros = _debited_micros(result.debited_amount)
+                micros = recurring_micros(result.debited_amount)
                 if result.task_id not in known_tasks:
                     known_tasks.add(result.task_id)
                     task_rows.append(task_row(result, send, now, micros))
@@ -352,15 +350,3 @@ def _scalars_in(conn: Connection, column: Any, values: Sequence[Any]) -> list[An
     for part in chunks(values):
         found.extend(conn.scalars(_KNOWN[column], {"values": list(part)}))
     return found
-
-
-def _debited_micros(amount: Decimal) -> int:
-    """``to_micros`` of a debited amount: the same few amounts recur across a campaign."""
-    if type(amount) is Decimal and amount.is_finite():
-        return _finite_micros(amount)
-    return to_micros(amount)  # refused as before (a signalling NaN cannot even be hashed)
-
-
-@lru_cache(maxsize=1024)
-def _finite_micros(amount: Decimal) -> int:
-    return to_micros(amount)

@@ -280,6 +280,7 @@ class CampaignEngine:
             state.crash = exc
             raise
         finally:
+            sender.finished.set()
             await results.put(None)
             await writer  # every answer received is recorded (unless the ledger failed)
             await attempts.close()

@@ -171,6 +171,8 @@ class Sender:
         self.track_click = track_click
         self.write_group = write_group
         self.linger = linger
+        # Set once no more answers can come: the writer stops lingering for company.
+        self.finished = asyncio.Event()
         # The callback URL carries the receiver's secret token: never let an error echo it.
         self.secrets = url_secrets(callback_url)
 
@@ -260,8 +262,10 @@ class Sender:
         while not done:
             group = [await results.get()]
             if group[0] is not None and results.qsize() < self.write_group:
-                # One transaction costs ~3 ms however many answers it holds: let them gather.
-                await asyncio.sleep(self.linger)
+                # One transaction costs ~3 ms however many answers it holds: let them gather,
+                # unless the sending is over (the last answers are all there already).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.finished.wait(), self.linger)
             recipients = 0
             while not results.empty() and len(group) < self.write_group and recipients < 20_000:
                 item = results.get_nowait()

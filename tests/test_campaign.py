@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -448,3 +449,19 @@ def test_without_uvloop_the_engine_runs_on_asyncio(monkeypatch) -> None:
         return type(asyncio.get_running_loop())
 
     assert run_loop(loop_type()).__module__.startswith("asyncio.")
+
+
+def test_the_last_answers_are_recorded_without_waiting_out_the_linger(
+    gateway, account, ledger
+) -> None:
+    """The writer lets answers gather (``linger``), but not once the sending is over."""
+    factory = client_factory(gateway.base_url, account.api_key, account.encryption_key)
+    engine = CampaignEngine(ledger, factory, progress_interval=0, linger=30)
+    _, plan = plan_csv(gateway, account, marketing_csv(5, ("US",), names=5))
+    campaign_id = engine.create(plan, name="Quick")
+    started = time.monotonic()
+    report = engine.run_sync(campaign_id)
+    assert report.status == "done" and report.recipients_sent == 5
+    assert time.monotonic() - started < 15  # a 30 s linger would have held the end back
+    assert ledger.campaign(campaign_id).status == "done"
+    assert_exactly_once(gateway, plan)

@@ -146,7 +146,7 @@ class CampaignsMixin:
         if states is not None:
             query = query.where(s.campaign_batches.c.state.in_(list(states)))
         with reading(self.engine) as conn:
-            return [CampaignBatch.from_row(row) for row in conn.execute(query)]
+            return CampaignBatch.from_result(conn.execute(query))
 
     def set_campaign_status(
         self, campaign_id: int, status: str, *, error: str | None = None

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Self
 
-from sqlalchemy import Row
+from sqlalchemy import Result, Row
 
 from kedacore.money import from_micros
 from kedacore.types import FINAL_STATUSES
@@ -158,12 +158,24 @@ class CampaignBatch(_FromRow):
     def from_row(cls, row: Row[Any]) -> CampaignBatch:
         """The batch of one result row (its recipients decoded from JSON)."""
         if row._fields == _BATCH_FIELDS:  # the ledger's own queries: by position
-            values = list(row)
-            values[_RECIPIENTS_AT] = tuple(json.loads(values[_RECIPIENTS_AT]))
-            return cls(*values)
+            return cls._by_position(row)
         mapping = {f.name: row._mapping[f.name] for f in fields(cls)}
         mapping["recipients"] = tuple(json.loads(mapping["recipients"]))
         return cls(**mapping)
+
+    @classmethod
+    def from_result(cls, result: Result[Any]) -> list[CampaignBatch]:
+        """Every batch of a result; its columns are looked at once, not once per row
+        (``Row._fields`` is computed afresh on each call: a third of the cost of 10,000)."""
+        if tuple(result.keys()) == _BATCH_FIELDS:
+            return [cls._by_position(row) for row in result.all()]
+        return [cls.from_row(row) for row in result]
+
+    @classmethod
+    def _by_position(cls, row: Row[Any]) -> CampaignBatch:
+        values = list(row)
+        values[_RECIPIENTS_AT] = tuple(json.loads(values[_RECIPIENTS_AT]))
+        return cls(*values)
 
 
 _BATCH_FIELDS = tuple(f.name for f in fields(CampaignBatch))

@@ -100,22 +100,12 @@ class EnvelopeGuard:
         Inside a write transaction someone else commits. Whatever is raised, the transaction
         is left as it was before, except for the IV record once the IV was accepted.
         """
-        # Plain SQL savepoints on the driver: a tenth of the cost of begin_nested().
+        # Nothing is written before the IV record, and a failed statement leaves nothing
+        # behind (SQLite undoes a statement that fails; an error that ends the whole
+        # transaction is the group commit's to handle): no savepoint is needed before it.
+        self._check_window_and_record_iv(conn, account_id, envelope)
+        # A plain SQL savepoint on the driver: a tenth of the cost of begin_nested().
         raw = conn.connection.driver_connection
-        raw.execute("SAVEPOINT envelope")
-        try:
-            try:
-                env.check_window(envelope.timestamp, now=self.clock(), window=self.window)
-            except env.EnvelopeError as err:
-                raise ApiError(err.code, str(err)) from None
-            if not record_iv(conn, account_id, envelope):
-                raise ApiError(
-                    "1003", "replayed request: this IV was already used with this API key"
-                )
-        except BaseException:
-            raw.execute("ROLLBACK TO envelope")
-            raw.execute("RELEASE envelope")
-            raise
         raw.execute("SAVEPOINT refusal")
         try:
             if self.admit is not None:
@@ -126,7 +116,16 @@ class EnvelopeGuard:
             raise
         finally:
             raw.execute("RELEASE refusal")
-            raw.execute("RELEASE envelope")
+
+    def _check_window_and_record_iv(
+        self, conn: Connection, account_id: int, envelope: Envelope
+    ) -> None:
+        try:
+            env.check_window(envelope.timestamp, now=self.clock(), window=self.window)
+        except env.EnvelopeError as err:
+            raise ApiError(err.code, str(err)) from None
+        if not record_iv(conn, account_id, envelope):
+            raise ApiError("1003", "replayed request: this IV was already used with this API key")
 
 
 def prune_ivs(db: Database, now: float, window: int) -> int:

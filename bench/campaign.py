@@ -11,7 +11,7 @@ ledger in a fresh SQLite file as the console uses it. Phases, each timed:
 Two cases: personalised marketing text ("Hi {name}, … {code}") — every text differs, so every
 recipient is a request of its own — and one shared text per country (requests of 1,000).
 
-Run: python -m bench.campaign [--recipients 10000] [--concurrency 32] [--case personalised]
+Run: python -m bench.campaign [--recipients 10000] [--concurrency 64] [--case personalised]
 Target on the 2-core machine: ≤ 5 s in all.
 """
 

@@ -51,9 +51,11 @@ logger = logging.getLogger("kedacore.campaign")
 T = TypeVar("T")
 
 # Requests in flight at once. A gateway that commits the requests arriving together in one
-# transaction (ours does) spends less per request the more arrive together: 32 rather than
-# 16 cut the sandbox gateway's CPU per send by a tenth. A rate limit is handled by retries.
-DEFAULT_CONCURRENCY = 32
+# transaction (ours does) spends less per request the more arrive together, and with more in
+# flight it works on the next group while this process reads the answers to the last: on
+# the 2-core machine, 64 sent a personalised campaign of 10,000 in 3.6 s where 32 took 4.1 s
+# and 16 took 4.9 s (docs/benchmarks.md). A rate limit is handled by retries.
+DEFAULT_CONCURRENCY = 64
 
 ClientFactory = Callable[[], AsyncKedaClient]
 

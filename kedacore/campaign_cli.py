@@ -1,6 +1,6 @@
 """``python -m kedacore.campaign``: run (or resume) a planned campaign, or show its progress.
 
-    python -m kedacore.campaign run --ledger URL --campaign ID [--concurrency 32]
+    python -m kedacore.campaign run --ledger URL --campaign ID [--concurrency 64]
     python -m kedacore.campaign status --ledger URL --campaign ID
 
 The client takes its key and addresses from the environment (``KEDA_API_KEY``,

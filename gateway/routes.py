@@ -169,8 +169,11 @@ ROUTES = [
     Route("/healthz", healthz, methods=["GET"]),
 ]
 
-# Dispatched straight to their handlers (``gateway.app.GatewayApp``): the envelope calls.
+# Dispatched straight to their handlers (``gateway.app.GatewayApp``): the envelope calls,
+# read off the routing table so that the two cannot differ.
 HOT_ROUTES = {
-    ("POST", "/api/sms/send"): send_sms,
-    ("POST", "/api/shortlinks"): create_link,
+    (method, route.path): route.endpoint
+    for route in ROUTES
+    if route.endpoint in (send_sms, create_link)
+    for method in route.methods or ()
 }

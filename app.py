@@ -24,8 +24,8 @@ if __name__ != "__main__":
     from starlette.routing import Route
     from streamlit.runtime.pages_manager import PagesManager
 
+    from console import runtime as _runtime
     from kedacore.settings import load_settings
-    from pages import _runtime
 
     log = logging.getLogger("console")
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from bench._gateway import running_gateway
 from kedacore import AsyncKedaClient, KedaClient
 from kedacore.campaign import DEFAULT_CONCURRENCY, CampaignEngine
-from kedacore.campaign_plan import plan_requests, preview_campaign
+from kedacore.campaign.plan import plan_requests, preview_campaign
+from kedacore.campaign.recipients import read_recipients
 from kedacore.ledger import Ledger
 from kedacore.phones import parse_number
-from kedacore.recipients import read_recipients
 
 COUNTRIES = ("US", "GB", "DE", "IN", "BR")
 

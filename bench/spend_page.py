@@ -93,7 +93,7 @@ def child_page(url: str, start: str, end: str, rounds: int) -> dict[str, Any]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from pages import _runtime
+    from console import runtime as _runtime
 
     t0 = time.perf_counter()
     at = AppTest.from_file(APP, default_timeout=120).run()  # the Send page: the runtime starts

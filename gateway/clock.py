@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from kedacore.types import format_time
+from kedacore.wiretime import format_time
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -1,10 +1,10 @@
 """kedacore: the KedaSMS client library under the console (no Streamlit here)."""
 
-from ._endpoints import NOT_GIVEN, NotGiven
-from ._http import VERSION as __version__
-from .async_client import AsyncKedaClient
-from .client import KedaClient
-from .errors import (
+from kedacore.api._endpoints import NOT_GIVEN, NotGiven
+from kedacore.api._http import VERSION as __version__
+from kedacore.api.async_client import AsyncKedaClient
+from kedacore.api.client import KedaClient
+from kedacore.api.errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -24,7 +24,7 @@ from .errors import (
     ValidationError,
     error_from_response,
 )
-from .types import (
+from kedacore.api.types import (
     Alert,
     Balance,
     Credentials,

@@ -110,7 +110,7 @@ def parse_number(raw: object, country_code: str | None = None) -> ParsedNumber:
 # Below, the same rules from the same metadata: the patterns compiled once per region, a number
 # valid when it matches the general description and any type (which one does not matter, so
 # the common fixed line and mobile come first), each number checked once.
-# tests/test_phones.py holds both equal to phonenumbers' own functions for every region.
+# tests/kedacore/test_phones.py holds both equal to phonenumbers' own functions for every region.
 
 
 @dataclass(frozen=True, slots=True)

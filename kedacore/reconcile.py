@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kedacore.api.types import FINAL_STATUSES, MessageStatus
 from kedacore.ledger import Ledger, Outcome
-from kedacore.types import FINAL_STATUSES, MessageStatus
 
 MAX_ERROR_SAMPLES = 5
 
@@ -60,7 +60,7 @@ class _Tally:
 
 
 def _is_not_found(exc: BaseException) -> bool:
-    """A NotFoundError of kedacore.errors, or anything else carrying a 404 / 4004."""
+    """A NotFoundError of kedacore.api.errors, or anything else carrying a 404 / 4004."""
     return getattr(exc, "http_status", None) == 404 or getattr(exc, "code", None) in (
         "4004",
         "404",

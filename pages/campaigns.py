@@ -13,19 +13,19 @@ import hashlib
 
 import streamlit as st
 
+from console.messaging import campaigns as cv
+from console.shell import account_changed, country_select, keda_errors, page_setup
+from console.views import StatusRow, money, status_badge, status_csv, status_frame
+from kedacore.api.types import Pricing
 from kedacore.campaign import CampaignBusyError, CampaignEngine, CampaignProgress, CampaignRun
-from kedacore.campaign_plan import (
+from kedacore.campaign.plan import (
     CampaignPlan,
     CampaignPreview,
     check_funds,
     plan_requests,
     preview_campaign,
 )
-from kedacore.recipients import RecipientFile, RecipientsError, read_recipients
-from kedacore.types import Pricing
-from pages import _campaign_views as cv
-from pages._shell import account_changed, country_select, keda_errors, page_setup
-from pages._views import StatusRow, money, status_badge, status_csv, status_frame
+from kedacore.campaign.recipients import RecipientFile, RecipientsError, read_recipients
 
 NEW, LIST = "New campaign", "Campaigns"
 MESSAGES_SHOWN = 500  # rows of the messages table; the CSV export has them all

@@ -14,9 +14,8 @@ from typing import Any
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from kedacore import KedaError
-from kedacore.analytics import to_csv, to_xlsx
-from pages._finance import (
+from console.finance.alerts import CAP_NAMES, blocked_caps, crossed_caps, percent
+from console.finance.views import (
     FIELD_LABELS,
     FieldChange,
     amount,
@@ -32,9 +31,10 @@ from pages._finance import (
     update_arguments,
     usage_gauge,
 )
-from pages._finance_alerts import CAP_NAMES, blocked_caps, crossed_caps, percent
-from pages._shell import account_changed, advice, keda_errors, page_setup
-from pages._views import local_time, money
+from console.shell import account_changed, advice, keda_errors, page_setup
+from console.views import local_time, money
+from kedacore import KedaError
+from kedacore.analytics import to_csv, to_xlsx
 
 FORM_KEYS = ("limits_sms_cap", "limits_spend_cap", "limits_threshold", "limits_block")
 AUDIT_ROWS = 500  # the newest changes shown (and exported)

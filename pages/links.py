@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._shell import keda_errors, page_setup
-from pages._views import links_frame
+from console.shell import keda_errors, page_setup
+from console.views import links_frame
 
 console = page_setup(
     "Short links", "Tracked short links: every visit is counted (total, unique, last)."

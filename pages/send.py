@@ -7,16 +7,16 @@ import secrets
 import pandas as pd
 import streamlit as st
 
-from kedacore import KedaError
-from kedacore.money import to_micros
-from pages._shell import account_changed, advice, country_select, keda_errors, page_setup
-from pages._views import (
+from console.shell import account_changed, advice, country_select, keda_errors, page_setup
+from console.views import (
     check_numbers,
     describe_characters,
     estimate_send,
     headroom,
     money,
 )
+from kedacore import KedaError
+from kedacore.money import to_micros
 
 MAX_RECIPIENTS = 1000  # one send request takes 1 to 1,000 numbers (DESIGN.md)
 

@@ -10,11 +10,11 @@ import httpx
 import pandas as pd
 import streamlit as st
 
+from console.shell import account_changed, advice, keda_errors, page_setup
+from console.views import money
 from kedacore import KedaError
 from kedacore.money import MoneyError, to_decimal
 from kedacore.settings import mask
-from pages._shell import account_changed, advice, keda_errors, page_setup
-from pages._views import money
 
 console = page_setup(
     "Settings", "Where this console connects, and its sandbox accounts.", need_connection=False

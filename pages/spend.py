@@ -11,6 +11,15 @@ import plotly.graph_objects as go
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from console.finance.views import (
+    PRESETS,
+    kpi_cards,
+    period_label,
+    preset_range,
+    previous_range,
+)
+from console.shell import fail, page_setup
+from console.views import money
 from kedacore import demo
 from kedacore.analytics import (
     DataVersion,
@@ -26,15 +35,6 @@ from kedacore.analytics import (
     to_xlsx,
 )
 from kedacore.ledger import Ledger
-from pages._finance import (
-    PRESETS,
-    kpi_cards,
-    period_label,
-    preset_range,
-    previous_range,
-)
-from pages._shell import fail, page_setup
-from pages._views import money
 
 CACHE_TTL = 300  # seconds; the data version in the key already drops stale answers
 DEMO_DAYS = 90

@@ -6,10 +6,9 @@ import time
 
 import streamlit as st
 
-from kedacore.phones import supported_regions
-from pages._lookup import MAX_IDS, classify, parse_msgids, refresh, rows_for
-from pages._shell import keda_errors, page_setup
-from pages._views import (
+from console.messaging.lookup import MAX_IDS, classify, parse_msgids, refresh, rows_for
+from console.shell import keda_errors, page_setup
+from console.views import (
     STATUS_STYLE,
     StatusRow,
     local_time,
@@ -20,6 +19,7 @@ from pages._views import (
     status_frame,
     timeline_frame,
 )
+from kedacore.phones import supported_regions
 
 # Open messages are asked about again after this many seconds, slower for big sets (a round
 # for 10,000 open messages takes a few seconds); between rounds the page re-reads the ledger,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from kedacore.types import STATUSES
+from kedacore.api.types import STATUSES
 
 Moment = date | datetime
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from kedacore.api.types import SendResult
 from kedacore.ledger import rollup, rows
 from kedacore.ledger import schema as s
 from kedacore.ledger.bulk import execute_many
@@ -31,7 +32,6 @@ from kedacore.ledger.records import CampaignBatch
 from kedacore.ledger.rows import Send, estimates, task_row
 from kedacore.money import recurring_micros, to_micros
 from kedacore.redaction import redact_text
-from kedacore.types import SendResult
 
 UNCERTAIN = "uncertain"
 # The service remembers a clientRef for 24 h; an hour's margin for clocks and slow requests.

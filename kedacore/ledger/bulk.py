@@ -13,7 +13,8 @@ is the same for every row goes in the statement: a literal (a state, a flag), or
 the rows must be what the driver takes as is: the columns they fill must have no bind
 processor on the dialect (integers, strings — checked when the statement is compiled), and
 every column with a Python-side default must be given.
-tests/test_ledger_bulk.py holds the stored rows equal to SQLAlchemy's own ``execute``.
+tests/kedacore/ledger/test_ledger_bulk.py holds the stored rows equal to SQLAlchemy's own
+``execute``.
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from kedacore.api.types import Limits
 from kedacore.ledger import schema as s
 from kedacore.ledger.engine import reading, writing
 from kedacore.ledger.records import CapChange
 from kedacore.money import normalize
-from kedacore.types import Limits
 
 CAP_FIELDS = ("daily_sms_cap", "daily_spend_cap", "alert_threshold", "block_on_limit")
 _DECIMAL_FIELDS = ("daily_spend_cap", "alert_threshold")

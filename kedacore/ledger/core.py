@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
+from kedacore.api.types import MessageStatus, SendResult
 from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
 from kedacore.ledger.batches import BatchesMixin
@@ -30,7 +31,6 @@ from kedacore.ledger.state import (
     merge,
     parse_event,
 )
-from kedacore.types import MessageStatus, SendResult
 
 _STATE = [f.name for f in fields(MessageState)]
 # The rest of a message's rollup key and sums (kedacore.ledger.rollup), which updates never change.

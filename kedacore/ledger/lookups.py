@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
+from kedacore.api.types import MessageStatus
 from kedacore.ledger import schema as s
 from kedacore.ledger.engine import writing
 from kedacore.ledger.queries import chunks
 from kedacore.ledger.state import Outcome, StatusUpdate
-from kedacore.types import MessageStatus, format_time
+from kedacore.wiretime import format_time
 
 
 class LookupsMixin:

@@ -10,8 +10,8 @@ from typing import Any, Self
 
 from sqlalchemy import Result, Row
 
+from kedacore.api.types import FINAL_STATUSES
 from kedacore.money import from_micros
-from kedacore.types import FINAL_STATUSES
 
 
 class _FromRow:

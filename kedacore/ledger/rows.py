@@ -2,9 +2,9 @@
 
 Both write paths build them here — ``Ledger.record_send`` / ``mark_batch_sent`` one send at a
 time, ``mark_batches_sent`` a group of a campaign's answers in a few statements — so the two
-cannot drift apart (tests/test_campaign_ledger.py compares the tables they write). Whoever
-inserts these rows also adds them to the rollup (``rollup.add_rows``): every write of
-``messages`` goes through the rollup.
+cannot drift apart (tests/kedacore/campaign/test_campaign_ledger.py compares the tables they
+write). Whoever inserts these rows also adds them to the rollup (``rollup.add_rows``): every
+write of ``messages`` goes through the rollup.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kedacore.api.types import SendResult
 from kedacore.money import to_micros
-from kedacore.types import SendResult
 
 
 @dataclass(frozen=True, slots=True)

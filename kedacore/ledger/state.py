@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from kedacore.api.types import FINAL_STATUSES, MessageStatus
 from kedacore.money import to_micros
-from kedacore.types import FINAL_STATUSES, MessageStatus, format_time, parse_time
+from kedacore.wiretime import format_time, parse_time
 
 RANK = {"QUEUED": 0, "SENT": 1, "DELIVERED": 2, "UNDELIVERED": 2, "FAILED": 2}
 EVENT_STATUSES = ("SENT", "DELIVERED", "UNDELIVERED", "FAILED", "CLICKED")

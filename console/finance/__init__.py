@@ -1,0 +1,1 @@
+"""Helpers of the Finance pages: KPIs, periods, the cap form, cap banners."""

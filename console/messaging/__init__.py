@@ -1,0 +1,1 @@
+"""Helpers of the Messaging pages: campaigns (new and list), status look-ups."""

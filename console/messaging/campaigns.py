@@ -1,0 +1,342 @@
+"""Plain functions behind the Campaigns page: tables, wording, saved options. No Streamlit here.
+
+The checks, the plan and the sending are ``kedacore``'s (``recipients``, ``campaign_plan``,
+``campaign``); this module only shapes their results for the page and its tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from console.views import URL_RE, local_time, money, rewritten_for_estimate
+from kedacore.campaign import CampaignProgress
+from kedacore.campaign.plan import CampaignPlan, CampaignPreview, FundsCheck
+from kedacore.ledger import Campaign
+from kedacore.money import normalize
+from kedacore.segments import count_segments
+
+PREVIEW_ROWS = 20  # rendered messages shown before confirming (the whole list is downloadable)
+OPTIONS_FILE = "campaign_options.json"
+_options_lock = threading.Lock()  # sessions of one server save options at the same time
+
+SAMPLE_CSV = (
+    "phone,name,country,code\n"
+    "+12015550123,Ana,US,SPRING10\n"
+    "2015550124,Ben,,SPRING10\n"
+    "+447400123456,Chloé,GB,SPRING15\n"
+    "+4915112345678,Dev,DE,SPRING15\n"
+).encode("utf-8-sig")  # with a BOM, so that Excel opens the é right
+SAMPLE_TEMPLATE = "Hi {name}, 20% off this week with code {code}. Reply STOP to opt out."
+
+PROBLEM_LABELS = {
+    "broken_row": "Unreadable row",
+    "invalid_number": "Invalid number",
+    "wrong_country": "Number of another country",
+    "unknown_country": "Unknown country",
+    "missing_variable": "Missing variable",
+    "invalid_sender": "Invalid sender",
+    "empty_text": "Empty text",
+    "too_long": "Too long",
+    "unpriced_country": "Country without a price",
+    "duplicate": "Duplicate",
+}
+
+# Ledger statuses as a person reads them; "sending" with no run in this process means the
+# server stopped (or was killed) during the run.
+STATUS_LABELS = {
+    "draft": "draft",
+    "planned": "not started",
+    "sending": "sending",
+    "paused": "paused",
+    "done": "done",
+    "cancelled": "cancelled",
+}
+STATUS_COLORS = {
+    "sending": "blue",
+    "paused": "orange",
+    "interrupted": "orange",
+    "not started": "orange",
+    "done": "green",
+    "cancelled": "gray",
+    "draft": "gray",
+}
+
+
+# -- the new campaign ----------------------------------------------------------------------
+
+
+def placeholders(columns: Sequence[str]) -> str:
+    """The file's columns as placeholders for the template: ``{phone}`` ``{name}`` …"""
+    return " ".join(f"`{{{c}}}`" for c in columns if c)
+
+
+def problem_counts(preview: CampaignPreview) -> list[tuple[str, int]]:
+    """How many problems of each kind, most frequent first (labels as a person reads them)."""
+    counts: dict[str, int] = {}
+    for p in preview.problems:
+        label = PROBLEM_LABELS.get(p.kind, p.kind)
+        counts[label] = counts.get(label, 0) + 1
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def problems_table(preview: CampaignPreview) -> pd.DataFrame:
+    """Every problem by row number, with a readable kind."""
+    return pd.DataFrame(
+        {
+            "Row": [p.row for p in preview.problems],
+            "Phone": [p.phone for p in preview.problems],
+            "Problem": [PROBLEM_LABELS.get(p.kind, p.kind) for p in preview.problems],
+            "Reason": [p.reason for p in preview.problems],
+        }
+    )
+
+
+def preview_table(preview: CampaignPreview, limit: int = PREVIEW_ROWS) -> pd.DataFrame:
+    """The first rendered messages: to whom, the text, its segments, encoding and cost."""
+    rows = preview.rows[:limit]
+    return pd.DataFrame(
+        {
+            "Row": [r.row for r in rows],
+            "To": [r.e164 for r in rows],
+            "Country": [r.country for r in rows],
+            "Sender": [r.sender or "" for r in rows],
+            "Message": [r.text for r in rows],
+            "Segments": [r.segments for r in rows],
+            "Encoding": [r.encoding for r in rows],
+            "Cost": [money(r.price, preview.currency) for r in rows],
+        }
+    )
+
+
+def requests_by_country(plan: CampaignPlan) -> pd.DataFrame:
+    """Per country: recipients, send requests (≤ 1,000 numbers, one text each) and cost."""
+    groups: dict[str, list[int | Decimal]] = {}
+    for r in plan.requests:
+        item = groups.setdefault(r.country, [0, 0, Decimal(0)])
+        item[0] += len(r.recipients)
+        item[1] += 1
+        item[2] += r.cost
+    countries = sorted(groups, key=lambda c: (-groups[c][0], c))
+    return pd.DataFrame(
+        {
+            "Country": countries,
+            "Recipients": [groups[c][0] for c in countries],
+            "Requests": [groups[c][1] for c in countries],
+            "Cost": [money(Decimal(groups[c][2]), plan.currency) for c in countries],
+        }
+    )
+
+
+def tracked_total(preview: CampaignPreview, short_base: str) -> tuple[Decimal, int]:
+    """The cost with trackClick (each link a short link, as the service bills it), and the
+    number of messages with a link."""
+    total, linked = Decimal(0), 0
+    counted: dict[str, int] = {}
+    for r in preview.rows:
+        if not URL_RE.search(r.text):
+            total += r.price
+            continue
+        linked += 1
+        if r.text not in counted:
+            counted[r.text] = count_segments(rewritten_for_estimate(r.text, short_base)).segments
+        total += r.price_per_segment * counted[r.text]
+    return normalize(total), linked
+
+
+@dataclass(frozen=True, slots=True)
+class FundsLine:
+    """One sentence about the balance or a cap: ``kind`` is ok, alert or block."""
+
+    kind: str
+    text: str
+    page: str | None = None  # where to fix it
+    action: str | None = None
+
+
+def funds_lines(funds: FundsCheck) -> list[FundsLine]:
+    """Whether the campaign fits the balance and today's caps, cap by cap, in words."""
+    cur = funds.currency
+    lines = []
+    if funds.shortfall:
+        lines.append(
+            FundsLine(
+                "block",
+                f"The campaign costs {money(funds.cost, cur)}; the balance is "
+                f"{money(funds.balance, cur)}: it would pause when the money runs out, "
+                f"{money(funds.shortfall, cur)} short.",
+                "pages/settings.py",
+                "Top up on Settings",
+            )
+        )
+    else:
+        lines.append(
+            FundsLine(
+                "ok",
+                f"The balance of {money(funds.balance, cur)} covers the "
+                f"{money(funds.cost, cur)} it costs.",
+            )
+        )
+    for cap in funds.caps:
+        if cap.cap == "dailySmsCap":
+            name = "daily SMS cap"
+            room, need = f"{cap.headroom:,} messages", f"{cap.needed:,} messages"
+            over = f"{cap.over_by:,} messages"
+        else:
+            name = "daily spend cap"
+            room, need = money(Decimal(cap.headroom), cur), money(Decimal(cap.needed), cur)
+            over = money(Decimal(cap.over_by), cur)
+        if cap.fits:
+            lines.append(FundsLine("ok", f"Today's {name} leaves {room}; it needs {need}."))
+        elif cap.blocks:
+            lines.append(
+                FundsLine(
+                    "block",
+                    f"Today's {name} blocks it: {room} left, it needs {need} — {over} over. "
+                    "It would send what fits, then pause until the cap is raised (or tomorrow, "
+                    "UTC).",
+                    "pages/limits.py",
+                    "Raise the cap on Limits",
+                )
+            )
+        else:
+            lines.append(
+                FundsLine(
+                    "alert",
+                    f"Today's {name} is passed by {over} ({room} left, it needs {need}): caps "
+                    "only raise the alert (blockOnLimit is off), so it is sent in full.",
+                    "pages/limits.py",
+                    "Limits",
+                )
+            )
+    if not funds.caps:
+        lines.append(FundsLine("ok", "No daily cap is set."))
+    return lines
+
+
+# -- campaigns in the ledger ---------------------------------------------------------------
+
+
+def status_label(status: str, running: bool) -> str:
+    """The status to show: a campaign marked sending that no run holds was interrupted."""
+    if status == "sending" and not running:
+        return "interrupted"
+    return STATUS_LABELS.get(status, status)
+
+
+def status_badge(label: str) -> str:
+    """A status label as a coloured markdown badge."""
+    return f":{STATUS_COLORS.get(label, 'gray')}-badge[{label}]"
+
+
+def resumable(progress: CampaignProgress) -> bool:
+    """Whether Resume can send more: recipients left, no run under way, not cancelled."""
+    return (
+        not progress.running
+        and progress.status in ("planned", "sending", "paused")
+        and progress.batches_left > 0
+    )
+
+
+def fix_for(reason: str | None) -> tuple[str, str] | None:
+    """The page that fixes a pause (page path, link label), from the engine's reason."""
+    text = (reason or "").lower()
+    if "cap" in text:
+        return "pages/limits.py", "Raise the cap on Limits"
+    if "balance" in text:
+        return "pages/settings.py", "Top up on Settings"
+    if "credentials" in text:
+        return "pages/settings.py", "Check the connection on Settings"
+    return None
+
+
+def delivery(counts: Mapping[str, int]) -> dict[str, int]:
+    """Message statuses grouped for the list: delivered, not delivered, pending."""
+    return {
+        "Delivered": counts.get("DELIVERED", 0),
+        "Not delivered": counts.get("FAILED", 0) + counts.get("UNDELIVERED", 0),
+        "Pending": counts.get("QUEUED", 0) + counts.get("SENT", 0),
+    }
+
+
+def campaigns_table(
+    campaigns: Iterable[Campaign],
+    counts: Mapping[int, Mapping[str, int]],
+    running: Mapping[int, bool],
+    tz: ZoneInfo,
+) -> pd.DataFrame:
+    """The campaign list: status, recipients, messages sent, delivery and cost."""
+    rows = []
+    for c in campaigns:
+        by_status = counts.get(c.id, {})
+        rows.append(
+            {
+                "Campaign": f"#{c.id} {c.name}",
+                "Status": status_label(c.status, running.get(c.id, False)),
+                "Recipients": c.recipients,
+                "Sent": sum(by_status.values()),
+                **delivery(by_status),
+                "Cost": money(Decimal(c.debited_micros) / 1_000_000, c.currency),
+                "Created": local_time(c.created_at, tz),
+            }
+        )
+    columns = ["Campaign", "Status", "Recipients", "Sent", "Delivered", "Not delivered"]
+    return pd.DataFrame(rows, columns=[*columns, "Pending", "Cost", "Created"])
+
+
+def campaign_choice(c: Campaign) -> str:
+    """A campaign in the picker: ``#7 Spring sale · 200 recipients`` (its status is below)."""
+    return f"#{c.id} {c.name} · {c.recipients:,} recipients"
+
+
+# -- options the ledger does not keep --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignOptions:
+    """Send options of a campaign that a resume must reuse (the ledger has no column for them)."""
+
+    track_click: bool = False
+    callback: bool = True  # status callbacks to this console's receiver
+
+
+def _options_key(c: Campaign) -> str:
+    # The creation time too: a ledger replaced under the same data folder reuses ids.
+    return f"{c.id}@{c.created_at.isoformat()}"
+
+
+def save_options(data_dir: Path, c: Campaign, options: CampaignOptions) -> None:
+    """Keep a campaign's send options in the data folder (atomically)."""
+    path = data_dir / OPTIONS_FILE
+    with _options_lock:
+        saved = _read_options(path)
+        saved[_options_key(c)] = asdict(options)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(saved, indent=1))
+        os.replace(tmp, path)
+
+
+def load_options(data_dir: Path, c: Campaign) -> CampaignOptions:
+    """A campaign's send options; the defaults when they were not kept."""
+    found = _read_options(data_dir / OPTIONS_FILE).get(_options_key(c), {})
+    return CampaignOptions(
+        track_click=bool(found.get("track_click", False)),
+        callback=bool(found.get("callback", True)),
+    )
+
+
+def _read_options(path: Path) -> dict[str, dict[str, bool]]:
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            return data
+    return {}

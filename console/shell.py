@@ -1,0 +1,269 @@
+"""The shell every console page is built on: setup, sidebar, errors. For page authors:
+
+- ``console = page_setup("Title", "one-line caption")`` — call first on every page. It
+  loads the settings, starts (once per process) the runtime, draws the sidebar (mode banner,
+  balance, today's usage against the caps, connection state), the page title and, when
+  today's usage alert is raised or a cap blocks sending, a banner. If the
+  service cannot be used it shows what is wrong and what to do, and stops the page; pass
+  ``need_connection=False`` to carry on anyway (the Settings page does).
+- ``Console`` (what ``page_setup`` returns): ``settings``, ``runtime``, ``ledger``,
+  ``client`` (``KedaClient``), ``mode`` / ``sandbox``, ``balance`` and ``limits`` (as the
+  sidebar shows them), ``currency``, ``tz`` (the browser's zone), ``pricing()`` (cached),
+  ``callback_url`` (pass it to sends), ``call_async(lambda client: ...)`` (runs a coroutine
+  with a fresh ``AsyncKedaClient``).
+- ``with keda_errors("Sending failed"):`` — a ``KedaError`` inside becomes ``st.error`` with
+  what to do next, and the page stops there. Pages never show a traceback.
+- ``country_select(label, pricing, currency, key=..., help=..., where=st)`` — the country
+  picker with each country's price per segment, US first when it is priced.
+- ``account_changed()`` — call after anything that moves money or caps (a send, a top-up,
+  a cap change) so the sidebar shows fresh figures on the next run.
+
+Formatting (money with currency, local times, tables) lives in ``console.views``; business
+logic in ``kedacore``. Every widget gets an explicit ``key=`` prefixed with the page's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from console import runtime as _runtime
+from console.finance.alerts import limit_banners
+from console.views import country_label, money, zone
+from kedacore import (
+    APIConnectionError,
+    AsyncKedaClient,
+    AuthenticationError,
+    Balance,
+    KedaClient,
+    KedaError,
+    Limits,
+    Pricing,
+)
+from kedacore.ledger import Ledger
+from kedacore.settings import SANDBOX, Settings, load_settings
+
+T = TypeVar("T")
+ACCOUNT_TTL = 10  # seconds the sidebar's balance and usage are reused between runs
+
+
+@dataclass(frozen=True)
+class Console:
+    """What a page works with; see the module docstring."""
+
+    runtime: _runtime.Runtime
+    balance: Balance | None
+    limits: Limits | None
+    tz: ZoneInfo
+    port: int
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def ledger(self) -> Ledger:
+        assert self.runtime.ledger is not None
+        return self.runtime.ledger
+
+    @property
+    def client(self) -> KedaClient:
+        assert self.runtime.client is not None
+        return self.runtime.client
+
+    @property
+    def mode(self) -> str:
+        return self.runtime.mode
+
+    @property
+    def sandbox(self) -> bool:
+        return self.runtime.mode == SANDBOX
+
+    @property
+    def currency(self) -> str:
+        return self.balance.currency if self.balance else "USD"
+
+    @property
+    def callback_url(self) -> str:
+        return self.runtime.callback_url(self.port)
+
+    def pricing(self) -> Pricing:
+        """The price per segment of every country (cached for an hour)."""
+        return _pricing(self.runtime.key, self.runtime)
+
+    def call_async(self, work: Callable[[AsyncKedaClient], Awaitable[T]]) -> T:
+        """Run ``work(client)`` on a new event loop with its own AsyncKedaClient."""
+
+        async def main() -> T:
+            async with self.runtime.async_client() as client:
+                return await work(client)
+
+        return asyncio.run(main())
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _pricing(key: str, _rt: _runtime.Runtime) -> Pricing:
+    assert _rt.client is not None
+    return _rt.client.pricing()
+
+
+@st.cache_data(ttl=ACCOUNT_TTL, show_spinner=False)
+def _account(key: str, _rt: _runtime.Runtime) -> tuple[Balance, Limits, float]:
+    assert _rt.probe is not None
+    started = time.perf_counter()
+    balance = _rt.probe.account.balance()
+    elapsed = time.perf_counter() - started
+    return balance, _rt.probe.limits.get(), elapsed
+
+
+def account_changed() -> None:
+    """Forget the cached balance and usage (after a send, a top-up, a cap change)."""
+    _account.clear()
+
+
+def advice(exc: KedaError, *, sandbox: bool) -> str:
+    """What went wrong and what to do next, in one paragraph."""
+    if sandbox and isinstance(exc, APIConnectionError):
+        return (
+            "The sandbox gateway inside this console does not answer. Restart the console "
+            "(`streamlit run app.py`); your data stays in the data folder."
+        )
+    if sandbox and isinstance(exc, AuthenticationError):
+        return (
+            "The sandbox gateway does not know this console's sandbox account (was its "
+            "database replaced?). Restart the console to create a new sandbox account."
+        )
+    if isinstance(exc, AuthenticationError):
+        return (
+            f"{exc} Set KEDA_API_KEY and KEDA_ENCRYPTION_KEY (environment, or the [keda] "
+            "section of .streamlit/secrets.toml) and restart the console."
+        )
+    return str(exc)
+
+
+def fail(message: str) -> NoReturn:
+    """Show an error and stop the page (no traceback)."""
+    st.error(message, icon=":material/error:")
+    st.stop()
+    raise AssertionError("unreachable")  # st.stop() raises; this satisfies type checkers
+
+
+@contextmanager
+def keda_errors(what: str, *, sandbox: bool = False) -> Iterator[None]:
+    """Turn a KedaError into ``st.error("{what}: …")`` and stop the page."""
+    try:
+        yield
+    except KedaError as exc:
+        fail(f"**{what}.** {advice(exc, sandbox=sandbox)}")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings(st.secrets, os.environ)
+    except OSError as exc:  # the data folder (webhook token) cannot be written
+        fail(
+            f"The console cannot write to its data folder ({exc.strerror}: {exc.filename}). "
+            "Set KEDA_DATA_DIR to a writable folder and restart."
+        )
+
+
+def _start(settings: Settings) -> _runtime.Runtime:
+    try:
+        if _runtime.running(settings):
+            return _runtime.runtime(settings)
+        label = "Starting the sandbox gateway…" if settings.mode == SANDBOX else "Connecting…"
+        with st.spinner(label):
+            return _runtime.runtime(settings)
+    except _runtime.RuntimeStartError as exc:
+        fail(str(exc))
+
+
+def _sidebar(rt: _runtime.Runtime) -> tuple[Balance | None, Limits | None, KedaError | None]:
+    bar = st.sidebar
+    if rt.mode == SANDBOX:
+        bar.warning("**Sandbox** — no real SMS is sent", icon=":material/science:")
+    else:
+        host = rt.settings.base_url.split("//", 1)[-1].split("/", 1)[0]
+        bar.success(f"**Live** — real SMS via {host}", icon=":material/cell_tower:")
+    try:
+        balance, limits, elapsed = _account(rt.key, rt)
+    except KedaError as exc:
+        bar.markdown(":red[:material/cloud_off:] **Not connected**")
+        return None, None, exc
+    cur = balance.currency
+    bar.metric(
+        "Balance",
+        money(balance.balance, cur),
+        help=f"Available to spend. Frozen for messages not yet charged: "
+        f"{money(balance.frozen, cur)}.",
+    )
+    usage = limits.usage
+    if limits.daily_sms_cap:
+        share = min(usage.sms_sent / limits.daily_sms_cap, 1.0)
+        bar.progress(share, text=f"SMS today: {usage.sms_sent:,} of {limits.daily_sms_cap:,}")
+    else:
+        bar.caption(f"SMS today: **{usage.sms_sent:,}** · no daily cap")
+    if limits.daily_spend_cap:
+        share = float(min(usage.spend / limits.daily_spend_cap, 1))
+        bar.progress(
+            share,
+            text=f"Spend today: {money(usage.spend, cur)} of {money(limits.daily_spend_cap, cur)}",
+        )
+    else:
+        bar.caption(f"Spend today: **{money(usage.spend, cur)}** · no daily cap")
+    where = "sandbox gateway" if rt.mode == SANDBOX else "KedaSMS"
+    host = rt.backup_url.split("//", 1)[-1].split("/", 1)[0]
+    bar.caption(
+        f":green[:material/cloud_done:] Connected to {where} at {host} · {elapsed * 1000:.0f} ms"
+    )
+    return balance, limits, None
+
+
+def country_select(
+    label: str, pricing: Pricing, currency: str, *, key: str, help: str, where: Any = st
+) -> str:
+    """A country picker showing each country's price per segment (US preselected)."""
+    countries = sorted(pricing.prices)
+    return where.selectbox(
+        label,
+        countries,
+        index=countries.index("US") if "US" in countries else 0,
+        format_func=lambda c: country_label(c, pricing.prices.get(c), currency),
+        key=key,
+        help=help,
+    )
+
+
+def _cap_banners(limits: Limits | None, currency: str) -> None:
+    """Every page says when today's usage alert is raised or a cap blocks sending."""
+    for banner in limit_banners(limits, currency):
+        if banner.kind == "error":
+            st.error(banner.text, icon=":material/block:")
+        else:
+            st.warning(banner.text, icon=":material/notifications_active:")
+
+
+def page_setup(title: str, caption: str | None = None, *, need_connection: bool = True) -> Console:
+    """Start the page: settings, runtime, sidebar, title; stops the page when it cannot work."""
+    settings = _settings()
+    rt = _start(settings)
+    balance, limits, error = _sidebar(rt)
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    _cap_banners(limits, balance.currency if balance else "USD")
+    if error is not None:
+        message = f"**Cannot reach the service.** {advice(error, sandbox=rt.mode == SANDBOX)}"
+        if need_connection:
+            fail(message)
+        st.error(message, icon=":material/error:")
+    port = int(st.get_option("server.port") or 8501)
+    return Console(rt, balance, limits, zone(st.context.timezone), port)

@@ -1,0 +1,369 @@
+"""Finance → Spend and Limits through AppTest: rendering with and without data, filters by key,
+KPIs equal to kedacore.analytics, and cap edits that change what the gateway enforces.
+
+Each test that needs its own state starts the console on a fresh data folder (about a second
+for the embedded gateway); the demo generator fills ledgers with a few thousand messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from console import runtime as _runtime
+from kedacore import CapReachedError, demo
+from kedacore.analytics import Filters, Kpis, filter_options, spend_page
+from kedacore.ledger import Ledger
+from kedacore.settings import load_settings
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+KEDA_VARIABLES = [
+    "KEDA_API_KEY",
+    "KEDA_ENCRYPTION_KEY",
+    "KEDA_BASE_URL",
+    "KEDA_BACKUP_URL",
+    "KEDA_CALLBACK_URL",
+    "KEDA_WEBHOOK_TOKEN",
+    "KEDA_DATABASE_URL",
+]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh sandbox data folder; the console's runtime is stopped afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in KEDA_VARIABLES:
+            mp.delenv(name, raising=False)
+        mp.setenv("KEDA_DATA_DIR", str(tmp_path))
+        try:
+            yield tmp_path
+        finally:
+            _runtime.reset()
+
+
+def ledger_of(data_dir: Path) -> Ledger:
+    return Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+
+
+def start(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception, at.exception
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def fill_with_demo(data_dir: Path, messages: int = 4_000, days: int = 60) -> None:
+    with ledger_of(data_dir) as book:
+        demo.generate(book, days=days, messages=messages, seed=5)
+
+
+def main_metrics(at: AppTest) -> dict[str, tuple[str, str]]:
+    """The page's metrics (not the sidebar's): label → (value, delta)."""
+    sidebar = {id(m.proto) for m in at.sidebar.metric}
+    return {m.label: (m.value, m.delta) for m in at.metric if id(m.proto) not in sidebar}
+
+
+def assert_kpis_shown(at: AppTest, k: Kpis) -> None:
+    """Every KPI on the page is the analytics value (parsed back from its text)."""
+    shown = main_metrics(at)
+    cur = k.currency
+    assert Decimal(shown[f"Spend ({cur})"][0]) == k.spend
+    assert Decimal(shown[f"Pending ({cur})"][0]) == k.pending
+    avg = shown[f"Avg cost ({cur})"][0]  # shortest form: 0.04212 for Decimal("0.042120")
+    assert avg == "—" if k.avg_cost is None else Decimal(avg) == k.avg_cost
+    assert int(shown["Messages"][0].replace(",", "")) == k.messages
+    assert int(shown["Segments"][0].replace(",", "")) == k.segments
+    for label, value in (
+        ("Delivery rate", k.delivery_rate),
+        ("Failure rate", k.failure_rate),
+        ("Click-through rate", k.ctr),
+    ):
+        text = shown[label][0]
+        if value is None:
+            assert text == "—"
+        else:
+            assert float(text.removesuffix(" %")) == pytest.approx(value * 100, abs=0.005)
+    for label, value in (("Median delivery time", k.median_ms), ("p95 delivery time", k.p95_ms)):
+        text = shown[label][0]
+        if value is None:
+            assert text == "—"
+        else:
+            assert float(text.removesuffix(" s")) * 1000 == pytest.approx(value, abs=5)
+
+
+# -- Spend -------------------------------------------------------------------------------------
+
+
+def test_spend_without_data_explains_and_offers_demo_history(data_dir: Path) -> None:
+    at = start("pages/spend.py")
+    assert not at.error
+    assert "Nothing to add up yet" in at.info[0].value
+    assert at.button(key="spend_demo_load")  # sandbox: the demo button is offered
+    assert not at.get("plotly_chart")
+
+
+def test_spend_shows_the_analytics_kpis_and_every_chart(data_dir: Path) -> None:
+    fill_with_demo(data_dir)
+    at = start("pages/spend.py")
+    assert not at.error, [e.value for e in at.error]
+    assert "Demo data:" in at.warning[0].value
+    assert len(at.get("plotly_chart")) == 7
+    with ledger_of(data_dir) as book:
+        today = book.now().date()
+        data = spend_page(book, Filters.last_days(30, today=today))
+    assert_kpis_shown(at, data.kpis.current)
+    change = data.kpis.delta("messages").change
+    assert main_metrics(at)["Messages"][1] == f"{change:+,}"
+    # Exports are offered for every view, and for all at once.
+    keys = {b.key for b in at.get("download_button")}
+    for name in data.frames():
+        assert {f"spend_csv_{name}", f"spend_xlsx_{name}"} <= keys
+    assert "spend_xlsx_all" in keys
+
+
+def test_spend_filters_driven_by_key_give_the_analytics_figures(data_dir: Path) -> None:
+    fill_with_demo(data_dir)
+    at = start("pages/spend.py")
+    with ledger_of(data_dir) as book:
+        today = book.now().date()
+
+        at.selectbox(key="spend_period").set_value("90d").run()
+        assert not at.exception
+        assert_kpis_shown(at, spend_page(book, Filters.last_days(90, today=today)).kpis.current)
+
+        at.multiselect(key="spend_countries").select("US").select("IN").run()
+        at.multiselect(key="spend_senders").select("KedaOTP").select("").run()  # "" = none
+        at.multiselect(key="spend_statuses").select("DELIVERED").select("FAILED").run()
+        assert not at.exception and not at.error
+        wanted = Filters.last_days(
+            90,
+            today=today,
+            countries=["US", "IN"],
+            senders=["KedaOTP", None],
+            statuses=["DELIVERED", "FAILED"],
+        )
+        k = spend_page(book, wanted).kpis.current
+        assert k.messages > 0
+        assert_kpis_shown(at, k)
+
+        at.multiselect(key="spend_senders").set_value([]).run()
+        at.multiselect(key="spend_statuses").set_value([]).run()
+        real = next(cid for cid, _ in filter_options(book).campaigns if cid is not None)
+        at.multiselect(key="spend_campaigns").set_value([0, real]).run()  # 0 = no campaign
+        wanted = Filters.last_days(
+            90, today=today, countries=["US", "IN"], campaign_ids=[None, real]
+        )
+        assert_kpis_shown(at, spend_page(book, wanted).kpis.current)
+
+        first = today - timedelta(days=20)
+        at.selectbox(key="spend_period").set_value("custom").run()
+        at.date_input(key="spend_range").set_value((first, today - timedelta(days=5))).run()
+        assert not at.exception and not at.error
+        wanted = Filters(
+            first, today - timedelta(days=5), countries=["US", "IN"], campaign_ids=[None, real]
+        )
+        assert_kpis_shown(at, spend_page(book, wanted).kpis.current)
+        period = f"{first.isoformat()} … {(today - timedelta(days=5)).isoformat()} (16 days)"
+        assert any(period in c.value for c in at.caption)
+
+
+def test_a_filter_without_messages_says_so(data_dir: Path) -> None:
+    fill_with_demo(data_dir, days=10)
+    at = start("pages/spend.py")
+    at.selectbox(key="spend_period").set_value("custom").run()
+    old = date.today() - timedelta(days=200)
+    at.date_input(key="spend_range").set_value((old, old + timedelta(days=3))).run()
+    assert not at.exception and not at.error
+    assert "No messages in this period" in at.info[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_demo_history_is_loaded_by_the_button_and_removed_again(data_dir: Path) -> None:
+    at = start("pages/spend.py")
+    at.number_input(key="spend_demo_days").set_value(14)
+    at.number_input(key="spend_demo_messages").set_value(2_000)
+    at.button(key="spend_demo_load").click().run()
+    assert not at.exception and not at.error
+    assert "Loaded **demo history**: 2,000 generated messages" in at.success[0].value
+    assert len(at.get("plotly_chart")) == 7
+    with ledger_of(data_dir) as book:
+        today = book.now().date()
+        assert_kpis_shown(at, spend_page(book, Filters.last_days(30, today=today)).kpis.current)
+
+    at.button(key="spend_demo_remove").click().run()
+    assert not at.exception
+    assert "Removed 2,000 demo messages" in at.success[0].value
+    assert "Nothing to add up yet" in at.info[0].value
+    with ledger_of(data_dir) as book:
+        assert spend_page(book, Filters.last_days(30, today=today)).empty
+
+
+# -- Limits ------------------------------------------------------------------------------------
+
+
+def runtime() -> _runtime.Runtime:
+    """The runtime the pages use (same settings, same process)."""
+    return _runtime.runtime(load_settings(None, os.environ))
+
+
+def change_caps(at: AppTest, **fields: object) -> None:
+    """Fill the cap form (by key), review, and confirm in the dialog."""
+    for name, value in fields.items():
+        if name == "block":
+            at.toggle(key="limits_block").set_value(value)
+        else:
+            at.text_input(key=f"limits_{name}").input(str(value))
+    at.button(key="limits_review").click().run()
+    assert not at.exception
+    assert not any("Nothing was changed" in e.value for e in at.error)
+    assert "limits_pending" in at.session_state  # the dialog is held open
+    at.button(key="limits_confirm").click().run()
+    assert not at.exception
+    assert "limits_pending" not in at.session_state
+
+
+def test_limits_renders_without_changes(data_dir: Path) -> None:
+    at = start("pages/limits.py")
+    assert not at.error
+    shown = main_metrics(at)
+    assert shown["Messages today"][0] == "0"
+    assert shown["Spend today"][0] == "0.00 USD"
+    assert "No cap has been changed" in " ".join(c.value for c in at.caption)
+    assert at.text_input(key="limits_sms_cap").value == ""  # no cap
+    assert at.text_input(key="limits_threshold").value == "0.8"
+
+
+def test_a_cap_edit_changes_what_the_gateway_enforces_and_is_audited(data_dir: Path) -> None:
+    at = start("pages/limits.py")
+    at.text_input(key="limits_who").input("Alice")
+    change_caps(at, sms_cap="2", block=True)
+    assert "**Caps changed** by Alice (unverified)" in at.success[0].value
+    client = runtime().client
+
+    # The very next send through the API: three messages over a cap of two are refused whole.
+    with pytest.raises(CapReachedError) as refused:
+        client.sms.send("US", ["2015550140", "2015550141", "2015550142"], "Three")
+    assert refused.value.cap == "dailySmsCap"
+    assert "daily SMS cap" in str(refused.value)
+    # And from the console's Send page, the same.
+    at.switch_page("pages/send.py").run()
+    at.text_area(key="send_numbers").input("2015550143\n2015550144\n2015550145").run()
+    at.text_area(key="send_content").input("Three from the page").run()
+    at.button(key="send_submit").click().run()
+    at.button(key="send_confirm").click().run()
+    assert "daily SMS cap reached" in at.error[0].value
+
+    # Two reach the cap exactly; then every page says sending is blocked.
+    client.sms.send("US", ["2015550146", "2015550147"], "Two")
+    from console.shell import account_changed
+
+    account_changed()
+    at.switch_page("pages/status.py").run()
+    assert any("Sending is blocked" in e.value for e in at.error)
+
+    # Spend cap instead: 0.10 USD used, a cap of 0.12 refuses one more 0.05 message.
+    at.switch_page("pages/limits.py").run()
+    assert any("Sending is blocked" in e.value for e in at.error)
+    change_caps(at, sms_cap="", spend_cap="0.12")
+    with pytest.raises(CapReachedError) as refused:
+        client.sms.send("US", "2015550148", "One more")
+    assert refused.value.cap == "dailySpendCap"
+    assert "daily spend cap" in str(refused.value)
+    caps = client.limits.get()
+    assert (caps.daily_sms_cap, caps.daily_spend_cap) == (None, Decimal("0.12"))
+
+    # The audit trail: every field change, newest first, who, old → new.
+    with ledger_of(data_dir) as book:
+        trail = [(c.field, c.before, c.after, c.changed_by) for c in book.cap_changes()]
+    assert trail == [
+        ("daily_spend_cap", None, Decimal("0.12"), "Alice (unverified)"),
+        ("daily_sms_cap", 2, None, "Alice (unverified)"),
+        ("block_on_limit", False, True, "Alice (unverified)"),
+        ("daily_sms_cap", None, 2, "Alice (unverified)"),
+    ]
+    table = at.dataframe[0].value
+    assert list(table["Field"]) == [
+        "Daily spend cap",
+        "Daily SMS cap",
+        "Block on limit",
+        "Daily SMS cap",
+    ]
+    assert list(table["Before"]) == ["no cap", "2 messages", "off (alert only)", "no cap"]
+    assert list(table["After"]) == [
+        "0.12 USD",
+        "no cap",
+        "on (refuse sends over a cap)",
+        "2 messages",
+    ]
+    assert at.download_button(key="limits_audit_csv")
+    assert at.download_button(key="limits_audit_xlsx")
+
+
+def test_the_alert_threshold_raises_the_banner_on_every_page(data_dir: Path) -> None:
+    at = start("pages/limits.py")
+    change_caps(at, sms_cap="4", threshold="50 %")
+    runtime().client.sms.send("US", ["2015550150", "2015550151"], "Half the cap")
+    from console.shell import account_changed
+
+    account_changed()
+    for page in ("pages/send.py", "pages/spend.py", "pages/limits.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        banners = [w.value for w in at.warning]
+        assert any("Usage alert" in b and "50 %" in b for b in banners), (page, banners)
+        assert not any("Sending is blocked" in e.value for e in at.error)
+
+
+def test_bad_cap_values_are_named_and_nothing_changes(data_dir: Path) -> None:
+    at = start("pages/limits.py")
+    at.text_input(key="limits_sms_cap").input("-5")
+    at.text_input(key="limits_spend_cap").input("1.1234567")
+    at.text_input(key="limits_threshold").input("1.5")
+    at.button(key="limits_review").click().run()
+    assert not at.exception
+    error = at.error[0].value
+    assert "Nothing was changed" in error
+    assert "Daily SMS cap: “-5” is not a whole number" in error
+    assert "more than 6 decimals" in error
+    assert "Alert threshold: 1.5 is outside (0, 1]" in error
+    assert "limits_pending" not in at.session_state
+
+    at.text_input(key="limits_sms_cap").input("")
+    at.text_input(key="limits_spend_cap").input("")
+    at.text_input(key="limits_threshold").input("0.8")
+    at.button(key="limits_review").click().run()
+    assert "nothing to change" in at.info[0].value
+
+    at.text_input(key="limits_threshold").input("0")
+    at.button(key="limits_review").click().run()
+    assert "Alert threshold: 0 is outside (0, 1]" in at.error[0].value
+    caps = runtime().client.limits.get()
+    assert (caps.daily_sms_cap, caps.daily_spend_cap, caps.alert_threshold) == (
+        None,
+        None,
+        Decimal("0.8"),
+    )
+    with ledger_of(data_dir) as book:
+        assert book.cap_changes() == []
+
+
+def test_cancel_in_the_confirmation_changes_nothing(data_dir: Path) -> None:
+    at = start("pages/limits.py")
+    at.text_input(key="limits_sms_cap").input("10")
+    at.button(key="limits_review").click().run()
+    shown = at.table[0].value
+    assert list(shown["Now"]) == ["no cap"] and list(shown["After"]) == ["10 messages"]
+    at.button(key="limits_cancel").click().run()
+    assert "limits_pending" not in at.session_state
+    assert runtime().client.limits.get().daily_sms_cap is None
+    with ledger_of(data_dir) as book:
+        assert book.cap_changes() == []
+    assert not re.search("Caps changed", " ".join(s.value for s in at.success))

@@ -1,6 +1,6 @@
 """Today's cap state as banners: the usage alert and caps that block sending. No Streamlit here.
 
-The shell (``pages/_shell.py``) draws these on every page; the Limits page shows the same
+The shell (``console/shell.py``) draws these on every page; the Limits page shows the same
 state in detail. Both read one ``Limits`` answer (``GET /external/accounts/limits``).
 """
 

@@ -322,10 +322,25 @@ class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, LookupsMixin, CapsMixin
             seen.update(
                 conn.scalars(select(s.events.c.event_id).where(s.events.c.event_id.in_(part)))
             )
+        # The same body is the same event, whatever id it came with: X-Keda-Event-Id is not
+        # covered by the signature, so a captured signed body replayed within the window
+        # under a fresh id (or none) must have no second effect (a click counted twice).
+        bodies = {(e.msgid, e.payload) for e in events}
+        known: set[tuple[str, str]] = set()
+        for part in chunks(sorted(bodies)):
+            rows = conn.execute(
+                select(s.events.c.msgid, s.events.c.payload).where(
+                    s.events.c.msgid.in_({m for m, _ in part}),
+                    s.events.c.payload.in_({p for _, p in part}),
+                )
+            )
+            known.update((m, p) for m, p in rows if (m, p) in bodies)
         fresh: list[int] = []
         for i, key in enumerate(keys):
-            if key not in seen:
+            body = (events[i].msgid, events[i].payload)
+            if key not in seen and body not in known:
                 seen.add(key)
+                known.add(body)
                 fresh.append(i)
         outcomes = [Outcome.DUPLICATE] * len(events)
         applied = self._apply(conn, [events[i].update(received) for i in fresh], source="callback")

@@ -331,6 +331,32 @@ async def test_clicks_are_counted(client: httpx.AsyncClient, ledger: Ledger) -> 
     assert m is not None and m.clicks == 3 and m.status == "QUEUED"
 
 
+async def test_a_captured_callback_replayed_under_fresh_ids_has_no_second_effect(
+    client: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    """The event id is not signed: a replay in the window under new ids (or none) is a duplicate."""
+    raw = json.dumps(body(status="CLICKED")).encode()
+    first = await client.post(f"/hooks/keda/{TOKEN}", content=raw, headers=signed(raw, "evt-a"))
+    assert first.json()["outcome"] == "applied"
+    before = snapshot(ledger)
+    for event_id in ("evt-b", "evt-c", None, "x" * 100):
+        replay = await client.post(
+            f"/hooks/keda/{TOKEN}", content=raw, headers=signed(raw, event_id)
+        )
+        assert replay.status_code == 200 and replay.json()["outcome"] == "duplicate"
+    assert snapshot(ledger) == before
+    m = ledger.message(MSGIDS[0])
+    assert m is not None and m.clicks == 1
+    # Status events likewise: a DELIVERED replayed under another id changes nothing.
+    delivered = json.dumps(body()).encode()
+    await client.post(f"/hooks/keda/{TOKEN}", content=delivered, headers=signed(delivered, "d-1"))
+    after = snapshot(ledger)
+    again = await client.post(
+        f"/hooks/keda/{TOKEN}", content=delivered, headers=signed(delivered, "d-2")
+    )
+    assert again.json()["outcome"] == "duplicate" and snapshot(ledger) == after
+
+
 async def test_unknown_msgid_is_kept(client: httpx.AsyncClient, ledger: Ledger) -> None:
     response = await post(client, body(msgid="msg_ffffffffffff"), "u-1")
     assert response.status_code == 200 and response.json()["outcome"] == "unknown"
@@ -358,7 +384,10 @@ async def test_concurrent_events_share_transactions(
     clicks = [
         post(
             client,
-            body(MSGIDS[i % 3], "CLICKED", clicked_time=f"2024-01-01T12:00:{i % 60:02d}Z"),
+            # each click its own time: the same body twice is one event, whatever its id
+            body(
+                MSGIDS[i % 3], "CLICKED", clicked_time=f"2024-01-01T12:{i // 60:02d}:{i % 60:02d}Z"
+            ),
             f"c-{i}",
         )
         for i in range(150)

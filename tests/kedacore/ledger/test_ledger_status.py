@@ -111,17 +111,22 @@ def test_duplicates_have_no_second_effect(ledger: Ledger) -> None:
     click = event(mid, "CLICKED", clicked_time="2024-01-01T12:01:00Z")
     assert ledger.apply_event(click, "c-1") is Outcome.APPLIED
     assert ledger.apply_event(click, "c-1") is Outcome.DUPLICATE
-    assert ledger.apply_event(click, "c-2") is Outcome.APPLIED  # another visit
+    # the same body under another id is a replay (the id is not signed); a real second
+    # visit has a clicked_time of its own
+    assert ledger.apply_event(click, "c-2") is Outcome.DUPLICATE
     # without an event id, msgid + status + time is the key
     other = event(mid, "CLICKED", clicked_time="2024-01-01T12:02:00Z")
     assert ledger.apply_event(other) is Outcome.APPLIED
     assert ledger.apply_event(other) is Outcome.DUPLICATE
-    parsed = [parse_event(click, event_id="c-3"), parse_event(click, event_id="c-3")]
+    again = event(mid, "CLICKED", clicked_time="2024-01-01T12:03:00Z")
+    parsed = [parse_event(again, event_id="c-3"), parse_event(again, event_id="c-3")]
     assert ledger.apply_events(parsed) == [Outcome.APPLIED, Outcome.DUPLICATE]  # in one group
+    parsed = [parse_event(again, event_id="c-4"), parse_event(again, event_id="c-5")]
+    assert ledger.apply_events(parsed) == [Outcome.DUPLICATE, Outcome.DUPLICATE]
     m = ledger.message(mid)
-    assert m is not None and m.clicks == 4
-    assert m.last_click_at == T0 + timedelta(minutes=2)
-    assert len(ledger.message_events(mid)) == 4
+    assert m is not None and m.clicks == 3
+    assert m.last_click_at == T0 + timedelta(minutes=3)
+    assert len(ledger.message_events(mid)) == 3
 
 
 def test_events_for_unknown_messages_are_kept_and_replayed(ledger: Ledger) -> None:

@@ -2,340 +2,67 @@
 
 Who made a change: the signed-in user's e-mail when Streamlit authentication (``st.login``)
 is configured; otherwise the name typed in the form (prefilled with the operating-system
-user running the console), recorded with "(unverified)" because nothing vouches for it.
+user running the console), recorded with "(unverified)" because nothing vouches for it. The
+pieces are in ``console.finance.limits``.
 """
 
 from __future__ import annotations
 
-import getpass
-from datetime import UTC, datetime
-from typing import Any
-
 import streamlit as st
-from sqlalchemy.exc import SQLAlchemyError
 
-from console.finance.alerts import CAP_NAMES, blocked_caps, crossed_caps, percent
-from console.finance.views import (
-    FIELD_LABELS,
-    FieldChange,
-    amount,
-    audit_export,
-    audit_frame,
-    cap_changes,
-    cap_text,
-    change_warnings,
-    changes_frame,
-    form_text,
-    next_reset,
-    parse_cap_form,
-    update_arguments,
-    usage_gauge,
+from console.finance.limits import (
+    alert_today,
+    audit_trail,
+    balance_today,
+    change_form,
+    confirm,
+    reset_form_after_change,
+    reset_note,
+    review,
+    show_outcome,
+    sms_today,
+    spend_today,
+    today_heading,
 )
-from console.shell import account_changed, advice, keda_errors, page_setup
-from console.views import local_time, money
-from kedacore import KedaError
-from kedacore.analytics import to_csv, to_xlsx
-
-FORM_KEYS = ("limits_sms_cap", "limits_spend_cap", "limits_threshold", "limits_block")
-AUDIT_ROWS = 500  # the newest changes shown (and exported)
+from console.shell import keda_errors, page_setup
 
 console = page_setup(
     "Limits", "The daily SMS and spend caps, the alert threshold, and who changed what."
 )
 state = st.session_state
 cur = console.currency
-
-if state.pop("limits_reset_form", False):
-    # After a change the form starts again from the caps as they now are.
-    for name in FORM_KEYS:
-        state.pop(name, None)
+reset_form_after_change()
 
 # Read afresh (the sidebar's figures may be a few seconds old): the form starts from these.
 with keda_errors("The caps could not be read", sandbox=console.sandbox):
     limits = console.client.limits.get()
     balance = console.client.account.balance()
-usage = limits.usage
-
-
-def signed_in_user() -> str | None:
-    """The e-mail (or name) of the user signed in with ``st.login``, if auth is configured."""
-    try:
-        if st.user.get("is_logged_in"):
-            return str(st.user.get("email") or st.user.get("name") or "") or None
-    except Exception:  # no auth configured: st.user has nothing to say
-        return None
-    return None
-
-
-def os_user() -> str:
-    """The operating-system user running the console (a default for the name field)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
-
 
 # -- today -------------------------------------------------------------------------------------
 
 outcome = st.container()  # the last change's result, at the top where it is seen
-st.subheader(f"Today (UTC day {usage.date or datetime.now(UTC).date().isoformat()})")
+st.subheader(today_heading(limits))
 sms_col, spend_col, money_col = st.columns([5, 5, 3], gap="large")
-threshold = limits.alert_threshold
-
 with sms_col:
-    cap = limits.daily_sms_cap
-    st.metric(
-        "Messages today",
-        f"{usage.sms_sent:,}",
-        help="Messages accepted today (one per recipient); FAILED messages leave the count.",
-    )
-    if cap is None:
-        st.caption("No daily SMS cap.")
-    else:
-        left = max(cap - usage.sms_sent, 0)
-        st.caption(f"Cap **{cap:,}** · alert at {percent(threshold)} · **{left:,} left** today")
-        st.plotly_chart(
-            usage_gauge(usage.sms_sent, cap, threshold, lambda n: f"{n:,}"),
-            key="limits_sms_gauge",
-            config={"displayModeBar": False, "staticPlot": True},
-        )
-
+    sms_today(limits)
 with spend_col:
-    cap_money = limits.daily_spend_cap
-    st.metric(
-        "Spend today",
-        money(usage.spend, cur),
-        help="Charged plus frozen (messages not charged yet): what the daily spend cap counts.",
-    )
-    frozen = f"of which frozen {money(usage.frozen, cur)}"
-    if cap_money is None:
-        st.caption(f"{frozen} · no daily spend cap.")
-    else:
-        left_money = max(cap_money - usage.spend, 0)
-        st.caption(
-            f"{frozen} · cap **{money(cap_money, cur)}** · alert at {percent(threshold)} · "
-            f"**{money(left_money, cur)} left** today"
-        )
-        st.plotly_chart(
-            usage_gauge(usage.spend, cap_money, threshold, amount),
-            key="limits_spend_gauge",
-            config={"displayModeBar": False, "staticPlot": True},
-        )
-
+    spend_today(limits, cur)
 with money_col:
-    st.metric(
-        "Balance",
-        money(balance.balance, balance.currency),
-        help="What can still be spent.",
-    )
-    st.caption(f"Frozen for messages not yet charged: {money(balance.frozen, balance.currency)}")
-    # The banner above (every page's) says what to do; here: the state, and since when.
-    blocked = blocked_caps(limits)
-    raised_at = local_time(limits.alert.at, console.tz) if limits.alert.at else "earlier today"
-    if blocked:
-        alert_state = "Blocked"
-        caps = " and ".join(CAP_NAMES[c] for c in blocked)
-        detail = f"Sends are refused: the {caps} {'are' if len(blocked) > 1 else 'is'} reached."
-    elif limits.alert.triggered:
-        alert_state = "Raised"
-        which = " and ".join(CAP_NAMES[c] for c in crossed_caps(limits)) or "a daily cap"
-        detail = f"At {raised_at}: usage reached {percent(threshold)} of the {which}."
-    else:
-        alert_state = "Not raised"
-        detail = f"Raised when usage reaches {percent(threshold)} of a cap."
-    st.metric(
-        "Alert today",
-        alert_state,
-        help="The usage alert is raised once a day's usage reaches the alert threshold of a "
-        "cap, and resets with the UTC day.",
-    )
-    st.caption(detail)
-
-st.caption(
-    "Usage counts per UTC day and starts again at "
-    f"{next_reset(datetime.now(UTC), console.tz)}. "
-    + (
-        "Caps **block** sends that would pass them."
-        if limits.block_on_limit
-        else "Caps **do not block**: a send over a cap goes through and raises the alert."
-    )
-)
+    balance_today(balance)
+    alert_today(limits, console.tz)
+st.caption(reset_note(limits, console.tz))
 
 # -- change ------------------------------------------------------------------------------------
 
 st.subheader("Change the caps")
-who_signed_in = signed_in_user()
-with st.form("limits_form", border=True):
-    a, b, c = st.columns(3)
-    sms_text = a.text_input(
-        "Daily SMS cap (messages)",
-        value=form_text("daily_sms_cap", limits.daily_sms_cap),
-        placeholder="no cap",
-        key="limits_sms_cap",
-        help="A whole number of messages per UTC day, 0 or more. Empty: no cap.",
-    )
-    spend_text = b.text_input(
-        f"Daily spend cap ({cur})",
-        value=form_text("daily_spend_cap", limits.daily_spend_cap),
-        placeholder="no cap",
-        key="limits_spend_cap",
-        help=f"An amount in {cur} per UTC day (charged + frozen), 0 or more, up to 6 "
-        "decimals. Empty: no cap.",
-    )
-    threshold_text = c.text_input(
-        "Alert threshold (share of a cap)",
-        value=form_text("alert_threshold", limits.alert_threshold),
-        key="limits_threshold",
-        help="Above 0 and at most 1: 0.8 raises the alert at 80 % of a cap. 80 % works too.",
-    )
-    block = st.toggle(
-        "Block sends over a cap (blockOnLimit)",
-        value=limits.block_on_limit,
-        key="limits_block",
-        help="On: a send that would take today's usage past a cap is refused whole. Off: it "
-        "goes through and raises the alert.",
-    )
-    if who_signed_in:
-        who_typed = ""
-        st.caption(f"The change is recorded as made by **{who_signed_in}** (signed in).")
-    else:
-        who_typed = st.text_input(
-            "Your name (for the audit trail)",
-            # Remembered for the session: widget state is dropped when another page is shown.
-            value=state.get("limits_acting_as", os_user()),
-            key="limits_who",
-            help="Nobody is signed in to this console, so the audit trail records the name "
-            "you give, marked unverified. Configure Streamlit authentication (st.login) to "
-            "record signed-in users instead.",
-        )
-    review = st.form_submit_button("Review the change…", key="limits_review", type="primary")
-
-if review:
-    form = parse_cap_form(sms_text, spend_text, threshold_text, block, cur)
-    if who_typed.strip():
-        state["limits_acting_as"] = who_typed.strip()
-    who = who_signed_in or (f"{who_typed.strip()} (unverified)" if who_typed.strip() else "")
-    problems = list(form.errors)
-    if not who:
-        problems.append("Your name: say who is making the change; the audit trail records it.")
-    changes = cap_changes(limits, form.values) if not form.errors else []
-    if problems:
-        st.error(
-            "**Nothing was changed.** Correct the form:\n" + "\n".join(f"- {p}" for p in problems),
-            icon=":material/edit:",
-        )
-    elif not changes:
-        st.info("These are the caps already in force: nothing to change.", icon=":material/info:")
-    else:
-        state["limits_pending"] = {"changes": changes, "who": who}
-        state.pop("limits_result", None)
-        state.pop("limits_error", None)
-
-
-def _dismiss() -> None:
-    state.pop("limits_pending", None)
-
-
-def _apply(changes: list[FieldChange], who: str) -> None:
-    """Change the caps at the service, then write the audit rows; the outcome goes to state."""
-    try:
-        after = console.client.limits.update(**update_arguments(changes))
-    except KedaError as exc:
-        state["limits_error"] = (
-            f"**The caps were not changed.** {advice(exc, sandbox=console.sandbox)}"
-        )
-        return
-    account_changed()  # the sidebar and every page's banner must show the new caps
-    state["limits_reset_form"] = True
-    new_values = {c.field: getattr(after, c.field) for c in changes}
-    summary = "; ".join(
-        f"{FIELD_LABELS[c.field]}: {cap_text(c.field, c.before, cur)} → "
-        f"{cap_text(c.field, new_values[c.field], cur)}"
-        for c in changes
-    )
-    try:
-        console.ledger.record_cap_change(limits, new_values, changed_by=who)
-    except (SQLAlchemyError, OSError) as exc:
-        state["limits_error"] = (
-            f"**The caps were changed ({summary}), but the audit trail could not be written** "
-            f"({type(exc).__name__}). Check the ledger database (KEDA_DATABASE_URL or the data "
-            "folder) and note this change by hand."
-        )
-        return
-    state["limits_result"] = f"**Caps changed** by {who}. {summary}. They apply to the next send."
-
-
-@st.dialog("Change the caps?", on_dismiss=_dismiss, width="medium")
-def confirm(pending: dict[str, Any]) -> None:
-    """Show old → new for each changed field; the change happens only on Confirm."""
-    changes = pending["changes"]
-    st.table(changes_frame(changes, cur).set_index("Field"))
-    for note in change_warnings(limits, changes, cur):
-        st.warning(note, icon=":material/warning:")
-    st.caption(
-        f"Recorded in the audit trail as made by **{pending['who']}**. Applies to the very "
-        "next send, from this console and from the API."
-    )
-    yes, no = st.columns(2)
-    if yes.button("Confirm the change", key="limits_confirm", type="primary", width="stretch"):
-        _dismiss()
-        _apply(changes, pending["who"])
-        st.rerun()
-    if no.button("Cancel", key="limits_cancel", width="stretch"):
-        _dismiss()
-        st.rerun()
-
-
+entry = change_form(limits, cur)
+if entry is not None:
+    review(entry, limits, cur)
 if "limits_pending" in state:
-    confirm(state["limits_pending"])
-
-if "limits_error" in state:
-    outcome.error(state["limits_error"], icon=":material/error:")
-if "limits_result" in state:
-    outcome.success(state["limits_result"], icon=":material/check_circle:")
+    confirm(state["limits_pending"], console, limits)
+show_outcome(outcome)
 
 # -- audit trail -------------------------------------------------------------------------------
 
 st.subheader("Who changed what")
-try:
-    trail = console.ledger.cap_changes(limit=AUDIT_ROWS)
-except SQLAlchemyError as exc:
-    st.error(
-        f"The audit trail cannot be read ({type(exc).__name__}). Check the ledger database "
-        "(KEDA_DATABASE_URL or the data folder).",
-        icon=":material/error:",
-    )
-    st.stop()
-if not trail:
-    st.caption("No cap has been changed from this console yet.")
-else:
-    st.dataframe(
-        audit_frame(trail, console.tz, cur),
-        hide_index=True,
-        width="stretch",
-        key="limits_audit",
-    )
-    row = st.container(horizontal=True, gap="medium", vertical_alignment="center")
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    row.download_button(
-        "Export CSV",
-        lambda: to_csv(audit_export(trail)),
-        file_name=f"cap-changes-{stamp}.csv",
-        mime="text/csv",
-        key="limits_audit_csv",
-        icon=":material/download:",
-        on_click="ignore",
-    )
-    row.download_button(
-        "Export XLSX",
-        lambda: to_xlsx({"cap_changes": audit_export(trail)}),
-        file_name=f"cap-changes-{stamp}.xlsx",
-        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        key="limits_audit_xlsx",
-        icon=":material/download:",
-        on_click="ignore",
-    )
-    row.caption(
-        f"Newest first; times in your zone ({console.tz.key}), in UTC in the exports. "
-        f"Showing the latest {min(len(trail), AUDIT_ROWS)} field changes."
-    )
+audit_trail(console.ledger, console.tz, cur)

@@ -25,6 +25,7 @@ logic in ``kedacore``. Every widget gets an explicit ``key=`` prefixed with the 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -251,11 +252,39 @@ def _cap_banners(limits: Limits | None, currency: str) -> None:
             st.warning(banner.text, icon=":material/notifications_active:")
 
 
+def exposed(address: str | None) -> bool:
+    """Whether a server bound to ``address`` can be reached from other machines.
+
+    Empty (Streamlit's default) means every interface. Loopback is ``127.0.0.0/8``, ``::1``
+    and ``localhost``; anything else — a LAN address, ``0.0.0.0``, ``::`` — is exposed.
+    """
+    value = (address or "").strip().strip("[]")
+    if value.lower() == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(value).is_loopback
+    except ValueError:  # empty, or a host name: it may resolve to anything
+        return True
+
+
+OPEN_WARNING = (
+    "**Anyone who can reach this console can send SMS and spend the balance.** It listens on "
+    '`{address}` without sign-in. Bind it to loopback (`server.address = "127.0.0.1"` in '
+    "`.streamlit/config.toml`, the default) or serve it behind a proxy that signs people in "
+    "(docs/security.md)."
+)
+
+
 def page_setup(title: str, caption: str | None = None, *, need_connection: bool = True) -> Console:
     """Start the page: settings, runtime, sidebar, title; stops the page when it cannot work."""
     settings = _settings()
     rt = _start(settings)
     balance, limits, error = _sidebar(rt)
+    address = st.get_option("server.address")
+    if exposed(address):  # until sign-in exists (Step 8), say it where nobody can miss it
+        st.error(
+            OPEN_WARNING.format(address=address or "every interface"), icon=":material/lock_open:"
+        )
     st.title(title)
     if caption:
         st.caption(caption)

@@ -34,6 +34,7 @@ import httpx
 from kedacore import AsyncKedaClient, KedaClient, KedaError
 from kedacore.ledger import Ledger
 from kedacore.money import to_micros
+from kedacore.private import private_dir, secure_tree, write_private
 from kedacore.settings import LIVE, SANDBOX, Settings
 
 log = logging.getLogger("console.runtime")
@@ -79,16 +80,6 @@ class SandboxAccount:
     email: str
     api_key: str = field(repr=False)
     encryption_key: str = field(repr=False)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (mode 0600), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o600)  # os.open's mode is masked by the umask
-    os.replace(tmp, path)
 
 
 def _bind(port: int) -> socket.socket | None:
@@ -141,7 +132,7 @@ class SandboxGateway:
             sock = _bind(0)
             if sock is None:
                 raise RuntimeStartError("No free loopback port for the sandbox gateway.")
-        port_file.write_text(str(sock.getsockname()[1]))
+        write_private(port_file, str(sock.getsockname()[1]))
         return sock
 
     def start(self) -> None:
@@ -150,7 +141,7 @@ class SandboxGateway:
 
         from gateway import GatewayConfig, create_app
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         self._sock = self._socket()
         self.port = self._sock.getsockname()[1]
         config = GatewayConfig(
@@ -231,7 +222,7 @@ class SandboxGateway:
         finally:
             db.close()
         keys = {k: created[k] for k in ("email", "apiKey", "encryptionKey")}
-        _write_private(path, json.dumps(keys))
+        write_private(path, json.dumps(keys))
         log.info("sandbox account %s created with %s %s", keys["email"], SANDBOX_BALANCE, "USD")
         return SandboxAccount(keys["email"], keys["apiKey"], keys["encryptionKey"])
 
@@ -291,7 +282,8 @@ class Runtime:
     def _start(self) -> None:
         settings = self.settings
         try:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            # 0700, and every file in it 0600: it holds keys (also a folder made before)
+            secure_tree(settings.data_dir)
         except OSError as exc:
             raise RuntimeStartError(
                 f"The data folder {settings.data_dir} cannot be created ({exc.strerror}). "

@@ -33,6 +33,8 @@ from sqlalchemy import (
     event,
 )
 
+from kedacore.private import private_dir, sqlite_file
+
 SCHEMA_VERSION = 2  # 2: the callback outbox
 BUSY_TIMEOUT_MS = 10_000
 
@@ -237,8 +239,10 @@ Index(
 
 def make_engine(path: Path) -> Engine:
     """An engine on a SQLite file in WAL mode, with transactions we open ourselves."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # 0600 before SQLite creates it (its -wal and -shm take its mode): it holds every
+    # account's encryption key
+    private_dir(Path(path).parent)
+    path = sqlite_file(path)
     engine = create_engine(
         f"sqlite:///{path}",
         # The pysqlite driver's own transaction handling is switched off (isolation_level

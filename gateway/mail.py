@@ -10,6 +10,7 @@ from sqlalchemy import Connection, update
 
 from gateway.clock import to_datetime
 from gateway.db import mail_outbox
+from kedacore.private import private_dir, write_private
 
 SENDER = "KedaSMS <no-reply@kedasms.local>"
 
@@ -27,13 +28,13 @@ def write_mail(
             recipient=recipient, subject=subject, body=body, created_at=now_ms
         )
     ).inserted_primary_key[0]
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)  # the mails carry verification tokens
     slug = re.sub(r"[^A-Za-z0-9@._-]", "_", recipient)[:80]
     path = folder / f"{mail_id:06d}-{slug}.txt"
     headers = (
         f"From: {SENDER}\nTo: {recipient}\nSubject: {subject}\n"
         f"Date: {format_datetime(to_datetime(now_ms))}\n"
     )
-    path.write_text(headers + "\n" + body, encoding="utf-8")
+    write_private(path, headers + "\n" + body)
     conn.execute(update(mail_outbox).where(mail_outbox.c.id == mail_id).values(path=str(path)))
     return path

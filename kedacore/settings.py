@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kedacore.private import write_private
 from kedacore.redaction import mask as mask  # kedacore.settings.mask: pages import it here
 from kedacore.redaction import redact_url
 
@@ -70,11 +71,8 @@ def webhook_token(data_dir: Path) -> str:
         token = path.read_text().strip()
         if token:
             return token
-    data_dir.mkdir(parents=True, exist_ok=True)
     token = _secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token)
+    write_private(path, token)
     return token
 
 

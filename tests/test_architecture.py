@@ -28,6 +28,7 @@ GATEWAY_MAY_USE = {
     "kedacore.envelope",
     "kedacore.money",
     "kedacore.phones",
+    "kedacore.private",  # files only their owner can read (not protocol, but shared)
     "kedacore.segments",
     "kedacore.signing",
     "kedacore.wiretime",

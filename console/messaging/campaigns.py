@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from kedacore.campaign import CampaignProgress
 from kedacore.campaign.plan import CampaignPlan, CampaignPreview, FundsCheck
 from kedacore.ledger import Campaign
 from kedacore.money import normalize
+from kedacore.private import write_private
 from kedacore.segments import count_segments
 
 PREVIEW_ROWS = 20  # rendered messages shown before confirming (the whole list is downloadable)
@@ -320,9 +320,7 @@ def save_options(data_dir: Path, c: Campaign, options: CampaignOptions) -> None:
     with _options_lock:
         saved = _read_options(path)
         saved[_options_key(c)] = asdict(options)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(saved, indent=1))
-        os.replace(tmp, path)
+        write_private(path, json.dumps(saved, indent=1))
 
 
 def load_options(data_dir: Path, c: Campaign) -> CampaignOptions:

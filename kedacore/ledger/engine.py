@@ -6,12 +6,12 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.pool import StaticPool
 
+from kedacore.private import private_dir, sqlite_file
 from kedacore.settings import DEFAULT_DATA_DIR
 
 BUSY_TIMEOUT_MS = 15_000
@@ -33,8 +33,7 @@ def ledger_url(url: str | None = None, data_dir: str | os.PathLike[str] | None =
     url = url or os.environ.get("KEDA_DATABASE_URL")
     if url:
         return url
-    folder = Path(data_dir or os.environ.get("KEDA_DATA_DIR") or DEFAULT_DATA_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(data_dir or os.environ.get("KEDA_DATA_DIR") or DEFAULT_DATA_DIR)
     return f"sqlite:///{folder.resolve() / 'ledger.db'}"
 
 
@@ -50,6 +49,9 @@ def make_engine(url: str) -> Engine:
         options["poolclass"] = StaticPool
     else:
         options.update(pool_size=8, max_overflow=16)
+        database = make_url(url).database
+        if database and not database.startswith("file:"):
+            sqlite_file(database)  # 0600 before SQLite creates it (and so its -wal, -shm)
     engine = create_engine(url, **options)
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)

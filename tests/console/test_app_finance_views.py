@@ -1,4 +1,4 @@
-"""The Finance pages' plain functions (pages/_finance.py, pages/_finance_alerts.py)."""
+"""The Finance pages' plain functions (console/finance/views.py, console/finance/alerts.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The console's plain functions (pages/_views.py, pages/_lookup.py) and its runtime."""
+"""The console's plain functions (console/views.py, console/messaging/lookup.py) and its runtime."""
 
 from __future__ import annotations
 

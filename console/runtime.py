@@ -140,6 +140,7 @@ class SandboxGateway:
         import uvicorn
 
         from gateway import GatewayConfig, create_app
+        from gateway.server import GatewayHttpProtocol
 
         private_dir(self.data_dir)
         self._sock = self._socket()
@@ -153,7 +154,17 @@ class SandboxGateway:
         )
         app = create_app(config)
         self._server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                lifespan="on",
+                access_log=False,
+                # As `python -m gateway serve`: an h2c upgrade offer keeps its body (Java's
+                # HttpClient, curl --http2), and no forwarding header is believed (the
+                # sandbox has no proxy in front of it).
+                http=GatewayHttpProtocol,
+                proxy_headers=False,
+            )
         )
         self._thread = threading.Thread(
             target=self._server.run,

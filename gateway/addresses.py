@@ -109,6 +109,18 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
+def canonical(ip: IP) -> IP:
+    """The address as the rules compare it: an IPv6 form of an IPv4 address is that address.
+
+    ``::ffff:127.0.0.1`` is where a dual-stack socket connects for ``127.0.0.1``; the
+    compatible, NAT64, 6to4 and Teredo forms are judged as their IPv4 address everywhere
+    else (``ip_problem``), so they are compared as it too.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        return _embedded_ipv4(ip) or ip
+    return ip
+
+
 def ip_problem(ip: IP, allow_private: bool) -> str | None:
     """Why callbacks must not go to ``ip``, or None."""
     if isinstance(ip, ipaddress.IPv6Address):
@@ -131,6 +143,15 @@ def ip_problem(ip: IP, allow_private: bool) -> str | None:
     if not allow_private and (site_local or not ip.is_global):
         return f"{ip} is a private address, {PRIVATE_HINT}"
     return None
+
+
+def _canonical_literal(host: str | None) -> IP | None:
+    """The canonical address a host spells, or None (a name, or nothing)."""
+    try:
+        ip = literal_ip(host) if host else None
+    except NotAnAddress:
+        return None
+    return canonical(ip) if ip is not None else None
 
 
 def _default_port(scheme: str) -> int:
@@ -178,13 +199,14 @@ class AddressRules:
     own_port: int | None = None
     public: tuple[str, int] | None = None
     _own_ip: IP | None = field(default=None, init=False)
+    _public_ip: IP | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        try:
-            own = literal_ip(self.own_host) if self.own_host else None
-        except NotAnAddress:
-            own = None
-        object.__setattr__(self, "_own_ip", own)
+        # Both canonical: the gateway's addresses are compared with a destination's as
+        # addresses, never as text (``::ffff:127.0.0.1`` *is* 127.0.0.1).
+        object.__setattr__(self, "_own_ip", _canonical_literal(self.own_host))
+        public_host = self.public[0] if self.public is not None else None
+        object.__setattr__(self, "_public_ip", _canonical_literal(public_host))
 
     @classmethod
     def for_gateway(
@@ -201,12 +223,9 @@ class AddressRules:
         return cls(allow_private, host, port, public)
 
     def _is_own(self, ip: IP, port: int) -> bool:
-        if self.public is not None and port == self.public[1]:
-            try:
-                if literal_ip(self.public[0]) == ip:
-                    return True
-            except NotAnAddress:
-                pass
+        ip = canonical(ip)
+        if self.public is not None and port == self.public[1] and ip == self._public_ip:
+            return True
         if port != self.own_port:
             return False
         own = self._own_ip

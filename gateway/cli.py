@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-from gateway.cli_options import add_callback_options, add_carrier_options, non_negative
+from gateway.cli_options import (
+    add_abuse_options,
+    add_callback_options,
+    add_carrier_options,
+    non_negative,
+)
 from gateway.config import DEFAULT_DB, GatewayConfig
 from gateway.simulation import ProfileError, load_country_profiles
 
@@ -63,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_carrier_options(serve)
     add_callback_options(serve)
+    add_abuse_options(serve)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--access-log",
@@ -119,6 +125,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.server import GatewayHttpProtocol
 
     if not 0 < args.port < 65536:
         raise CliError(f"--port must be between 1 and 65535, got {args.port}")
@@ -152,6 +159,10 @@ def serve(args: argparse.Namespace) -> int:
         callback_backoff_cap=args.callback_backoff_cap,
         callback_max_attempts=args.callback_max_attempts,
         callback_dead_after=args.callback_dead_after,
+        max_tracked_urls=args.max_tracked_urls,
+        trusted_proxies=tuple(n for names in args.trusted_proxies for n in names),
+        click_limit=args.click_limit,
+        click_window=args.click_window,
     )
     try:  # check the carrier settings now: a bad file is a one-line error, not a traceback
         policy = config.policy()
@@ -168,6 +179,12 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         server_header=False,
         access_log=args.access_log,
+        # X-Forwarded-For/-Proto only from the proxies named (uvicorn's default trusts
+        # loopback); the gateway applies the same rule to the addresses it counts.
+        proxy_headers=bool(config.trusted_proxies),
+        forwarded_allow_ips=list(config.trusted_proxies),
+        # A request offering HTTP/2 (Java's HttpClient, curl --http2) keeps its body.
+        http=GatewayHttpProtocol,
     )
     logging.getLogger("uvicorn.access").addFilter(_RedactKeys())
     uvicorn.Server(server_config).run()

@@ -1,10 +1,12 @@
-"""The ``serve`` options of the carrier simulation and of callback delivery."""
+"""The ``serve`` options of the carrier simulation, of callback delivery and of the abuse
+limits."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from gateway.forwarding import parse_proxy
 from gateway.simulation import PROFILE_NAMES
 
 
@@ -151,4 +153,74 @@ def add_callback_options(serve: argparse.ArgumentParser) -> None:
         metavar="S",
         help="dead-letter an event still undelivered this many seconds after it was "
         "written (86400 = 24 h)",
+    )
+
+
+def _count(text: str) -> int:
+    """A whole number ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def _proxies(text: str) -> list[str]:
+    """One or more proxy addresses or networks, comma-separated."""
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        try:
+            parse_proxy(name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
+def add_abuse_options(serve: argparse.ArgumentParser) -> None:
+    """``--max-tracked-urls``, ``--trusted-proxy``, ``--click-limit``, ``--click-window``."""
+    group = serve.add_argument_group(
+        "abuse limits",
+        "Bounds on what one request or one client can make the gateway do. The client "
+        "address (for uniqueClicks, the click limit and the registration rate limit) is the "
+        "connection's own unless a --trusted-proxy forwarded it (docs/gateway.md, "
+        '"Abuse limits").',
+    )
+    group.add_argument(
+        "--max-tracked-urls",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="the most URLs a trackClick message may carry; each becomes a short link per "
+        "recipient, and a send with more is refused (2001) before any is made (10)",
+    )
+    group.add_argument(
+        "--trusted-proxy",
+        "--forwarded-allow-ips",
+        dest="trusted_proxies",
+        type=_proxies,
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy whose X-Forwarded-For (and X-Forwarded-Proto) is believed: an IP "
+        "address or network, comma-separated or repeated (e.g. 127.0.0.1,::1 for a proxy on "
+        "this machine). Default: none, the headers are ignored and the client is the "
+        "connection's own address",
+    )
+    group.add_argument(
+        "--click-limit",
+        type=_count,
+        default=10,
+        metavar="N",
+        help="clicks of one short link from one client address recorded per --click-window; "
+        "the redirect answers every click, those past N are not counted and send no "
+        "callback; 0 records every click (10)",
+    )
+    group.add_argument(
+        "--click-window",
+        type=_positive,
+        default=60.0,
+        metavar="S",
+        help="seconds of the --click-limit window, from the first click counted (60)",
     )

@@ -50,6 +50,15 @@ class GatewayConfig:
         callback_dead_after: seconds after which an undelivered event is dead-lettered.
         callback_batch: outbox rows claimed (and settled) per transaction.
         outbox_retention: seconds delivered events are kept (dead letters are kept).
+        max_tracked_urls: the most URLs a ``trackClick`` message may carry (each becomes a
+            short link per recipient); more is refused with 2001.
+        trusted_proxies: addresses or networks (``10.0.0.0/8``) of the reverse proxies whose
+            ``X-Forwarded-For`` is believed; empty: the header is never believed.
+        click_limit, click_window: at most ``click_limit`` clicks of one link from one
+            client address are recorded per ``click_window`` seconds (the redirect answers
+            every time); ``click_limit`` 0 records every click.
+        group_budget: seconds of the event loop's CPU time after which a group commit stops
+            taking work, commits, and lets the loop serve others before the next group.
     """
 
     db_path: Path = DEFAULT_DB
@@ -84,6 +93,11 @@ class GatewayConfig:
     callback_dead_after: float = 24 * 3600
     callback_batch: int = 500
     outbox_retention: float = 7 * 24 * 3600
+    max_tracked_urls: int = 10
+    trusted_proxies: tuple[str, ...] = ()
+    click_limit: int = 10
+    click_window: float = 60.0
+    group_budget: float = 0.025
 
     @property
     def mail_folder(self) -> Path:

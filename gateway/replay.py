@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert
 
 from gateway.db import BUSY_TIMEOUT_MS, Database, used_ivs
 from gateway.errors import ApiError
-from gateway.group_commit import GroupCommit
+from gateway.group_commit import GROUP_BUDGET, GroupCommit
 from gateway.sql import Prepared
 from kedacore import envelope as env
 from kedacore.envelope import Envelope
@@ -56,6 +56,8 @@ class EnvelopeGuard:
         window: accepted skew of an envelope's timestamp, seconds.
         admit: called with the account id once the IV is recorded; raises to refuse (the
             rate limit's 4029). The IV stays recorded: a throttled body is spent.
+        group_budget: seconds of the loop's CPU time one group commit may take before it commits
+            and lets others be served (``gateway.group_commit``).
     """
 
     def __init__(
@@ -64,9 +66,10 @@ class EnvelopeGuard:
         clock: Callable[[], float],
         window: int,
         admit: Callable[[int], None] | None = None,
+        group_budget: float = GROUP_BUDGET,
     ) -> None:
         self.db = db
-        self.group = GroupCommit(db)
+        self.group = GroupCommit(db, budget=group_budget)
         self.clock = clock
         self.window = window
         self.admit = admit
@@ -85,13 +88,14 @@ class EnvelopeGuard:
             raise failure
 
     async def run(self, account_id: int, envelope: Envelope, work: Callable[[Connection], T]) -> T:
-        """``work(conn)`` guarded, in a transaction shared with the requests arriving with it."""
+        """``work(conn)`` guarded, in a transaction shared with the requests arriving with it
+        (the group takes the accounts in turn)."""
 
         def guarded_work(conn: Connection) -> T:
             with self.guarded(conn, account_id, envelope):
                 return work(conn)
 
-        return await self.group.run(guarded_work)
+        return await self.group.run(guarded_work, key=account_id)
 
     @contextmanager
     def guarded(self, conn: Connection, account_id: int, envelope: Envelope) -> Iterator[None]:

@@ -11,11 +11,11 @@ from starlette.routing import Route
 
 from gateway.accounts import hash_password, validate_registration
 from gateway.errors import ApiError, field_error, invalid
+from gateway.forwarding import client_address
 from gateway.web import (
     MoneyJSONResponse,
     api_key_from,
     authenticate,
-    client_ip,
     endpoint,
     gateway_of,
     ok,
@@ -122,7 +122,10 @@ async def follow_link(request: Request) -> Response:
     gw = gateway_of(request)
     code = request.path_params["code"]
     url = gw.links.visit(
-        code, client_ip(request), request.headers.get("user-agent", ""), public_base(request, gw)
+        code,
+        client_address(request, gw.proxies),
+        request.headers.get("user-agent", ""),
+        public_base(request, gw),
     )
     if url is None:
         return HTMLResponse(NOT_FOUND_PAGE.format(code=html.escape(code)), status_code=404)
@@ -132,7 +135,7 @@ async def follow_link(request: Request) -> Response:
 @endpoint()
 async def register(request: Request) -> Response:
     gw = gateway_of(request)
-    throttle(gw, ("ip", client_ip(request)))
+    throttle(gw, ("ip", client_address(request, gw.proxies)))
     email, password = validate_registration(await read_json(request, 64 * 1024))
     # scrypt is slow on purpose: keep it off the event loop.
     password_hash = await run_in_threadpool(hash_password, password)
@@ -142,7 +145,7 @@ async def register(request: Request) -> Response:
 @endpoint()
 async def verify(request: Request) -> Response:
     gw = gateway_of(request)
-    throttle(gw, ("ip", client_ip(request)))
+    throttle(gw, ("ip", client_address(request, gw.proxies)))
     body = await read_json(request, 64 * 1024)
     if not isinstance(body, dict):
         raise invalid([field_error("body", "must be a JSON object")])

@@ -19,16 +19,16 @@ from gateway.addresses import AddressRules
 from gateway.carrier import QUEUED, Policy
 from gateway.clock import to_ms, utc_day
 from gateway.db import Database, accounts, client_refs, messages, task_seq, tasks
-from gateway.errors import ApiError, field_error, invalid
+from gateway.errors import ApiError
 from gateway.limits import CAP_COLUMNS, alert_due, caps_of, check_caps, read_usage, write_usage
 from gateway.pricing import PriceTable
 from gateway.replay import EnvelopeGuard
 from gateway.sql import Prepared
-from gateway.tracking import store_links, track
+from gateway.tracking import plan_tracking, store_links, track
 from gateway.validation import SendRequest, payload_object, validate_send
 from kedacore.envelope import Envelope
 from kedacore.money import dumps, json_number
-from kedacore.segments import MAX_SEGMENTS, count_segments, price_micros
+from kedacore.segments import price_micros
 
 TASK_MESSAGE = "SMS task created"
 
@@ -71,22 +71,6 @@ _STORE_REF = Prepared(
 )
 
 
-def _segments(texts: list[str]) -> list[int]:
-    """Segments of each text; 2001 when a rewritten text is longer than allowed."""
-    counts = [count_segments(text).segments for text in texts]
-    if max(counts) > MAX_SEGMENTS:
-        raise invalid(
-            [
-                field_error(
-                    "content",
-                    f"is {max(counts)} segments long with its tracked links; "
-                    f"at most {MAX_SEGMENTS} are allowed",
-                )
-            ]
-        )
-    return counts
-
-
 def new_msgid() -> str:
     return "msg_" + secrets.token_hex(8)  # 16 lower-case hex digits
 
@@ -111,6 +95,7 @@ class Sending:
         client_ref_ttl: int,
         address_rules: AddressRules,
         guard: EnvelopeGuard,
+        max_tracked_urls: int = 10,
     ) -> None:
         self.db = db
         self.guard = guard
@@ -119,6 +104,7 @@ class Sending:
         self.clock = clock
         self.client_ref_ttl_ms = client_ref_ttl * 1000
         self.address_rules = address_rules
+        self.max_tracked_urls = max_tracked_urls
 
     async def send(
         self, account: AccountKey, envelope: Envelope, plaintext: bytes, base: str = ""
@@ -133,7 +119,12 @@ class Sending:
         now = to_ms(self.clock())
 
         def work(conn: Connection) -> bytes:
-            request = validate_send(payload_object(plaintext), self.prices, self.address_rules)
+            payload = payload_object(plaintext)
+            # A tracked text's own faults first: they are found without parsing a number
+            # or making a code (a refusal must be cheap, or it is a free denial of service).
+            content, track_click = payload.get("content"), payload.get("trackClick")
+            plan_tracking(content, track_click, base, self.max_tracked_urls)
+            request = validate_send(payload, self.prices, self.address_rules)
             if request.client_ref is not None:
                 first = self._first_response(conn, account.id, request.client_ref, now)
                 if first is not None:
@@ -159,12 +150,13 @@ class Sending:
         day = utc_day(now)
         per_segment = self.prices.per_segment(req.country)
         count = len(req.recipients)
-        tracked = track(conn, req.content, count, base) if req.track_click else None
-        # Each recipient's text (with its own short links) is counted and priced as sent.
-        texts = [t.text for t in tracked] if tracked else [req.content] * count
-        segments = [req.segments] * count if tracked is None else _segments(texts)
-        prices = [price_micros(per_segment, n) for n in segments]
-        total = sum(prices)
+        # Each recipient's text (with its own short links) is counted and priced as sent;
+        # with trackClick all of them are as long as the plan counts, before any code is
+        # made (made again here: well under a millisecond, and the text was checked).
+        plan = plan_tracking(req.content, req.track_click, base, self.max_tracked_urls)
+        segments = plan.segments if plan is not None else req.segments
+        price = price_micros(per_segment, segments)
+        total = price * count
         row = _ACCOUNT.first(conn, {"account_id": account.id})
         caps = caps_of(row)
         usage = read_usage(conn, account.id, day)
@@ -194,6 +186,9 @@ class Sending:
             after = replace(after, alert_at=now)
         write_usage(conn, account.id, day, after)
 
+        tracked = track(conn, req.content, plan, count, base) if plan is not None else None
+        texts = [t.text for t in tracked] if tracked else [req.content] * count
+
         task_id = next_task_id(conn, day)
         _INSERT_TASK.run(
             conn,
@@ -207,7 +202,7 @@ class Sending:
                 "track_click": req.track_click,
                 "client_ref": req.client_ref,
                 "message_count": count,
-                "segments": sum(segments),
+                "segments": segments * count,
                 "price_micros": total,
                 "created_at": now,
             },
@@ -223,8 +218,8 @@ class Sending:
                 "country": req.country,
                 "sender": req.sender,
                 "content": texts[position],
-                "segments": segments[position],
-                "price_micros": prices[position],
+                "segments": segments,
+                "price_micros": price,
                 "status": QUEUED,
                 "created_at": now,
                 "sent_at": None,
@@ -243,7 +238,7 @@ class Sending:
             "message": TASK_MESSAGE,
             "debitedAmount": json_number(total),
             "currency": row.currency,
-            "segments": sum(segments),
+            "segments": segments * count,
             "messages": [{"msgid": r["msgid"], "recipient": r["recipient"]} for r in rows],
         }
         rendered = dumps(data)

@@ -9,9 +9,11 @@ import logging
 from gateway.accounts import Accounts
 from gateway.addresses import AddressRules
 from gateway.carrier import Carrier, Policy
+from gateway.clickbound import ClickBound
 from gateway.config import GatewayConfig
 from gateway.db import Database
 from gateway.delivery import CallbackSender
+from gateway.forwarding import TrustedProxies
 from gateway.limits import Limits
 from gateway.messages import Messages
 from gateway.outbox import Outbox
@@ -41,7 +43,13 @@ class Gateway:
         self.accounts = Accounts(self.db, self.clock, config.currency)
         self.limiter = RateLimiter(config.rate_limit, config.burst)
         # Envelope calls are rate limited once their IV is recorded (a throttled body is spent).
-        self.guard = EnvelopeGuard(self.db, self.clock, config.window, admit=self.limiter.admit)
+        self.guard = EnvelopeGuard(
+            self.db,
+            self.clock,
+            config.window,
+            admit=self.limiter.admit,
+            group_budget=config.group_budget,
+        )
         self.sending = Sending(
             self.db,
             self.prices,
@@ -50,11 +58,20 @@ class Gateway:
             client_ref_ttl=config.client_ref_ttl,
             address_rules=self.address_rules,
             guard=self.guard,
+            max_tracked_urls=config.max_tracked_urls,
         )
         self.messages = Messages(self.db)
         self.limits = Limits(self.db, self.clock)
         self.outbox = Outbox(self.db, self.clock)
-        self.links = Links(self.db, self.clock, self.outbox, self.guard)
+        # Who a request comes from: forwarding headers only from the proxies named.
+        self.proxies = TrustedProxies(config.trusted_proxies)
+        self.links = Links(
+            self.db,
+            self.clock,
+            self.outbox,
+            self.guard,
+            ClickBound(config.click_limit, config.click_window),
+        )
         self.carrier = Carrier(
             self.db,
             self.policy,
@@ -103,12 +120,14 @@ class Gateway:
         self.db.close()
 
     def maintain(self) -> None:
-        """Forget what no longer matters: old IVs, delivered callbacks, refs, tokens, buckets."""
+        """Forget what no longer matters: old IVs, delivered callbacks, refs, tokens, buckets,
+        ended click windows."""
         prune_ivs(self.db, self.clock(), self.config.window)
         self.outbox.prune(self.config.outbox_retention)
         self.sending.prune_client_refs()
         self.accounts.prune_tokens()
         self.limiter.prune()
+        self.links.bound.prune(self.clock())
 
     async def _maintenance(self) -> None:
         while True:

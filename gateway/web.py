@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.accounts import AccountKey
@@ -78,6 +78,11 @@ def endpoint(style: str = "keda") -> Callable[[Handler], Handler]:
                 return await handler(request)
             except ApiError as err:
                 return error_response(err, style)
+            except ClientDisconnect as gone:
+                # The client hung up mid-body (a timeout, a dropped mobile link, a slow
+                # client giving up): its doing, not a fault of ours. One line, no traceback.
+                log.info("%s", hung_up(request, gone))
+                return Response(status_code=400)  # nobody is listening any more
             except Exception:
                 # The traceback names code, never values: no keys or bodies reach the log.
                 log.exception("unexpected error in %s %s", request.method, request.url.path)
@@ -88,15 +93,42 @@ def endpoint(style: str = "keda") -> Callable[[Handler], Handler]:
     return decorate
 
 
+class ClientGone(ClientDisconnect):
+    """The client hung up after sending ``received`` bytes of its body."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(received)
+        self.received = received
+
+
+def hung_up(request: Request, gone: ClientDisconnect) -> str:
+    """The log line of a client that hung up mid-body (printable, on one line)."""
+    declared = request.headers.get("content-length", "")
+    if isinstance(gone, ClientGone):
+        size = f"{gone.received} of {declared}" if declared.isdigit() else f"{gone.received}"
+        got = f"after {size} body bytes"
+    else:
+        got = "before its body was complete"
+    path = "".join(ch if ch.isprintable() else "?" for ch in request.url.path)
+    return f"client {client_ip(request)} hung up {got}: {request.method} {path}"
+
+
 async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON (1004 when too large or not JSON), read at most ``limit``."""
+    """The request body as JSON (1004 when too large or not JSON), read at most ``limit``.
+
+    Raises:
+        ClientGone: the client hung up before its body was complete.
+    """
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError("1004", f"request body larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError("1004", f"request body larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone(size) from None
     return decode_json(b"".join(chunks), "the request body")
 
 

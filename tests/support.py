@@ -37,6 +37,7 @@ from starlette.applications import Starlette
 from gateway import GatewayConfig, create_app
 from gateway.accounts import Accounts
 from gateway.db import Database
+from gateway.server import GatewayHttpProtocol
 from kedacore.envelope import seal
 from kedacore.ledger import Ledger
 from kedacore.money import to_micros
@@ -123,7 +124,9 @@ class GatewayHandle:
             db_path=Path(db_path), host="127.0.0.1", port=sock.getsockname()[1], **settings
         )
         app = create_app(config, policy=policy)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="on", http=GatewayHttpProtocol)
+        )
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="gateway", daemon=True
         )

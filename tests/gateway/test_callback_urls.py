@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import sqlite3
 from collections.abc import Callable
 
 import pytest
@@ -273,3 +274,115 @@ def test_a_name_resolving_to_the_gateway_itself_is_dead_lettered(
 def test_masked_urls_never_show_userinfo(url: str, shown: str) -> None:
     assert mask_url(url) == shown
     assert "s3cret" not in mask_url(url) and "pa55word" not in mask_url(url)
+
+
+# The gateway on 127.0.0.1:8787, written as other spellings of the same address.
+OWN_SPELLINGS = [
+    "http://[::ffff:127.0.0.1]:8787/api/sms/send",  # IPv4-mapped IPv6
+    "http://[::ffff:7f00:1]:8787/",
+    "http://[0:0:0:0:0:ffff:7f00:1]:8787/",
+    "http://[0000:0000:0000:0000:0000:FFFF:7F00:0001]:8787/",
+    "http://[::ffff:127.0.0.2]:8787/",  # another loopback address, mapped
+    "http://[::127.0.0.1]:8787/",  # IPv4-compatible
+    "http://127.1:8787/",
+    "http://2130706433:8787/",
+    "http://0x7f000001:8787/",
+    "http://0177.0.0.1:8787/",
+    "http://127.0.0.1.:8787/",
+    "http://[::1]:8787/",
+    "http://[0:0:0:0:0:0:0:1]:8787/",
+    "http://localhost:8787/",
+]
+
+
+@pytest.mark.parametrize("url", OWN_SPELLINGS)
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::", "::1", "::ffff:127.0.0.1"])
+def test_the_gateways_own_address_is_refused_in_every_spelling(url: str, host: str) -> None:
+    """Addresses are compared, not their text: IPv4-mapped, numeric and compressed forms."""
+    rules = AddressRules.for_gateway(True, host, 8787, None)
+    assert "own address" in (rules.url_problem(url) or ""), url
+    assert "own address" not in (rules.url_problem(url.replace(":8787/", ":8788/")) or "")
+
+
+def test_the_public_address_is_refused_in_every_spelling() -> None:
+    """``--public-url`` with a literal address: its mapped forms are the gateway too."""
+    for allow_private in (False, True):
+        rules = AddressRules.for_gateway(allow_private, "10.0.0.5", 8080, "http://93.184.215.14")
+        for url in [
+            "http://93.184.215.14/hook",
+            "http://[::ffff:93.184.215.14]/hook",
+            "http://[::ffff:5db8:d70e]:80/hook",
+            "http://[0:0:0:0:0:ffff:5db8:d70e]/",
+        ]:
+            assert "own address" in (rules.url_problem(url) or ""), url
+        assert rules.url_problem("http://[::ffff:93.184.215.14]:81/hook") is None
+    mapped = AddressRules.for_gateway(True, "127.0.0.1", 9000, "https://[::ffff:5db8:d70e]")
+    assert "own address" in (mapped.url_problem("https://93.184.215.14/") or "")
+
+
+def test_the_resolver_refuses_a_name_whose_answer_is_the_gateway_mapped(monkeypatch) -> None:
+    """At delivery: a name whose DNS answer is ::ffff:127.0.0.1 is the gateway itself."""
+    from aiohttp.resolver import ThreadedResolver
+
+    from gateway.delivery import GuardedResolver, RefusedDestination
+
+    async def answer(self, host, port=0, family=socket.AF_INET):
+        return [
+            {
+                "hostname": host,
+                "host": "::ffff:127.0.0.1",
+                "port": port,
+                "family": socket.AF_INET6,
+                "proto": 0,
+                "flags": 0,
+            }
+        ]
+
+    monkeypatch.setattr(ThreadedResolver, "resolve", answer)
+    rules = AddressRules.for_gateway(True, "127.0.0.1", 8787, None)
+
+    async def resolve(port: int) -> list:
+        return await GuardedResolver(rules).resolve("hooks.example.com", port)
+
+    with pytest.raises(RefusedDestination, match="own address"):
+        asyncio.run(resolve(8787))
+    assert asyncio.run(resolve(8788))  # another port: allowed (private callbacks are on)
+
+
+def test_delivery_dead_letters_the_gateways_own_address_in_any_spelling() -> None:
+    rules = AddressRules.for_gateway(True, "127.0.0.1", 8787, None)
+    sender = CallbackSender(_NoOutbox(), rules, lambda: 1e9)  # type: ignore[arg-type]
+    for url in OWN_SPELLINGS:
+        item = Claimed(1, "evt_1", url, b"{}", b"k" * 32, 1, 0)
+        settlement = asyncio.run(sender._attempt(item))  # never opens a connection
+        assert settlement.state == DEAD, url
+        assert settlement.error and "own address" in settlement.error, url
+
+
+def test_send_time_refuses_the_gateways_own_address_mapped(
+    gateway_factory: Callable[..., GatewayHandle],
+) -> None:
+    gw = gateway_factory(allow_private_callbacks=True)
+    port = gw.config.port
+    for host in ["127.0.0.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[0:0:0:0:0:ffff:7f00:1]"]:
+        message = refused_field(gw, f"http://{host}:{port}/api/sms/send")
+        assert message and "own address" in message, host
+    assert refused_field(gw, f"http://[::ffff:127.0.0.1]:{port + 1}/hook") is None
+
+
+def test_an_accepted_event_to_the_gateway_mapped_is_dead_lettered_at_delivery(
+    gateway_factory: Callable[..., GatewayHandle],
+) -> None:
+    """A task accepted before the send-time check knew better (an older gateway, the same
+    database): its events are refused before every attempt, never posted to the gateway."""
+    gw = gateway_factory(allow_private_callbacks=True, sent_delay=1.0)
+    account = gw.create_account()
+    payload = {"countryCode": "US", "phoneNumbers": ["+15005550001"], "content": "hi"}
+    sent = gw.send(account, {**payload, "callbackUrl": "http://127.0.0.1:9/hook"})
+    assert sent.status_code == 200, sent.text
+    own = f"http://[::ffff:127.0.0.1]:{gw.config.port}/api/sms/send"
+    with sqlite3.connect(gw.db_path, timeout=10) as db:  # before the carrier writes the event
+        db.execute("UPDATE tasks SET callback_url = ?", (own,))
+    poll(lambda: gw.query("SELECT state FROM outbox") == [("dead",)], timeout=10)
+    ((attempts, error),) = gw.query("SELECT attempts, last_error FROM outbox")
+    assert attempts <= 1 and "own address" in error

@@ -205,3 +205,52 @@ def test_access_log_never_shows_an_api_key(tmp_path):
     logs = "".join(p.read_text() for p in tmp_path.glob("gateway-*.log"))
     assert "/external/accounts/balance" in logs  # the access log is on
     assert account["apiKey"] not in logs and account["encryptionKey"] not in logs
+
+
+def test_help_names_the_abuse_limits():
+    serve = gateway_cli("serve", "--help").stdout
+    for option in ["--max-tracked-urls", "--trusted-proxy", "--click-limit", "--click-window"]:
+        assert option in serve
+
+
+def test_abuse_limit_values_are_checked(tmp_path):
+    db = str(tmp_path / "g.db")
+    for bad in [
+        ["--max-tracked-urls", "0"],
+        ["--max-tracked-urls", "many"],
+        ["--trusted-proxy", "*"],
+        ["--trusted-proxy", "proxy.example.com"],
+        ["--click-limit", "-1"],
+        ["--click-window", "0"],
+    ]:
+        assert_clean_failure(gateway_cli("serve", "--db", db, *bad))
+
+
+def _short_link(base_url: str, account: dict) -> tuple[str, str]:
+    body = seal(
+        {"url": "https://example.com/x"}, account["encryptionKey"], api_key=account["apiKey"]
+    )
+    data = httpx.post(base_url + "/shortlinks", json=body, timeout=10).json()["data"]
+    return data["code"], data["shortUrl"]
+
+
+def _unique_after_forged_clicks(base_url: str, account: dict) -> int:
+    code, short_url = _short_link(base_url, account)
+    for i in range(3):
+        response = httpx.get(short_url, headers={"X-Forwarded-For": f"203.0.113.{i}"})
+        assert response.status_code == 302
+    link = httpx.get(
+        f"{base_url}/shortlinks/{code}", headers={"X-Api-Key": account["apiKey"]}
+    ).json()["data"]
+    return link["uniqueClicks"]
+
+
+def test_serve_trusts_forwarded_headers_only_from_named_proxies(tmp_path, gateway_process):
+    db = tmp_path / "g.db"
+    account = create(db, "proxy@example.com")
+    proc, base_url = gateway_process(db)
+    assert _unique_after_forged_clicks(base_url, account) == 1  # loopback, however forged
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=15)
+    _proc, base_url = gateway_process(db, "--trusted-proxy", "127.0.0.1,::1")
+    assert _unique_after_forged_clicks(base_url, account) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -101,3 +102,55 @@ def test_public_url_sets_the_short_link_base(gateway_factory):
     assert data["shortUrl"] == f"https://sms.example.com/s/{data['code']}"
     listed = gateway.get("/shortlinks", account).json()["data"][0]
     assert listed["shortUrl"] == data["shortUrl"]
+
+
+def _clicks(gateway, account, code):
+    link = gateway.get(f"/shortlinks/{code}", account).json()["data"]
+    return link["clicks"], link["uniqueClicks"]
+
+
+def test_a_burst_of_clicks_from_one_address_redirects_but_records_at_most_the_bound(gateway):
+    account = gateway.create_account()
+    data = create(gateway, account, url="https://example.com/landing").json()["data"]
+    for i in range(25):  # a new user agent each time: uniqueClicks would grow with each
+        response = gateway.http.get(data["shortUrl"], headers={"User-Agent": f"bot-{i}"})
+        assert response.status_code == 302
+        assert response.headers["location"] == "https://example.com/landing"
+    assert _clicks(gateway, account, data["code"]) == (10, 10)  # the default bound
+
+
+def test_the_click_bound_is_per_link_and_per_window(gateway_factory):
+    shift = [0.0]
+    gateway = gateway_factory(click_limit=3, click_window=60, clock=lambda: time.time() + shift[0])
+    account = gateway.create_account()
+    stamp = {"timestamp": int(time.time())}
+    first = create(gateway, account, url="https://example.com/1", **stamp).json()["data"]
+    second = create(gateway, account, url="https://example.com/2", **stamp).json()["data"]
+    for _ in range(5):
+        assert gateway.http.get(first["shortUrl"]).status_code == 302
+        assert gateway.http.get(second["shortUrl"]).status_code == 302
+    assert _clicks(gateway, account, first["code"])[0] == 3
+    assert _clicks(gateway, account, second["code"])[0] == 3
+    shift[0] = 61.0  # the next window
+    for _ in range(5):
+        assert gateway.http.get(first["shortUrl"]).status_code == 302
+    assert _clicks(gateway, account, first["code"])[0] == 6
+
+
+def test_unrecorded_clicks_send_no_callback(gateway_factory):
+    gateway = gateway_factory(click_limit=2, allow_private_callbacks=True)
+    account = gateway.create_account()
+    payload = {
+        "countryCode": "US",
+        "phoneNumbers": ["+12065550100"],
+        "content": "Sale http://shop.example/sale",
+        "trackClick": True,
+        "callbackUrl": "http://127.0.0.1:9/hook",
+    }
+    data = gateway.send(account, payload).json()["data"]
+    text = gateway.status(account, data["messages"][0]["msgid"])["message"]
+    short = re.search(r"http://\S+/s/\w+", text).group()
+    for _ in range(6):
+        assert gateway.http.get(short).status_code == 302
+    assert gateway.query("SELECT count(*) FROM clicks") == [(2,)]
+    assert gateway.query("SELECT count(*) FROM outbox WHERE status = 'CLICKED'") == [(2,)]

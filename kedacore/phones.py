@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,7 +66,8 @@ def parse_number(raw: object, country_code: str | None = None) -> ParsedNumber:
     """Parse one number, national (with ``country_code``) or E.164.
 
     Args:
-        raw: the number as typed; spaces, dashes and brackets are allowed.
+        raw: the number as typed: digits, one leading +, spaces and - . ( ) [ ] /;
+            letters, an extension or a control character refuse it (``writing_problem``).
         country_code: ISO 3166 alpha-2 region for national numbers; when given, an
             E.164 number of another country is refused.
     """
@@ -75,6 +77,9 @@ def parse_number(raw: object, country_code: str | None = None) -> ParsedNumber:
     region = country_code.upper() if country_code else None
     if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
         return ParsedNumber(text, error=f"unknown country code {country_code!r}")
+    problem = writing_problem(text)
+    if problem is not None:
+        return ParsedNumber(text, error=problem)
     digits = "+" + text[2:] if text.startswith("00") else text
     international = digits.startswith("+")
     try:
@@ -84,7 +89,7 @@ def parse_number(raw: object, country_code: str | None = None) -> ParsedNumber:
         if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE and not international:
             reason = "national number without a country: use +<country code> or pick a country"
         return ParsedNumber(text, error=reason)
-    number_region, valid = region_and_validity(number)
+    number_region, valid, nsn = _region_validity_nsn(number)
     if not valid:
         reason = _VALIDATION_REASONS.get(
             phonenumbers.is_possible_number_with_reason(number), "not a valid number"
@@ -92,12 +97,110 @@ def parse_number(raw: object, country_code: str | None = None) -> ParsedNumber:
         if reason == "not a valid number" and number_region:
             reason = f"not a valid {number_region} number"
         return ParsedNumber(text, error=reason)
-    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    # format_number's E.164 is exactly this (for any number but 0), without its second walk
+    # to the national significant number.
+    if number.national_number:
+        e164 = f"+{number.country_code}{nsn}"
+    else:
+        e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     if region is not None and number_region != region:
         return ParsedNumber(
             text, e164, number_region, error=f"belongs to {number_region}, not {region}"
         )
     return ParsedNumber(text, e164, number_region)
+
+
+# -- what a number may be written with ----------------------------------------------------
+#
+# phonenumbers reads more than digits: it turns letters into digits (+1206555ABCD is
+# +12065552223, 1-800-FLOWERS a toll-free number), drops an extension (ext. 77, x77, #77,
+# ;ext=77, ,77, ~77), skips invisible characters and ignores text around the number (tel:,
+# quotes). Each sends, and charges, a number other than the one written. So before it is
+# asked, a number may hold only digits, one + before them, and the separators people write:
+# spaces, - . ( ) [ ] / and the full-width and typographic forms phonenumbers reads as the
+# same (all of them in its own list of punctuation). Spaces and line breaks around the number
+# are trimmed, as before.
+
+_PLUS = frozenset("+\uff0b")
+_SEPARATORS = frozenset(
+    " \u00a0\u3000"  # spaces: plain, no-break, ideographic
+    "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d"  # dashes, minus, katakana ー
+    ".\uff0e()\uff08\uff09[]\uff3b\uff3d/\uff0f"  # dots, brackets, slashes
+)
+# Nearly every number: ASCII digits and separators, at most one + before the digits.
+_PLAIN = re.compile(r"[ (\[]*\+?[0-9 ().\[\]/-]*")
+# An extension after the number, marked as phonenumbers would find (and drop) it.
+_EXTENSION = re.compile(
+    r"""\d [\s()\[\]./-]*
+    (?P<ext>
+        (?: ;\s*ext\s*= | e?xt(?:ension|n)?\.? | \uff45?\uff58\uff54\uff4e? | x | \uff58
+          | int | \uff49\uff4e\uff54 | anexo | доб | [#\uff03~\uff5e,;] )
+        [\s:.\uff0e,-]* \d+ \s* [#\uff03]?
+    ) \s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_WHAT_TO_USE = "use digits, a leading +, spaces and - . ( ) /"
+
+
+def writing_problem(text: str) -> str | None:
+    """Why a number, as written, is refused before it is parsed, or None.
+
+    Letters, an extension, a control or invisible character, any other character that is no
+    digit or separator, or a + that is not the first: see the comment above.
+    """
+    if _PLAIN.fullmatch(text):
+        return None
+    digits = pluses = 0
+    control = invisible = other = None
+    letters = late_plus = False
+    for ch in text:
+        if ch.isdecimal():
+            digits += 1
+        elif ch in _PLUS:
+            pluses += 1
+            late_plus = late_plus or digits > 0
+        elif ch in _SEPARATORS:
+            continue
+        else:
+            kind = unicodedata.category(ch)
+            if kind in ("Cc", "Zl", "Zp"):
+                control = control or ch
+            elif kind[0] == "C":  # Cf (format: zero-width, direction marks), Co, Cn, Cs
+                invisible = invisible or ch
+            elif kind[0] == "L":
+                letters = True
+            else:
+                other = other or ch
+    if not digits:
+        return "not a phone number"
+    if control:
+        return f"contains a control character (U+{ord(control):04X}): type the number again"
+    if invisible:
+        return (
+            f"contains an invisible character (U+{ord(invisible):04X}), which could hide what "
+            "is sent: type the number again"
+        )
+    extension = _EXTENSION.search(text)
+    if extension:
+        return (
+            f"has an extension ({extension['ext'].strip()}): a text message cannot reach an "
+            "extension, give the number without it"
+        )
+    if letters:
+        found = re.findall(r"[^\W\d_]+", text)
+        runs = ", ".join(run if len(run) <= 12 else run[:11] + "…" for run in found[:3])
+        runs += ", …" if len(found) > 3 else ""
+        return (
+            f"contains letters ({runs}): letters are not turned into digits, write the number "
+            "in digits"
+        )
+    if other:
+        return f"contains {other!r}, which is not part of a phone number ({_WHAT_TO_USE})"
+    if pluses > 1:
+        return "has more than one +"
+    if late_plus:
+        return "has a + after the first digit: + comes first, before the country code"
+    return None
 
 
 # -- region and validity -------------------------------------------------------------------
@@ -172,12 +275,18 @@ def _compile_rules(md: PhoneMetadata) -> _Rules:
 def region_and_validity(number: PhoneNumber) -> tuple[str | None, bool]:
     """``phonenumbers.region_code_for_number`` and ``is_valid_number`` of a parsed number,
     both from one pass over the patterns (see above)."""
+    region, valid, _ = _region_validity_nsn(number)
+    return region, valid
+
+
+def _region_validity_nsn(number: PhoneNumber) -> tuple[str | None, bool, str]:
+    """``region_and_validity``, and the national significant number it looked at."""
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code)
     if regions is None:
-        return None, False
+        return None, False, ""
     nsn = phonenumbers.national_significant_number(number)
     if len(regions) == 1:
-        return regions[0], _valid_for_region(number, nsn, regions[0])
+        return regions[0], _valid_for_region(number, nsn, regions[0]), nsn
     for region in regions:  # the first region that claims the number, as phonenumbers picks
         metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
         if metadata is None:
@@ -185,10 +294,10 @@ def region_and_validity(number: PhoneNumber) -> tuple[str | None, bool]:
         rules = _rules(metadata)
         if rules.leading_digits is not None:
             if rules.leading_digits.match(nsn):
-                return region, _valid_for_region(number, nsn, region)
+                return region, _valid_for_region(number, nsn, region), nsn
         elif rules.valid(nsn):
-            return region, True
-    return None, False
+            return region, True, nsn
+    return None, False, nsn
 
 
 def _valid_for_region(number: PhoneNumber, nsn: str, region: str) -> bool:
@@ -219,9 +328,16 @@ def parse_numbers(raws: Iterable[object], country_code: str | None = None) -> Nu
     return report
 
 
+# Between numbers: a comma, or a semicolon that does not start an RFC 3966 ";ext=".
+_LIST_SEPARATOR = re.compile(r",|;(?!\s*ext\s*=)", re.IGNORECASE)
+
+
 def split_numbers(text: str) -> list[str]:
-    """Numbers pasted as text: one per line, or separated by commas or semicolons."""
-    parts = text.replace(";", "\n").replace(",", "\n").splitlines()
+    """Numbers pasted as text: one per line, or separated by commas or semicolons.
+
+    ``+12065550123;ext=77`` stays one number (and is refused for its extension).
+    """
+    parts = _LIST_SEPARATOR.sub("\n", text).splitlines()
     return [p.strip() for p in parts if p.strip()]
 
 

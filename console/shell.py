@@ -18,7 +18,8 @@
 - ``account_changed()`` — call after anything that moves money or caps (a send, a top-up,
   a cap change) so the sidebar shows fresh figures on the next run.
 
-Formatting (money with currency, local times, tables) lives in ``console.views``; business
+Formatting (money with currency, local times, tables) lives in ``console.views``, with
+``plain(text)`` for anything a person typed that goes into Markdown (docs/console.md); business
 logic in ``kedacore``. Every widget gets an explicit ``key=`` prefixed with the page's name.
 """
 
@@ -38,7 +39,7 @@ import streamlit as st
 
 from console import runtime as _runtime
 from console.finance.alerts import limit_banners
-from console.views import country_label, money, zone
+from console.views import country_label, money, plain, zone
 from kedacore import (
     APIConnectionError,
     AsyncKedaClient,
@@ -130,8 +131,13 @@ def account_changed() -> None:
     _account.clear()
 
 
-def advice(exc: KedaError, *, sandbox: bool) -> str:
-    """What went wrong and what to do next, in one paragraph."""
+def advice(exc: KedaError, *, sandbox: bool, markdown: bool = True) -> str:
+    """What went wrong and what to do next, in one paragraph.
+
+    As Markdown by default: the service's message may quote what was typed (a number, a
+    URL), so it goes through ``plain``. ``markdown=False`` for a table cell.
+    """
+    told = plain(exc) if markdown else str(exc)
     if sandbox and isinstance(exc, APIConnectionError):
         return (
             "The sandbox gateway inside this console does not answer. Restart the console "
@@ -144,10 +150,10 @@ def advice(exc: KedaError, *, sandbox: bool) -> str:
         )
     if isinstance(exc, AuthenticationError):
         return (
-            f"{exc} Set KEDA_API_KEY and KEDA_ENCRYPTION_KEY (environment, or the [keda] "
+            f"{told} Set KEDA_API_KEY and KEDA_ENCRYPTION_KEY (environment, or the [keda] "
             "section of .streamlit/secrets.toml) and restart the console."
         )
-    return str(exc)
+    return told
 
 
 def fail(message: str) -> NoReturn:

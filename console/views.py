@@ -24,6 +24,7 @@ from kedacore.api.types import (
     MessageStatus,
     ShortLink,
 )
+from kedacore.exports import to_csv
 from kedacore.ledger import LedgerEvent, LedgerMessage
 from kedacore.money import normalize
 from kedacore.phones import NumberReport, parse_numbers, split_numbers
@@ -42,10 +43,37 @@ STATUS_STYLE = {  # colour and Material icon of each status, for badges and head
 }
 
 
+# -- user text in Markdown -----------------------------------------------------------------
+
+WORD_JOINER = "\u2060"  # invisible, no line break, not a space: splits what would autolink
+_ASCII_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_AUTOLINK_STARTS = re.compile(r"(:|@)|(www)(?=\.)", re.IGNORECASE)
+_LINE_BREAKS = re.compile(r"\r\n?|\n|[\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
+def plain(text: object) -> str:
+    """Text a person typed (or a file or the service brought) as Markdown that shows it as is.
+
+    For embedding in any string Streamlit renders as Markdown: ``st.markdown``, ``st.caption``,
+    ``st.error`` and the other alerts, ``st.toast``, ``st.progress`` text, widget labels,
+    ``help=`` tooltips, metric labels. Every ASCII punctuation character is backslash-escaped
+    (no link, image, emphasis, code, heading, list, HTML, math, ``:color[…]`` or
+    ``:material/…:``), and an invisible word joiner (U+2060) follows every ``:`` and ``@`` and
+    splits ``www.`` — Streamlit's Markdown (remark-gfm) turns a bare ``https://…``,
+    ``www.…`` or ``name@host`` into a live link *after* escapes are read, so escaping alone is
+    not enough. Line breaks become spaces (the text stays in its sentence). Never use it for
+    text Streamlit shows plainly (``st.text``, ``st.code``, table cells, selectbox options,
+    input values): there the backslashes would show.
+    """
+    value = _LINE_BREAKS.sub(" ", str(text))
+    value = _AUTOLINK_STARTS.sub(lambda m: (m.group(1) or m.group(2)) + WORD_JOINER, value)
+    return _ASCII_PUNCTUATION.sub(r"\\\1", value)
+
+
 def status_badge(status: str) -> str:
     """A status as a coloured Streamlit markdown badge."""
     color, icon = STATUS_STYLE.get(status, ("gray", ""))
-    return f":{color}-badge[{icon} {status}]"
+    return f":{color}-badge[{icon} {plain(status)}]"
 
 
 # -- money and time ----------------------------------------------------------------------
@@ -160,8 +188,10 @@ def estimate_send(
 
 
 def describe_characters(chars: Sequence[str], limit: int = 12) -> str:
-    """The characters that force UCS-2, readable: ``“é” U+00E9, “😀” U+1F600``."""
-    shown = [f"“{c}” U+{ord(c):04X}" if c.isprintable() else f"U+{ord(c):04X}" for c in chars]
+    """The characters that force UCS-2, as Markdown: ``“é” U+00E9, “😀” U+1F600``."""
+    shown = [
+        f"“{plain(c)}” U+{ord(c):04X}" if c.isprintable() else f"U+{ord(c):04X}" for c in chars
+    ]
     more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
     return ", ".join(shown[:limit]) + more
 
@@ -320,7 +350,11 @@ def status_frame(rows: Sequence[StatusRow], tz: ZoneInfo) -> pd.DataFrame:
 
 
 def status_csv(rows: Sequence[StatusRow]) -> bytes:
-    """The Status table for export: UTC times, exact amounts, wire-like column names."""
+    """The Status table for export: UTC times, exact amounts, wire-like column names.
+
+    Written by ``kedacore.exports`` (text that could run as a spreadsheet formula gets a
+    leading ``'``, so E.164 recipients read ``'+12065550123``; numbers stay numbers).
+    """
     frame = pd.DataFrame(
         {
             "msgid": [r.msgid for r in rows],
@@ -333,14 +367,14 @@ def status_csv(rows: Sequence[StatusRow]) -> bytes:
             "delivered_utc": [utc_iso(r.delivered_at) for r in rows],
             "final_utc": [utc_iso(r.final_at) for r in rows],
             "latency_ms": pd.array([r.latency_ms for r in rows], dtype="Int64"),
-            "cost": [format(normalize(r.cost), "f") if r.cost is not None else "" for r in rows],
+            "cost": [r.cost for r in rows],
             "currency": [r.currency for r in rows],
             "clicks": pd.array([r.clicks for r in rows], dtype="Int64"),
             "last_click_utc": [utc_iso(r.last_click_at) for r in rows],
             "source": [r.source for r in rows],
         }
     )
-    return frame.to_csv(index=False).encode("utf-8")
+    return to_csv(frame)
 
 
 def timeline(row: StatusRow, events: Sequence[LedgerEvent]) -> list[tuple[datetime, str, str]]:

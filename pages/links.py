@@ -53,7 +53,8 @@ st.dataframe(
     width="stretch",
     column_config={
         "Short link": st.column_config.LinkColumn(),
-        "Target": st.column_config.LinkColumn(),
+        # Typed by whoever made the link: shown as text, never as a link (docs/console.md).
+        "Target": st.column_config.TextColumn(),
         "Clicks": st.column_config.NumberColumn(help="Every visit"),
         "Unique": st.column_config.NumberColumn(help="Distinct visitors (address and browser)"),
         "Last click": st.column_config.TextColumn(help=f"Times in {console.tz.key}"),

@@ -14,6 +14,7 @@ from console.views import (
     estimate_send,
     headroom,
     money,
+    plain,
 )
 from kedacore import KedaError
 from kedacore.money import to_micros
@@ -46,7 +47,7 @@ with compose:
     )
     report = check_numbers(numbers_text, country)
     if report.invalid:
-        lines = "\n".join(f"- `{n.raw}` — {n.error}" for n in report.invalid[:20])
+        lines = "\n".join(f"- “{plain(n.raw)}” — {plain(n.error)}" for n in report.invalid[:20])
         more = f"\n- … and {len(report.invalid) - 20} more" if len(report.invalid) > 20 else ""
         st.error(
             f"**{len(report.invalid)} number(s) cannot be sent to** — correct or remove them:\n"
@@ -168,8 +169,8 @@ def confirm(pending: dict) -> None:
     """Ask before spending money; the send happens only on Confirm."""
     n = len(pending["numbers"])
     st.markdown(
-        f"To **{n} recipient(s)** in **{pending['country']}**"
-        + (f" from **{pending['sender']}**" if pending["sender"] else "")
+        f"To **{n} recipient(s)** in **{plain(pending['country'])}**"
+        + (f" from **{plain(pending['sender'])}**" if pending["sender"] else "")
         + f", {pending['segments']} segment(s) each."
     )
     st.text(pending["content"])

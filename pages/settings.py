@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from console.shell import account_changed, advice, keda_errors, page_setup
-from console.views import money
+from console.views import money, plain
 from kedacore import KedaError
 from kedacore.money import MoneyError, to_decimal
 from kedacore.settings import mask
@@ -30,7 +30,7 @@ def timed(name: str, call) -> dict:
         detail = call()
         ok = "OK"
     except KedaError as exc:
-        detail, ok = advice(exc, sandbox=console.sandbox), "Failed"
+        detail, ok = advice(exc, sandbox=console.sandbox, markdown=False), "Failed"
     return {
         "Check": name,
         "Outcome": ok,
@@ -152,13 +152,15 @@ elif register:
     token = gateway.verification_token(email)
     if token is None:
         st.error(
-            f"No verification mail for {email} in {gateway.mail_folder}.", icon=":material/mail:"
+            f"No verification mail for {plain(email)} in {gateway.mail_folder}.",
+            icon=":material/mail:",
         )
         st.stop()
     with keda_errors("Verification failed", sandbox=True):
         credentials = console.client.account.verify(token)
     st.success(
-        f"**{credentials.email}** is verified. Its keys are shown this once — copy them now:",
+        f"**{plain(credentials.email)}** is verified. Its keys are shown this once — copy "
+        "them now:",
         icon=":material/key:",
     )
     st.code(
@@ -186,13 +188,13 @@ if topup:
             raise MoneyError("the amount must be positive")
         result = gateway.topup(who, amount)
     except (MoneyError, ValueError) as exc:
-        st.error(f"**No top-up.** {exc}", icon=":material/error:")
+        st.error(f"**No top-up.** {plain(exc)}", icon=":material/error:")
     else:
         account_changed()  # the sidebar must show the new balance: draw the page again
         balance = Decimal(str(result["balance"]))
         st.session_state["settings_topup_done"] = (
-            f"Added {money(amount, result['currency'])} to {result['email']}: the balance is "
-            f"now {money(balance, result['currency'])}."
+            f"Added {money(amount, result['currency'])} to {plain(result['email'])}: the "
+            f"balance is now {money(balance, result['currency'])}."
         )
         st.rerun()
 if "settings_topup_done" in st.session_state:

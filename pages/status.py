@@ -13,6 +13,7 @@ from console.views import (
     StatusRow,
     local_time,
     money,
+    plain,
     status_badge,
     status_counts,
     status_csv,
@@ -76,7 +77,7 @@ with st.expander(f"Look up a list of msgids (up to {MAX_IDS:,})"):
 if clicked and query_text.strip():
     q = classify(query_text, country)
     if q.kind == "invalid":
-        st.error(f"**{q.value}** is {q.problem}.", icon=":material/search_off:")
+        st.error(f"**{plain(q.value)}** is {plain(q.problem)}.", icon=":material/search_off:")
         st.stop()
     if q.kind == "msgid":
         look_up([q.value], f"msgid {q.value}")
@@ -92,7 +93,7 @@ if clicked and query_text.strip():
         ids = [m.msgid for m in console.ledger.messages_by_recipient(q.value)]
         if not ids:
             st.info(
-                f"No message to **{q.value}** in this console's ledger. (The status API "
+                f"No message to **{plain(q.value)}** in this console's ledger. (The status API "
                 "cannot search by number: only messages sent from this console are found.)",
                 icon=":material/search_off:",
             )
@@ -105,7 +106,7 @@ if many:
         text += "\n" + upload.getvalue().decode("utf-8", errors="replace")
     ids, rejected = parse_msgids(text)
     if rejected:
-        shown = ", ".join(f"`{r}`" for r in rejected[:10])
+        shown = ", ".join(f"“{plain(r)}”" for r in rejected[:10])
         st.warning(f"Not msgids, left out ({len(rejected):,}): {shown}", icon=":material/warning:")
     if len(ids) > MAX_IDS:
         st.error(f"{len(ids):,} msgids: at most {MAX_IDS:,} at a time.", icon=":material/error:")
@@ -123,7 +124,7 @@ def current_rows() -> list[StatusRow]:
 def message_card(row: StatusRow) -> None:
     """One message in words (status first: it is what people look for)."""
     color, icon = STATUS_STYLE.get(row.status, ("gray", ""))
-    facts = [f"to {row.recipient}"]
+    facts = [f"to {plain(row.recipient)}"]
     if row.sent_at:
         facts.append(f"sent {local_time(row.sent_at, console.tz)}")
     if row.final_at and row.final:
@@ -132,7 +133,7 @@ def message_card(row: StatusRow) -> None:
         facts.append(f"delivered in {row.latency_ms / 1000:.2f} s")
     if row.cost is not None:
         facts.append(f"cost {money(row.cost, row.currency)}")
-    st.markdown(f"### :{color}[{icon} {row.status}]")
+    st.markdown(f"### :{color}[{icon} {plain(row.status)}]")
     st.markdown(f"`{row.msgid}` · " + " · ".join(facts))
 
 
@@ -154,25 +155,26 @@ def results() -> None:
             } | found.errors
         except Exception as exc:  # a passing failure must not break the page: say it, retry
             st.warning(
-                f"Could not refresh just now ({exc}); retrying.", icon=":material/hourglass_top:"
+                f"Could not refresh just now ({plain(exc)}); retrying.",
+                icon=":material/hourglass_top:",
             )
         state["status_checked_at"] = time.monotonic()
     rows = current_rows()
     ids = state["status_ids"]
     if not rows:
-        st.info(f"Nothing found for {state['status_label']}.", icon=":material/search_off:")
+        st.info(f"Nothing found for {plain(state['status_label'])}.", icon=":material/search_off:")
     elif len(ids) == 1:
         message_card(rows[0])
     else:
         counts = status_counts(rows)
         st.markdown(
-            f"**{len(rows):,} message(s)** for {state['status_label']}: "
+            f"**{len(rows):,} message(s)** for {plain(state['status_label'])}: "
             + " · ".join(f"{status_badge(s)} **{n:,}**" for s, n in counts.items())
         )
     errors = state.get("status_errors") or {}
     missing = len(ids) - len(rows)
     if errors or missing:
-        sample = "; ".join(f"`{k}`: {v}" for k, v in list(errors.items())[:3])
+        sample = "; ".join(f"{plain(k)}: {plain(v)}" for k, v in list(errors.items())[:3])
         st.warning(
             f"{missing:,} msgid(s) unknown to the ledger and the status API. {sample}",
             icon=":material/warning:",

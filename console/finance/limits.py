@@ -35,9 +35,9 @@ from console.finance.views import (
     usage_gauge,
 )
 from console.shell import Console, account_changed, advice
-from console.views import local_time, money
+from console.views import local_time, money, plain
 from kedacore import Balance, KedaError, Limits
-from kedacore.analytics import to_csv, to_xlsx
+from kedacore.exports import to_csv, to_xlsx
 from kedacore.ledger import Ledger
 
 FORM_KEYS = ("limits_sms_cap", "limits_spend_cap", "limits_threshold", "limits_block")
@@ -220,7 +220,7 @@ def change_form(limits: Limits, cur: str) -> CapEntry | None:
         )
         if who_signed_in:
             who_typed = ""
-            st.caption(f"The change is recorded as made by **{who_signed_in}** (signed in).")
+            st.caption(f"The change is recorded as made by **{plain(who_signed_in)}** (signed in).")
         else:
             who_typed = st.text_input(
                 "Your name (for the audit trail)",
@@ -252,7 +252,8 @@ def review(entry: CapEntry, limits: Limits, cur: str) -> None:
     changes = cap_changes(limits, form.values) if not form.errors else []
     if problems:
         st.error(
-            "**Nothing was changed.** Correct the form:\n" + "\n".join(f"- {p}" for p in problems),
+            "**Nothing was changed.** Correct the form:\n"
+            + "\n".join(f"- {plain(p)}" for p in problems),
             icon=":material/edit:",
         )
     elif not changes:
@@ -294,7 +295,9 @@ def _apply(console: Console, limits: Limits, changes: list[FieldChange], who: st
             "folder) and note this change by hand."
         )
         return
-    state["limits_result"] = f"**Caps changed** by {who}. {summary}. They apply to the next send."
+    state["limits_result"] = (
+        f"**Caps changed** by {plain(who)}. {summary}. They apply to the next send."
+    )
 
 
 @st.dialog("Change the caps?", on_dismiss=_dismiss, width="medium")
@@ -306,7 +309,7 @@ def confirm(pending: dict[str, Any], console: Console, limits: Limits) -> None:
     for note in change_warnings(limits, changes, cur):
         st.warning(note, icon=":material/warning:")
     st.caption(
-        f"Recorded in the audit trail as made by **{pending['who']}**. Applies to the very "
+        f"Recorded in the audit trail as made by **{plain(pending['who'])}**. Applies to the very "
         "next send, from this console and from the API."
     )
     yes, no = st.columns(2)

@@ -30,9 +30,8 @@ from kedacore.analytics import (
     filter_options,
     spend_by_campaign_figure,
     spend_page,
-    to_csv,
-    to_xlsx,
 )
+from kedacore.exports import to_csv, to_xlsx
 from kedacore.ledger import Ledger
 
 CACHE_TTL = 300  # seconds; the data version in the key already drops stale answers

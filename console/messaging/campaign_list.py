@@ -13,7 +13,7 @@ import streamlit as st
 from console.messaging import campaigns as cv
 from console.messaging.campaign_state import engine_for, keep_run
 from console.shell import Console, account_changed
-from console.views import StatusRow, money, status_badge, status_csv, status_frame
+from console.views import StatusRow, money, plain, status_badge, status_csv, status_frame
 from kedacore.campaign import CampaignBusyError, CampaignEngine, CampaignProgress
 
 MESSAGES_SHOWN = 500  # rows of the messages table; the CSV export has them all
@@ -106,7 +106,7 @@ def campaign_detail(
     campaign = console.ledger.campaign(campaign_id)
     assert campaign is not None
     label = cv.status_label(progress.status, progress.running)
-    st.markdown(f"#### #{campaign.id} {campaign.name} {cv.status_badge(label)}")
+    st.markdown(f"#### #{campaign.id} {plain(campaign.name)} {cv.status_badge(label)}")
     st.progress(
         progress.fraction,
         text=f"{progress.recipients_sent:,} of {progress.recipients:,} recipients sent",
@@ -174,8 +174,9 @@ def draw_state(
         # Not a pause the engine chose (those have a reason below): the run itself broke.
         why = f"{type(failed.error).__name__}: {failed.error}"[:300]
         st.error(
-            f"**The last run of this campaign stopped on an error** ({why}). Nothing was sent "
-            "twice; Resume to try again. If it fails again, the console's log has the details.",
+            f"**The last run of this campaign stopped on an error** ({plain(why)}). Nothing was "
+            "sent twice; Resume to try again. If it fails again, the console's log has the "
+            "details.",
             icon=":material/error:",
         )
     if progress.running:
@@ -186,7 +187,7 @@ def draw_state(
         return
     if label == "done":
         if progress.error:  # requests refused as invalid
-            st.warning(progress.error, icon=":material/warning:")
+            st.warning(plain(progress.error), icon=":material/warning:")
         else:
             st.success(
                 f"All {progress.recipients_sent:,} recipients sent; "
@@ -209,7 +210,7 @@ def draw_state(
     elif label == "not started":
         reason = f"Not started: {progress.recipients_left:,} recipient(s) are waiting."
     else:
-        reason = progress.error or "Paused."
+        reason = plain(progress.error) if progress.error else "Paused."
     st.warning(reason, icon=":material/pause_circle:")
     fix = cv.fix_for(progress.error if label == "paused" else None)
     row = st.container(horizontal=True, vertical_alignment="center")

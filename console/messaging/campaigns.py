@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from console.views import URL_RE, local_time, money, rewritten_for_estimate
+from console.views import URL_RE, local_time, money, plain, rewritten_for_estimate
 from kedacore.campaign import CampaignProgress
 from kedacore.campaign.plan import CampaignPlan, CampaignPreview, FundsCheck
 from kedacore.ledger import Campaign
@@ -76,8 +76,12 @@ STATUS_COLORS = {
 
 
 def placeholders(columns: Sequence[str]) -> str:
-    """The file's columns as placeholders for the template: ``{phone}`` ``{name}`` …"""
-    return " ".join(f"`{{{c}}}`" for c in columns if c)
+    """The file's columns as placeholders for the template, as Markdown: ``{phone} · {name}``.
+
+    A column name is the file's text: ``plain``, never inside a code span (a backtick in the
+    name would close it).
+    """
+    return " · ".join(plain(f"{{{c}}}") for c in columns if c)
 
 
 def problem_counts(preview: CampaignPreview) -> list[tuple[str, int]]:
@@ -235,7 +239,7 @@ def status_label(status: str, running: bool) -> str:
 
 def status_badge(label: str) -> str:
     """A status label as a coloured markdown badge."""
-    return f":{STATUS_COLORS.get(label, 'gray')}-badge[{label}]"
+    return f":{STATUS_COLORS.get(label, 'gray')}-badge[{plain(label)}]"
 
 
 def resumable(progress: CampaignProgress) -> bool:

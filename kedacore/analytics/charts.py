@@ -8,6 +8,7 @@ the exact decimal.
 
 from __future__ import annotations
 
+import html
 from decimal import Decimal
 from typing import Any
 
@@ -62,6 +63,16 @@ def empty_figure(title: str, message: str = NO_DATA) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return _layout(fig, title)
+
+
+def _label(value: Any) -> str:
+    """Text from the ledger (a campaign name, a sender id) as Plotly shows it, literally.
+
+    Plotly reads ``<a href=…>``, ``<b>``, ``<br>`` in labels and hover texts — a campaign named
+    ``<a href="https://…">`` would be a live link in the chart — so ``<``, ``>`` and ``&`` go
+    as entities, which it shows as the characters.
+    """
+    return html.escape(str(value), quote=False)
 
 
 def _money_axis(currency: str | None) -> str:
@@ -187,7 +198,7 @@ def _spend_bars(
     fig = go.Figure(
         go.Bar(
             x=_money(part.spend),
-            y=part[label].astype(str),
+            y=[_label(v) for v in part[label]],
             orientation="h",
             marker_color="#636efa",
             customdata=list(zip(_money_text(part.spend, currency), part.messages, strict=True)),

@@ -22,6 +22,7 @@ from kedacore import CapReachedError, demo
 from kedacore.analytics import Filters, Kpis, filter_options, spend_page
 from kedacore.ledger import Ledger
 from kedacore.settings import load_settings
+from tests.console.test_app import shown
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 KEDA_VARIABLES = [
@@ -245,7 +246,7 @@ def test_a_cap_edit_changes_what_the_gateway_enforces_and_is_audited(data_dir: P
     at = start("pages/limits.py")
     at.text_input(key="limits_who").input("Alice")
     change_caps(at, sms_cap="2", block=True)
-    assert "**Caps changed** by Alice (unverified)" in at.success[0].value
+    assert "**Caps changed** by Alice (unverified)" in shown(at.success[0].value)
     client = runtime().client
 
     # The very next send through the API: three messages over a cap of two are refused whole.
@@ -329,7 +330,7 @@ def test_bad_cap_values_are_named_and_nothing_changes(data_dir: Path) -> None:
     at.text_input(key="limits_threshold").input("1.5")
     at.button(key="limits_review").click().run()
     assert not at.exception
-    error = at.error[0].value
+    error = shown(at.error[0].value)
     assert "Nothing was changed" in error
     assert "Daily SMS cap: “-5” is not a whole number" in error
     assert "more than 6 decimals" in error
@@ -344,7 +345,7 @@ def test_bad_cap_values_are_named_and_nothing_changes(data_dir: Path) -> None:
 
     at.text_input(key="limits_threshold").input("0")
     at.button(key="limits_review").click().run()
-    assert "Alert threshold: 0 is outside (0, 1]" in at.error[0].value
+    assert "Alert threshold: 0 is outside (0, 1]" in shown(at.error[0].value)
     caps = runtime().client.limits.get()
     assert (caps.daily_sms_cap, caps.daily_spend_cap, caps.alert_threshold) == (
         None,

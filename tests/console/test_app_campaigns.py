@@ -27,7 +27,7 @@ from kedacore.campaign.progress import holder
 from kedacore.campaign.recipients import read_recipients
 from kedacore.ledger import Ledger
 from kedacore.settings import load_settings
-from tests.console.test_app import balance, clean_env, metric, start
+from tests.console.test_app import balance, clean_env, metric, shown, start
 
 PAGE = "pages/campaigns.py"
 GOOD = [f"+1206200{i:04d}" for i in range(1, 6)]
@@ -85,7 +85,7 @@ def frame(at: AppTest, column: str):
 
 
 def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return "\n".join(shown(str(e.value)) for e in elements)
 
 
 def test_the_page_offers_a_sample_and_waits_for_a_file(data_dir: Path) -> None:
@@ -255,7 +255,7 @@ def test_an_unusable_file_or_template_says_what_to_fix(data_dir: Path) -> None:
     compose(at, b"name,code\nAna,C1\n", "Hi {name}")
     assert "no phone column" in at.error[0].value
     compose(at, recipients_csv(), "Hi {nickname}")
-    error = at.error[0].value
+    error = shown(at.error[0].value)
     assert "unknown placeholder {nickname}" in error and "phone, name, code" in error
     assert at.button(key="campaigns_submit").disabled
 
@@ -300,3 +300,92 @@ def test_a_pause_reason_points_to_the_page_that_fixes_it() -> None:
     assert cv.status_label("sending", running=False) == "interrupted"
     assert cv.status_label("sending", running=True) == "sending"
     assert cv.status_label("planned", running=False) == "not started"
+
+
+# -- files over the limits (docs/campaigns.md, "Limits") ---------------------------------------
+
+
+def refused(at: AppTest, name: str, data: bytes, sentence: str) -> None:
+    """Upload the file: the page says the sentence, and draws no preview, cost nor Send."""
+    at.text_input(key="campaigns_name").input("Too big").run()
+    at.text_area(key="campaigns_template").input("Hi {name}").run()
+    at.file_uploader(key="campaigns_file").upload(name, data).run()
+    assert not at.exception, at.exception
+    assert sentence in texts(at.error), texts(at.error)
+    assert not [d for d in at.dataframe if "Message" in d.value.columns]  # no preview
+    assert metric(at, "Recipients") == "—" and metric(at, "Total cost") == "—"
+    assert at.button(key="campaigns_submit").disabled
+
+
+def test_a_file_over_the_row_limit_gets_the_sentence_and_no_preview(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEDA_MAX_ROWS", "4")
+    at = start(PAGE)
+    refused(
+        at,
+        "recipients.csv",
+        recipients_csv(),  # 5 rows
+        "The file has more than 4 rows, the most a campaign takes (KEDA_MAX_ROWS). "
+        "Split it into smaller files.",
+    )
+    # Within the limit, the same page previews it.
+    monkeypatch.setenv("KEDA_MAX_ROWS", "5")
+    at.run()
+    assert not at.error and metric(at, "Recipients") == "5"
+
+
+def test_an_upload_over_the_size_limit_gets_the_sentence(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEDA_MAX_UPLOAD_MB", "1")
+    at = start(PAGE)
+    big = recipients_csv() + b"+12062000009,Zed,C9\n" * 60_000  # 1.2 MB
+    refused(
+        at,
+        "recipients.csv",
+        big,
+        "The file is larger than 1 MB, the largest a campaign takes (KEDA_MAX_UPLOAD_MB). "
+        "Split it into smaller files.",
+    )
+
+
+def test_a_workbook_bomb_gets_the_sentence_and_no_preview(data_dir: Path) -> None:
+    from tests.kedacore.campaign.workbooks import shared_string_bomb
+
+    at = start(PAGE)
+    refused(
+        at,
+        "list.xlsx",
+        shared_string_bomb(1 << 30),  # 1 MB, one shared string of 1 GiB
+        "The workbook unpacks to more than 200 MB, the most a campaign takes "
+        "(KEDA_MAX_XLSX_MB). Save it as CSV, or split it into smaller files.",
+    )
+
+
+def test_a_misconfigured_limit_is_named_on_the_page(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEDA_MAX_COLUMNS", "lots")
+    at = start(PAGE)
+    assert "KEDA_MAX_COLUMNS must be a whole number, not 'lots'" in texts(at.error)
+    assert not at.get("file_uploader")
+
+
+def test_parsed_files_are_kept_within_a_budget_of_bytes() -> None:
+    from console.messaging.campaign_new import ParsedCache, approx_size
+
+    table = read_recipients(recipients_csv())
+    size = approx_size(table)
+    assert 500 < size < 20_000
+    big = read_recipients(b"phone,name\n" + b"+12062000001,Ann\n" * 20_000)
+    assert 20_000 * 100 < approx_size(big) < 20_000 * 400  # estimated from a sample of rows
+    cache = ParsedCache(budget=3 * size)
+    for key in "abc":
+        cache.put((key,), table, size)
+    assert cache.get(("a",)) is table  # a is now the most recent
+    cache.put(("d",), table, size)  # b goes, the least recently used
+    assert cache.get(("b",)) is None and cache.get(("a",)) is table
+    assert cache.used <= cache.budget and len(cache) == 3
+    cache.put(("huge",), big, 10 * size)  # larger than the budget: not kept, nothing evicted
+    assert cache.get(("huge",)) is None and len(cache) == 3

@@ -34,7 +34,7 @@ import httpx
 from kedacore import AsyncKedaClient, KedaClient, KedaError
 from kedacore.ledger import Ledger
 from kedacore.money import to_micros
-from kedacore.private import private_dir, secure_tree, write_private
+from kedacore.private import private_dir, secure_data_folder, write_private
 from kedacore.settings import LIVE, SANDBOX, Settings
 
 log = logging.getLogger("console.runtime")
@@ -294,7 +294,7 @@ class Runtime:
         settings = self.settings
         try:
             # 0700, and every file in it 0600: it holds keys (also a folder made before)
-            secure_tree(settings.data_dir)
+            secure_data_folder(settings.data_dir)
         except OSError as exc:
             raise RuntimeStartError(
                 f"The data folder {settings.data_dir} cannot be created ({exc.strerror}). "

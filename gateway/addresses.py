@@ -21,6 +21,7 @@ the address a name resolves to is judged again, by the resolver the connection i
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 
 from yarl import URL
@@ -183,6 +184,24 @@ def client_host_port(url: str) -> tuple[str, int]:
     return host.lower(), port or _default_port(scheme)
 
 
+def is_local_address(ip: IP) -> bool:
+    """Whether ``ip`` is an address of this machine (so a wildcard listener answers on it).
+
+    Asked of the kernel, not of a list read once: binding a socket to an address succeeds
+    only for a local one (an interface's address, or any loopback address), and a machine's
+    addresses change (DHCP, VPNs). Port 0 binds nothing in use and the socket is closed at
+    once.
+    """
+    ip = canonical(ip)
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(ip), 0))
+    except OSError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class AddressRules:
     """The callback address rules of one gateway.
@@ -230,7 +249,7 @@ class AddressRules:
             return False
         own = self._own_ip
         if own is None or own.is_unspecified:  # a wildcard listens on every local address
-            return ip.is_loopback or ip.is_unspecified or own is None
+            return ip.is_loopback or ip.is_unspecified or own is None or is_local_address(ip)
         return ip == own or (own.is_loopback and ip.is_loopback)
 
     def address_problem(self, ip: IP, port: int) -> str | None:

@@ -116,3 +116,22 @@ def client_address(request: Request, proxies: TrustedProxies) -> str:
         return str(_address(peer) or peer)
     headers = [v for k, v in request.scope["headers"] if k == b"x-forwarded-for"]
     return proxies.client(peer, headers)
+
+
+def client_group(address: str) -> str:
+    """What one client is counted as: an IPv4 address, or the /64 network of an IPv6 one.
+
+    An IPv6 host usually holds a whole /64 and may pick any address in it, so counting
+    single addresses would let one client count as millions (clicks, unique clicks, the
+    registration throttle). A zone id (``%eth0``) is dropped; IPv4-mapped IPv6 is IPv4.
+    """
+    text = address.split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

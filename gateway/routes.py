@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from gateway.accounts import hash_password, validate_registration
 from gateway.errors import ApiError, field_error, invalid
-from gateway.forwarding import client_address
+from gateway.forwarding import client_address, client_group
 from gateway.web import (
     MoneyJSONResponse,
     api_key_from,
@@ -123,7 +123,7 @@ async def follow_link(request: Request) -> Response:
     code = request.path_params["code"]
     url = gw.links.visit(
         code,
-        client_address(request, gw.proxies),
+        client_group(client_address(request, gw.proxies)),
         request.headers.get("user-agent", ""),
         public_base(request, gw),
     )
@@ -135,7 +135,7 @@ async def follow_link(request: Request) -> Response:
 @endpoint()
 async def register(request: Request) -> Response:
     gw = gateway_of(request)
-    throttle(gw, ("ip", client_address(request, gw.proxies)))
+    throttle(gw, ("ip", client_group(client_address(request, gw.proxies))))
     email, password = validate_registration(await read_json(request, 64 * 1024))
     # scrypt is slow on purpose: keep it off the event loop.
     password_hash = await run_in_threadpool(hash_password, password)
@@ -145,7 +145,7 @@ async def register(request: Request) -> Response:
 @endpoint()
 async def verify(request: Request) -> Response:
     gw = gateway_of(request)
-    throttle(gw, ("ip", client_address(request, gw.proxies)))
+    throttle(gw, ("ip", client_group(client_address(request, gw.proxies))))
     body = await read_json(request, 64 * 1024)
     if not isinstance(body, dict):
         raise invalid([field_error("body", "must be a JSON object")])

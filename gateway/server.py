@@ -58,9 +58,12 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         # An Upgrade header with "upgrade" in Connection, for anything but a WebSocket
         # uvicorn can serve. (CONNECT also stops llhttp, without an Upgrade header: that
         # stays uvicorn's business, and stripping could not change it anyway.)
+        # llhttp sees "upgrade" in any Connection header, uvicorn's _get_upgrade only in the
+        # last one: with Connection split over two lines (Upgrade, then keep-alive) uvicorn
+        # saw no upgrade while llhttp skipped the body. So: any Upgrade header at all.
         return (
             self.parser.should_upgrade()
-            and self._get_upgrade() is not None
+            and any(name == b"upgrade" for name, _ in self.headers)
             and not self._should_upgrade()
         )
 

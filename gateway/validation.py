@@ -19,6 +19,12 @@ MAX_RECIPIENTS = 1000
 MAX_URL = 2048
 MAX_CLIENT_REF = 64
 MAX_TITLE = 200
+# A decrypted payload larger than any plausible one is refused unread: 1,000 numbers of 64
+# characters (kedacore.phones.MAX_NUMBER_CHARS) and a 10-segment text, even \u-escaped, take
+# about 90 KB. Parsing and checking a megabyte would cost the gateway hundreds of ms.
+MAX_PAYLOAD_BYTES = 256 * 1024
+# A text longer than this is over 10 segments whatever its characters (160 each at most).
+MAX_CONTENT_CHARS = MAX_SEGMENTS * 160
 DEFAULT_SENDER = "KedaSMS"
 ALPHA_SENDER = re.compile(r"[A-Za-z0-9]{1,11}")
 NUMERIC_SENDER = re.compile(r"\+?[0-9]{1,15}")
@@ -103,7 +109,17 @@ def decode_json(raw: bytes, what: str) -> Any:
 
 def payload_object(raw: bytes) -> dict:
     """The decrypted payload as a JSON object (1004 not JSON; 2001 not an object, or a
-    string that is not valid Unicode)."""
+    string that is not valid Unicode, or larger than any valid payload)."""
+    if len(raw) > MAX_PAYLOAD_BYTES:  # before parsing: refusals must stay cheap
+        raise invalid(
+            [
+                field_error(
+                    "payload",
+                    f"is {len(raw):,} bytes; a valid one is at most {MAX_PAYLOAD_BYTES:,} "
+                    "(1,000 numbers and a 10-segment text take about a third of that)",
+                )
+            ]
+        )
     payload = _loads(raw, "the decrypted payload")
     where = _bad_text(raw, payload)
     if where is not None:
@@ -187,6 +203,15 @@ def validate_send(payload: dict, prices: PriceTable, rules: AddressRules) -> Sen
     segments = 0
     if not isinstance(content, str):
         errors.append(field_error("content", "must be a string"))
+    elif len(content) > MAX_CONTENT_CHARS:  # more than 10 segments whatever it holds
+        errors.append(
+            field_error(
+                "content",
+                f"is {len(content):,} characters long; at most {MAX_SEGMENTS} segments "
+                f"({MAX_SEGMENTS * 153:,} GSM-7 or {MAX_SEGMENTS * 67:,} other characters) "
+                "are allowed",
+            )
+        )
     else:
         segments = count_segments(content).segments
         if segments == 0:

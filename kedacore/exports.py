@@ -42,9 +42,18 @@ import pandas as pd
 from kedacore.money import normalize
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
-_FORMULA_FIRST = frozenset(FORMULA_START)
-_BLANK_THEN_FORMULA = re.compile(r"[ \t\r\n\0]+[=+\-@]")
-_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+# Full-width forms: some spreadsheets (East Asian locales) read ＝ as =.
+_WIDE_FORMULA = ("\uff1d", "\uff0b", "\uff0d", "\uff20")
+_FORMULA_FIRST = frozenset(FORMULA_START + _WIDE_FORMULA)
+# Blanks first, then a formula sign: spreadsheets trim leading spaces (also no-break and
+# other Unicode spaces, and a stray byte-order mark) before reading a cell.
+_BLANK_THEN_FORMULA = re.compile(
+    r"[\s\0\u00a0\u2000-\u200b\u202f\u205f\u3000\ufeff]+[=+\-@\uff1d\uff0b\uff0d\uff20]"
+)
+# Quoted: a comma, a double quote, a line break — and a semicolon or a tab, because a
+# spreadsheet set to split on those (Excel in much of Europe) would otherwise cut the cell
+# there, and the part after it could start with "=". Quotes keep the cell whole either way.
+_NEEDS_QUOTES = re.compile(r'[,;"\t\r\n]')
 # What XML 1.0 (so XLSX) cannot hold; openpyxl refuses the whole workbook for one of them.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _NUMBER_TYPES = (int, float, Decimal)
@@ -55,7 +64,7 @@ def formula_like(text: str) -> bool:
     first = text[:1]
     if first in _FORMULA_FIRST:
         return True
-    return first == " " and _BLANK_THEN_FORMULA.match(text) is not None
+    return (first.isspace() or first == "\ufeff") and _BLANK_THEN_FORMULA.match(text) is not None
 
 
 def safe_text(text: str) -> str:

@@ -58,6 +58,11 @@ class NumberReport:
         return group_by_country(self.valid)
 
 
+
+# The longest text taken for one number (E.164 has at most 15 digits; this leaves room for
+# spaces, brackets and dashes). Longer text is refused before any per-character work.
+MAX_NUMBER_CHARS = 64
+
 def supported_regions() -> frozenset[str]:
     return frozenset(phonenumbers.SUPPORTED_REGIONS)
 
@@ -74,6 +79,12 @@ def parse_number(raw: object, country_code: str | None = None) -> ParsedNumber:
     text = raw.strip() if isinstance(raw, str) else ""
     if not text:
         return ParsedNumber(str(raw) if raw is not None else "", error="empty")
+    if len(text) > MAX_NUMBER_CHARS:  # before any per-character work: a megabyte "number"
+        return ParsedNumber(
+            text[:MAX_NUMBER_CHARS] + "…",
+            error=f"is {len(text):,} characters long; a phone number has at most "
+            f"{MAX_NUMBER_CHARS}",
+        )
     region = country_code.upper() if country_code else None
     if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
         return ParsedNumber(text, error=f"unknown country code {country_code!r}")

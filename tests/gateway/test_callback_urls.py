@@ -10,7 +10,13 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway.addresses import AddressRules, NotAnAddress, client_host_port, parse_ipv4
+from gateway.addresses import (
+    AddressRules,
+    NotAnAddress,
+    client_host_port,
+    is_local_address,
+    parse_ipv4,
+)
 from gateway.delivery import CallbackSender
 from gateway.outbox import DEAD, Claimed, mask_url
 from tests.support import GatewayHandle, ReceiverHandle, phone_numbers, poll
@@ -386,3 +392,44 @@ def test_an_accepted_event_to_the_gateway_mapped_is_dead_lettered_at_delivery(
     poll(lambda: gw.query("SELECT state FROM outbox") == [("dead",)], timeout=10)
     ((attempts, error),) = gw.query("SELECT attempts, last_error FROM outbox")
     assert attempts <= 1 and "own address" in error
+
+
+def this_machines_address() -> str | None:
+    """An address of this machine other than loopback (the route to a documentation net)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP: no packet leaves
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+@pytest.mark.parametrize("wildcard", ["0.0.0.0", "::"])
+def test_a_wildcard_listener_knows_its_interface_addresses_as_its_own(wildcard: str) -> None:
+    """Review finding: listening on 0.0.0.0 it posted callbacks to its own LAN address."""
+    address = this_machines_address()
+    if address is None:
+        pytest.skip("this machine has no address besides loopback")
+    rules = AddressRules.for_gateway(True, wildcard, 8787, None)
+    problem = rules.url_problem(f"http://{address}:8787/hook")
+    assert problem is not None and "own address" in problem
+    assert rules.address_problem(ipaddress.ip_address(address), 8787) is not None
+    # Another port of the same machine is not the gateway (private callbacks allowed).
+    assert rules.url_problem(f"http://{address}:9999/hook") is None
+    # An address that is not this machine's stays a plain destination.
+    assert rules.url_problem("http://203.0.113.77:8787/hook") is None
+    # A gateway bound to loopback only is not reachable on the LAN address: not its own.
+    assert (
+        AddressRules.for_gateway(True, "127.0.0.1", 8787, None).url_problem(
+            f"http://{address}:8787/hook"
+        )
+        is None
+    )
+
+
+def test_is_local_address() -> None:
+    assert is_local_address(ipaddress.ip_address("127.0.0.1"))
+    assert is_local_address(ipaddress.ip_address("127.0.0.99"))
+    assert is_local_address(ipaddress.ip_address("::ffff:127.0.0.1"))
+    assert not is_local_address(ipaddress.ip_address("203.0.113.77"))

@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from gateway import GatewayConfig, create_app
+from gateway.forwarding import client_group
 from tests.support import GatewayHandle, poll
 
 
@@ -152,3 +153,30 @@ def test_proxy_names_are_checked() -> None:
     for bad in ["*", "proxy.example.com", "10.0.0.0/33", ""]:
         with pytest.raises(ValueError):
             TrustedProxies([bad])
+
+
+@pytest.mark.parametrize(
+    ("address", "group"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8::1%eth1", "2001:db8::/64"),
+        ("::ffff:203.0.113.5", "203.0.113.5"),
+        ("::1", "::/64"),
+        ("testclient", "testclient"),
+    ],
+)
+def test_an_ipv6_client_is_counted_by_its_64(address: str, group: str) -> None:
+    assert client_group(address) == group
+
+
+def test_one_ipv6_64_cannot_inflate_clicks_or_unique_clicks(gateway_factory) -> None:
+    """Review finding: an IPv6 host picks any address of its /64; each counted as new."""
+    gw = gateway_factory(trusted_proxies=("127.0.0.1",), click_limit=5)
+    account, code, short_url = _link(gw)
+    for i in range(1, 41):
+        _click(gw, short_url, f"2001:db8:1:2::{i:x}")
+    _click(gw, short_url, "2001:db8:1:3::1")  # another /64: another client
+    link = gw.get(f"/shortlinks/{code}", account).json()["data"]
+    assert (link["clicks"], link["uniqueClicks"]) == (6, 2)

@@ -283,3 +283,35 @@ def test_the_seed_java_example_sends_through_its_default_http_client(
     first, body = run.stdout.strip().split("\n", 1)
     assert first == "HTTP_1_1 200", run.stdout
     assert accepted(200, json.loads(body), number), body
+
+
+@pytest.mark.parametrize(
+    "connection_lines",
+    [
+        ["Connection: Upgrade", "Connection: keep-alive"],
+        ["Connection: Upgrade", "Connection: HTTP2-Settings"],
+        ["Connection: keep-alive", "Connection: Upgrade, HTTP2-Settings"],
+    ],
+    ids=["upgrade-then-keepalive", "upgrade-then-settings", "keepalive-then-upgrade"],
+)
+def test_an_offer_with_connection_split_over_two_lines_keeps_its_body(
+    target: Target, connection_lines: list[str]
+) -> None:
+    """llhttp sees "upgrade" in any Connection line; the gateway must too (review finding)."""
+    numbers = phone_numbers("US", 2)
+    body = target.sealed_send(numbers[0])
+    lines = [
+        "POST /api/sms/send HTTP/1.1",
+        f"Host: 127.0.0.1:{target.port}",
+        *connection_lines,
+        "Upgrade: h2c",
+        "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
+    with Connection(target.port) as conn:
+        conn.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body)
+        status, answer = conn.response()
+        assert accepted(status, answer, numbers[0]), answer
+        status, answer = conn.exchange(target.sealed_send(numbers[1]), {})  # still usable
+        assert accepted(status, answer, numbers[1]), answer

@@ -190,3 +190,26 @@ def test_tables_offer_no_download_of_their_raw_cells() -> None:
     ``=HYPERLINK(…)`` would be a formula): the console turns it off; its exports are buttons."""
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["disableDataExport"] is True
+
+
+def test_a_semicolon_or_tab_splitting_spreadsheet_finds_no_formula() -> None:
+    """Review finding: Excel in much of Europe splits CSV on ';' — "Spring;=1+1" became a
+    cell "=1+1". Quoting keeps the cell whole for any of , ; and tab as the separator."""
+    frame = pd.DataFrame(
+        {"name": ["Spring;=1+1", "x\t=2+2", "a;@SUM(A1)", "plain"], "n": [1, 2, 3, 4]}
+    )
+    text = to_csv(frame).decode("utf-8-sig")
+    for delimiter in (",", ";", "\t"):
+        for row in csv.reader(io.StringIO(text), delimiter=delimiter):
+            for cell in row:
+                assert cell[:1] not in ("=", "+", "-", "@"), (delimiter, cell)
+
+
+def test_formula_signs_behind_unicode_blanks_or_full_width_are_neutralised() -> None:
+    hostile = ["\u00a0=1+1", "\u3000+cmd", "\ufeff=HYPERLINK(1)", "\uff1d1+1", " \u2003@x"]
+    frame = pd.DataFrame({"v": hostile})
+    rows = list(csv.reader(io.StringIO(to_csv(frame).decode("utf-8-sig"))))[1:]
+    assert [r[0] for r in rows] == ["'" + h for h in hostile]
+    book = openpyxl.load_workbook(io.BytesIO(to_xlsx(frame)))
+    cells = [c for row in book.active.iter_rows(min_row=2) for c in row]
+    assert all(c.data_type == "s" for c in cells)

@@ -58,10 +58,10 @@ class NumberReport:
         return group_by_country(self.valid)
 
 
-
 # The longest text taken for one number (E.164 has at most 15 digits; this leaves room for
 # spaces, brackets and dashes). Longer text is refused before any per-character work.
 MAX_NUMBER_CHARS = 64
+
 
 def supported_regions() -> frozenset[str]:
     return frozenset(phonenumbers.SUPPORTED_REGIONS)

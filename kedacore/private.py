@@ -15,6 +15,7 @@ that already existed — ``/tmp`` named by ``--db /tmp/gw.db``, a home folder na
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -75,10 +76,8 @@ def sqlite_file(path: str | os.PathLike[str]) -> Path:
     # Never open an existing database: closing any descriptor of a file drops every POSIX
     # lock this process holds on it, and SQLite's locks (another connection of this process)
     # would silently go — another process could then delete the WAL under it.
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
-    except FileExistsError:
-        pass
     _tighten(file, FILE_MODE)
     for suffix in ("-wal", "-shm", "-journal"):
         _tighten(file.with_name(file.name + suffix), FILE_MODE)

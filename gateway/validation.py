@@ -14,6 +14,7 @@ from gateway.errors import ApiError, field_error, invalid
 from gateway.pricing import PriceTable
 from kedacore.phones import parse_number
 from kedacore.segments import MAX_SEGMENTS, count_segments
+from kedacore.senders import sender_problem
 
 MAX_RECIPIENTS = 1000
 MAX_URL = 2048
@@ -26,8 +27,6 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 # A text longer than this is over 10 segments whatever its characters (160 each at most).
 MAX_CONTENT_CHARS = MAX_SEGMENTS * 160
 DEFAULT_SENDER = "KedaSMS"
-ALPHA_SENDER = re.compile(r"[A-Za-z0-9]{1,11}")
-NUMERIC_SENDER = re.compile(r"\+?[0-9]{1,15}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,16 +225,8 @@ def validate_send(payload: dict, prices: PriceTable, rules: AddressRules) -> Sen
     sender = payload.get("senderId")
     if sender is None:
         sender = DEFAULT_SENDER
-    elif not isinstance(sender, str) or not (
-        ALPHA_SENDER.fullmatch(sender) or NUMERIC_SENDER.fullmatch(sender)
-    ):
-        errors.append(
-            field_error(
-                "senderId",
-                "must be 1-11 letters and digits, or a number of up to 15 digits",
-                sender,
-            )
-        )
+    elif (problem := sender_problem(sender)) is not None:  # the console's form checks the same
+        errors.append(field_error("senderId", problem, sender))
 
     callback = payload.get("callbackUrl")
     if callback is not None:

@@ -1,13 +1,18 @@
-"""Messaging → Send: one text to one or many numbers, with its cost known before sending."""
+"""Messaging → Send: one text to one or many numbers, with its cost known before sending.
+
+Every send is in the ledger before its request goes out (pending, then sent or refused), so
+the page lists this console's recent sends — a reload or another tab loses nothing — and
+offers *Check what happened* for one whose answer was lost. Views: ``console.messaging.send``.
+"""
 
 from __future__ import annotations
 
 import secrets
 
-import pandas as pd
 import streamlit as st
 
-from console.shell import account_changed, advice, country_select, keda_errors, page_setup
+from console.messaging import send as sv
+from console.shell import account_changed, country_select, keda_errors, page_setup
 from console.views import (
     check_numbers,
     describe_characters,
@@ -16,8 +21,7 @@ from console.views import (
     money,
     plain,
 )
-from kedacore import KedaError
-from kedacore.money import to_micros
+from kedacore.senders import sender_problem
 
 MAX_RECIPIENTS = 1000  # one send request takes 1 to 1,000 numbers (DESIGN.md)
 
@@ -26,7 +30,8 @@ with keda_errors("The price table could not be read", sandbox=console.sandbox):
     pricing = console.pricing()
 state = st.session_state
 cur = pricing.currency
-outcome = st.container()  # the last send's result, above the form where it is seen
+sv.last_outcome(console)  # this session's last send, above the form where it is seen
+sv.open_sends(console)  # any send without an answer yet, whoever sent it
 
 compose, summary = st.columns([3, 2], gap="large")
 
@@ -60,9 +65,18 @@ with compose:
     sender = st.text_input(
         "Sender id (optional)",
         key="send_sender",
-        max_chars=15,
-        help="Up to 11 letters and digits, or a number of up to 15 digits.",
+        max_chars=16,
+        help="1–11 letters and digits (A–Z, 0–9), or a number of up to 15 digits with an "
+        "optional leading +. Empty: KedaSMS's default.",
     )
+    sender_id = sender.strip()
+    bad_sender = sender_problem(sender_id) if sender_id else None
+    if bad_sender:  # the gateway's own rule (kedacore.senders): refused there, so said here
+        st.error(
+            f"**Sender id “{plain(sender_id)}”** {plain(bad_sender)}: no spaces, accents or "
+            "punctuation.",
+            icon=":material/badge:",
+        )
     content = st.text_area(
         "Message",
         key="send_content",
@@ -86,6 +100,7 @@ room = (
     if console.limits and console.balance
     else None
 )
+check = sv.cap_check(console.limits, console.balance, estimate.recipients, estimate.total)
 
 with summary, st.container(border=True):
     st.markdown("**Estimate**")
@@ -93,10 +108,14 @@ with summary, st.container(border=True):
     a.metric("Characters", f"{estimate.characters:,}")
     b.metric("Segments", estimate.segments)
     c.metric("Recipients", f"{estimate.recipients:,}")
+    note = sv.units_note(content)
+    if note:  # emoji and GSM-7's extension characters count as 2
+        st.caption(note)
+    per = " units" if note else ""
     capacity = (
-        "160 per segment, 153 when longer"
+        f"160{per} per segment, 153 when longer"
         if estimate.encoding == "GSM-7"
-        else ("70 per segment, 67 when longer")
+        else f"70{per} per segment, 67 when longer"
     )
     st.markdown(f"Encoding **{estimate.encoding}** ({capacity})")
     if estimate.ucs2_characters:
@@ -106,7 +125,9 @@ with summary, st.container(border=True):
             + ". Without them the text would be GSM-7."
         )
     elif estimate.segments:
-        st.caption(f"{estimate.remaining} more characters fit in the last segment.")
+        st.caption(
+            f"{estimate.remaining} more {per.strip() or 'characters'} fit in the last segment."
+        )
     if estimate.urls_rewritten:
         st.caption(
             f"Counted with {estimate.urls_rewritten} link(s) shortened as trackClick sends them."
@@ -121,11 +142,11 @@ with summary, st.container(border=True):
         if room.sms_left is None and room.spend_left is None:
             st.caption("No daily cap is set.")
         else:
-            sms_left = "no SMS cap" if room.sms_left is None else f"{room.sms_left:,} messages"
+            n = room.sms_left
+            sms_left = "no SMS cap" if n is None else f"{n:,} message{'s' if n != 1 else ''}"
             spend_left = "no spend cap" if room.spend_left is None else money(room.spend_left, cur)
             st.caption(f"Left under today's caps: **{sms_left}** · **{spend_left}**")
-        for problem in room.problems:
-            st.warning(problem, icon=":material/warning:")
+    sv.show_check(check)  # what the caps and the balance say: said again in the dialog
 
     blockers = []
     if not report.valid:
@@ -140,6 +161,12 @@ with summary, st.container(border=True):
         blockers.append("write the message")
     if estimate.too_long:
         blockers.append(f"shorten the message to 10 segments (it has {estimate.segments})")
+    if bad_sender:
+        blockers.append("correct the sender id")
+    if check.over_caps:
+        blockers.append("stay within today's caps (see above)")
+    if check.over_balance:
+        blockers.append("stay within the balance")
     clicked = st.button(
         "Send…", key="send_submit", type="primary", disabled=bool(blockers), width="stretch"
     )
@@ -150,7 +177,7 @@ if clicked and not blockers:
     state["send_pending"] = {
         "country": country,
         "numbers": report.e164,
-        "sender": sender.strip() or None,
+        "sender": sender_id or None,
         "content": content,
         "track": track,
         "estimate": estimate.total,
@@ -158,87 +185,10 @@ if clicked and not blockers:
         # One reference per confirmation: a retried or double-clicked send is sent once.
         "client_ref": "console-" + secrets.token_hex(12),
     }
-
-
-def _dismiss() -> None:
-    state.pop("send_pending", None)
-
-
-@st.dialog("Send this message?", on_dismiss=_dismiss)
-def confirm(pending: dict) -> None:
-    """Ask before spending money; the send happens only on Confirm."""
-    n = len(pending["numbers"])
-    st.markdown(
-        f"To **{n} recipient(s)** in **{plain(pending['country'])}**"
-        + (f" from **{plain(pending['sender'])}**" if pending["sender"] else "")
-        + f", {pending['segments']} segment(s) each."
-    )
-    st.text(pending["content"])
-    st.markdown(f"Estimated cost: **{money(pending['estimate'], cur)}**")
-    if console.sandbox:
-        st.caption("Sandbox: nothing leaves this machine.")
-    yes, no = st.columns(2)
-    if yes.button("Confirm and send", key="send_confirm", type="primary", width="stretch"):
-        try:
-            result = console.client.sms.send(
-                pending["country"],
-                pending["numbers"],
-                pending["content"],
-                sender_id=pending["sender"],
-                track_click=pending["track"],
-                callback_url=console.callback_url,
-                client_ref=pending["client_ref"],
-            )
-        except KedaError as exc:
-            state["send_error"] = advice(exc, sandbox=console.sandbox)
-            state.pop("send_result", None)
-            _dismiss()
-            st.rerun()
-        _dismiss()
-        account_changed()
-        console.ledger.record_send(
-            result,
-            country=pending["country"],
-            sender=pending["sender"],
-            content=pending["content"],
-            client_ref=pending["client_ref"],
-            estimated_micros=to_micros(pending["estimate"]) if pending["estimate"] else None,
-        )
-        state.pop("send_error", None)
-        state["send_result"] = {"result": result, "estimate": pending["estimate"]}
-        st.rerun()
-    if no.button("Cancel", key="send_cancel", width="stretch"):
-        _dismiss()
-        st.rerun()
-
+    account_changed()  # the dialog checks the caps again, against usage read afresh
+    st.rerun()
 
 if "send_pending" in state:
-    confirm(state["send_pending"])
+    sv.confirm(console, state["send_pending"], cur)
 
-if "send_error" in state:
-    outcome.error(f"**The message was not sent.** {state['send_error']}", icon=":material/error:")
-
-if "send_result" in state:
-    with outcome:
-        result = state["send_result"]["result"]
-        n = len(result.messages)
-        st.success(
-            f"Sent — task **{result.task_id}**: {n} message(s), "
-            f"**{money(result.debited_amount, result.currency)}** debited "
-            f"({result.segments} segment(s) billed).",
-            icon=":material/check_circle:",
-        )
-        listing = "\n".join(f"{m.msgid}  {m.recipient}" for m in result.messages[:20])
-        st.code(listing, language=None)
-        if n > 20:
-            st.dataframe(
-                pd.DataFrame(
-                    [{"msgid": m.msgid, "recipient": m.recipient} for m in result.messages]
-                ),
-                hide_index=True,
-                key="send_result_table",
-            )
-        if st.button("Follow them on the Status page", key="send_follow"):
-            state["status_ids"] = [m.msgid for m in result.messages]
-            state["status_label"] = f"task {result.task_id}"
-            st.switch_page("pages/status.py")
+sv.recent_sends(console)

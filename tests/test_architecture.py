@@ -30,6 +30,7 @@ GATEWAY_MAY_USE = {
     "kedacore.phones",
     "kedacore.private",  # files only their owner can read (not protocol, but shared)
     "kedacore.segments",
+    "kedacore.senders",  # the sender-id rule: the console's form and the gateway's check
     "kedacore.signing",
     "kedacore.wiretime",
 }

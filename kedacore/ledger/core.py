@@ -23,6 +23,7 @@ from kedacore.ledger.lookups import LookupsMixin
 from kedacore.ledger.queries import QueriesMixin, chunks, unique
 from kedacore.ledger.rows import Send, estimates, message_rows, task_row
 from kedacore.ledger.rows import split_micros as split_micros  # where it used to be
+from kedacore.ledger.sends import SendsMixin
 from kedacore.ledger.state import (
     CallbackEvent,
     MessageState,
@@ -42,8 +43,9 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, LookupsMixin, CapsMixin):
-    """The console's record of campaigns, tasks, messages, callbacks, lookups and cap changes.
+class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, LookupsMixin, CapsMixin, SendsMixin):
+    """The console's record of campaigns, tasks, messages, callbacks, lookups, cap changes
+    and the Send page's own sends.
 
     Args:
         url: any SQLAlchemy URL; by default ``KEDA_DATABASE_URL``, else SQLite in the data folder.

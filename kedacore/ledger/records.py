@@ -204,3 +204,50 @@ class CapChange:
     field: str
     before: Any
     after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSend:
+    """One send of the console's Send page: pending, sent or refused (kedacore.ledger.sends)."""
+
+    id: int
+    client_ref: str
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    session: str | None
+    country: str
+    sender: str | None
+    content: str
+    recipients: tuple[str, ...]
+    recipient_count: int
+    track_click: bool
+    estimated_micros: int | None
+    currency: str
+    task_id: str | None
+    debited_micros: int | None
+    error_code: str | None
+    error: str | None
+    attempts: int
+
+    @property
+    def pending(self) -> bool:
+        """Sent out, no answer recorded (yet): it may or may not have been accepted."""
+        return self.state == "pending"
+
+    @property
+    def estimated(self) -> Decimal | None:
+        return from_micros(self.estimated_micros) if self.estimated_micros is not None else None
+
+    @property
+    def debited(self) -> Decimal | None:
+        return from_micros(self.debited_micros) if self.debited_micros is not None else None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> LedgerSend:
+        """The send of one result row (its recipients decoded from JSON)."""
+        mapping = {f.name: row._mapping[f.name] for f in fields(cls)}
+        mapping["recipients"] = tuple(json.loads(mapping["recipients"]))
+        mapping["track_click"] = bool(mapping["track_click"])
+        return cls(**mapping)

@@ -209,6 +209,37 @@ cap_changes = Table(
     Index("ix_cap_changes_changed_at", "changed_at"),
 )
 
+# The console's own sends (the Send page), one row per clientRef, written *before* the
+# request goes out: pending → sent (with its task, in the same transaction as the task and
+# messages) or refused (why). A pending row whose answer was lost holds what it takes to
+# send it again with the same clientRef (kedacore.ledger.sends). Campaign requests are
+# campaign_batches, not here. New in a later release: create_all makes it in an old ledger.
+sends = Table(
+    "sends",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_ref", String(64), nullable=False, unique=True),
+    Column("state", String(10), nullable=False, default="pending"),  # SEND_STATES (sends.py)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("created_by", String(120)),  # who, when known (signed in); never a secret
+    Column("session", String(32)),  # the browser session that sent it
+    Column("country", String(2), nullable=False),
+    Column("sender", SENDER),
+    Column("content", Text, nullable=False),
+    Column("recipients", Text, nullable=False),  # JSON list of E.164 numbers
+    Column("recipient_count", Integer, nullable=False),
+    Column("track_click", Boolean, nullable=False, default=False),
+    Column("estimated_micros", MONEY),
+    Column("currency", String(3), nullable=False),
+    Column("task_id", TASK_ID),  # once sent
+    Column("debited_micros", MONEY),
+    Column("error_code", String(8)),  # the service's code of a refusal ("3002")
+    Column("error", Text),  # why it was refused, or what became of the answer (redacted)
+    Column("attempts", Integer, nullable=False, default=1),
+    Index("ix_sends_created", "created_at"),
+)
+
 # Upper bounds (ms, exclusive) of the delivery-latency histogram's buckets; the last bucket
 # (one hour or more) is open. Changing them needs kedacore.ledger.rollup.rebuild().
 LATENCY_BUCKETS_MS = (

@@ -1,0 +1,544 @@
+"""The Send page's views: the caps and character checks, the confirm dialog, the send itself,
+its outcome, and this console's recent sends from the ledger.
+
+A send is recorded in the ledger as *pending* (with its clientRef) before the request goes
+out and completed with the answer (``kedacore.ledger.sends``), so a reload, a second tab or a
+lost answer never hides it: the page lists the recent sends of every session, a send in
+flight as such, and offers *Check what happened* for a pending send whose answer was lost —
+the same request with the same clientRef, which KedaSMS answers with the first result.
+The send waits in ``st.session_state["send_pending"]`` between the Send click and the dialog;
+the last outcome of this session is ``st.session_state["send_last"]``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from console.shell import Console, account_changed, advice
+from console.views import local_time, money, plain
+from console.wording import explain
+from kedacore import APIError, ConfigurationError, KedaError
+from kedacore.api.types import Balance, Limits, SendResult
+from kedacore.ledger import LedgerSend
+from kedacore.money import to_micros
+from kedacore.segments import GSM7_EXTENSION, UCS2, count_segments
+
+IN_FLIGHT = timedelta(seconds=60)  # the client's timeout and retries fit well within it
+CHECKABLE = timedelta(hours=23)  # KedaSMS keeps a clientRef 24 h: later, a check sends again
+RECENT = 20  # sends listed
+REFRESH = 2  # seconds between looks at the ledger while a send is in flight
+STATE_WORDS = {"DELIVERED": "delivered", "UNDELIVERED": "undelivered", "FAILED": "failed"}
+REFUSALS = {  # the service's code of a refusal, in a few words (the whole why: select the row)
+    "3002": "over today's SMS cap",
+    "3003": "over today's spend cap",
+    "3001": "the balance is too low",
+    "2001": "a field was refused",
+    "4029": "too many requests",
+}
+
+
+# -- checks on the form (no Streamlit) ----------------------------------------------------
+
+
+def units_note(content: str) -> str | None:
+    """Why the count differs from the characters typed (Markdown), or None when it does not.
+
+    ``36 characters (36 emoji count as 2 each: 72 units)``: emoji (and any character beyond
+    U+FFFF) take two of UCS-2's units, and GSM-7's extension characters (``€ [ ] { } ~ ^ | \\``)
+    two septets; a segment holds units, not characters.
+    """
+    info = count_segments(content)
+    if info.units == info.characters:
+        return None
+    if info.encoding == UCS2:
+        doubles = [c for c in content if ord(c) > 0xFFFF]
+        emoji = all(0x1F000 <= ord(c) <= 0x1FAFF for c in doubles)
+        what = f"{len(doubles):,} emoji" if emoji else f"{len(doubles):,} of them, beyond U+FFFF,"
+        return f"{info.characters:,} characters ({what} count as 2 each: {info.units:,} units)"
+    doubles = [c for c in content if c in GSM7_EXTENSION]
+    names = [
+        f"“{plain(c)}”" if c.isprintable() else f"U+{ord(c):04X}" for c in dict.fromkeys(doubles)
+    ]
+    listed = ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1]
+    return (
+        f"{info.characters:,} characters ({len(doubles):,} of them count as 2 each: "
+        f"{info.units:,} units): {listed} {'are' if len(names) > 1 else 'is'} in GSM-7's "
+        "extension table"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CapCheck:
+    """What today's caps and the balance say about a send, before it is sent (Markdown)."""
+
+    refusals: tuple[str, ...] = ()  # KedaSMS will refuse it: sending is not offered
+    alerts: tuple[str, ...] = ()  # it goes through, and raises the usage alert
+    over_caps: bool = False
+    over_balance: bool = False
+
+
+def cap_check(
+    limits: Limits | None, balance: Balance | None, messages: int, total: Decimal | None
+) -> CapCheck:
+    """Whether a send of ``messages`` costing ``total`` fits today's caps and the balance."""
+    if limits is None or balance is None or messages == 0:
+        return CapCheck()
+    cur, usage = balance.currency, limits.usage
+    refuse = "**KedaSMS will refuse this send:**"
+    later = "raise the cap on the Limits page, or wait until it resets at 00:00 UTC"
+    go_on = "Caps do not block sends, so it will go through and raise the usage alert."
+    refusals: list[str] = []
+    alerts: list[str] = []
+    if limits.daily_sms_cap is not None:
+        cap = limits.daily_sms_cap
+        left = max(cap - usage.sms_sent, 0)
+        if messages > left:
+            over = (
+                f"{messages:,} messages would pass today's SMS cap ({usage.sms_sent:,} of "
+                f"{cap:,} sent, {left:,} left)"
+            )
+            if not limits.block_on_limit:
+                alerts.append(f"{over}. {go_on}")
+            elif left:
+                s = "s" if left != 1 else ""
+                refusals.append(f"{refuse} {over}. Send to at most {left:,} number{s}, {later}.")
+            else:
+                refusals.append(f"{refuse} {over}. {later[0].upper()}{later[1:]}.")
+    if limits.daily_spend_cap is not None and total is not None:
+        cap_m = limits.daily_spend_cap
+        left_m = max(cap_m - usage.spend, Decimal(0))
+        if total > left_m:
+            over = (
+                f"{money(total, cur)} would pass today's spend cap ({money(usage.spend, cur)} of "
+                f"{money(cap_m, cur)} spent, {money(left_m, cur)} left)"
+            )
+            if limits.block_on_limit:
+                refusals.append(
+                    f"{refuse} {over}. Send to fewer numbers or a shorter text, {later}."
+                )
+            else:
+                alerts.append(f"{over}. {go_on}")
+    over_caps = bool(refusals)
+    over_balance = total is not None and total > balance.balance
+    if over_balance:
+        refusals.append(
+            f"{refuse} it costs {money(total, cur)} and the balance is "
+            f"{money(balance.balance, cur)}. Top up the account (in the sandbox: on the Settings "
+            "page), or send to fewer numbers."
+        )
+    return CapCheck(tuple(refusals), tuple(alerts), over_caps, over_balance)
+
+
+def show_check(check: CapCheck) -> None:
+    """The refusals in red, the alerts in orange (on the form, and again in the dialog)."""
+    for text in check.refusals:
+        st.error(text, icon=":material/block:")
+    for text in check.alerts:
+        st.warning(text, icon=":material/warning:")
+
+
+# -- the send (no Streamlit) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How one request for a recorded send ended."""
+
+    kind: str  # sent / refused / unknown (no clear answer) / unrecorded (sent, ledger failed)
+    client_ref: str
+    result: SendResult | None = None
+    error: KedaError | None = None
+    problem: str = ""  # the ledger's failure, for "unrecorded"
+
+
+def definite(exc: KedaError) -> bool:
+    """Whether an error means the send certainly did not go out (an answer below 500)."""
+    return isinstance(exc, ConfigurationError) or (
+        isinstance(exc, APIError) and exc.http_status < 500
+    )
+
+
+def deliver(console: Console, record: LedgerSend) -> Delivery:
+    """Send a recorded send with its clientRef and record the answer in the ledger.
+
+    No Streamlit call in here: a rerun or a closed tab cannot cut it between the request
+    and the record of its answer.
+    """
+    ref, ledger = record.client_ref, console.ledger
+    try:
+        result = console.client.sms.send(
+            record.country,
+            list(record.recipients),
+            record.content,
+            sender_id=record.sender,
+            track_click=record.track_click,
+            callback_url=console.callback_url,
+            client_ref=ref,
+        )
+    except KedaError as exc:
+        told = explain(exc, currency=record.currency)
+        try:
+            if definite(exc):
+                ledger.refuse_send(ref, told, code=getattr(exc, "code", None))
+            else:
+                ledger.note_send_error(ref, told)
+        except (SQLAlchemyError, OSError):
+            pass  # the send stays pending in the ledger: checking it is still right
+        return Delivery("refused" if definite(exc) else "unknown", ref, error=exc)
+    try:
+        ledger.finish_send(ref, result)
+    except (SQLAlchemyError, OSError) as exc:
+        return Delivery("unrecorded", ref, result=result, problem=type(exc).__name__)
+    return Delivery("sent", ref, result=result)
+
+
+def session_tag() -> str:
+    """A short random name for this browser session (a reload is a new one)."""
+    return st.session_state.setdefault("send_session", secrets.token_hex(3))
+
+
+def signed_in() -> str | None:
+    """The e-mail (or name) of the user signed in with ``st.login``, if auth is configured."""
+    try:
+        if st.user.get("is_logged_in"):
+            return str(st.user.get("email") or st.user.get("name") or "") or None
+    except Exception:  # no auth configured: st.user has nothing to say
+        return None
+    return None
+
+
+def start_send(console: Console, pending: dict[str, Any], currency: str) -> Delivery | str:
+    """Record the send as pending, then send it; a sentence (Markdown) if it could not be
+    recorded, in which case nothing was sent."""
+    estimate = pending["estimate"]
+    try:
+        record = console.ledger.begin_send(
+            pending["client_ref"],
+            country=pending["country"],
+            sender=pending["sender"],
+            content=pending["content"],
+            recipients=pending["numbers"],
+            currency=currency,
+            track_click=pending["track"],
+            estimated_micros=to_micros(estimate) if estimate is not None else None,
+            created_by=signed_in(),
+            session=session_tag(),
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        return (
+            "**Nothing was sent:** the console could not record the send in its ledger first "
+            f"({plain(type(exc).__name__)}). Check KEDA\\_DATABASE\\_URL and the free space of "
+            "the data folder, then send again."
+        )
+    if not record.pending:  # the same confirmation twice: it was answered already
+        return Delivery(record.state, record.client_ref)
+    return deliver(console, record)
+
+
+# -- the recent sends (no Streamlit) ------------------------------------------------------
+
+
+def who(record: LedgerSend, session: str) -> str:
+    here = record.session == session
+    if record.created_by:
+        return record.created_by + (" (this session)" if here else "")
+    return "this session" if here else "another session"
+
+
+def outcome(record: LedgerSend, now: datetime, counts: dict[str, int]) -> str:
+    """What became of a send, in words (plain text, for a table cell)."""
+    if record.state == "sent":
+        done = [f"{counts[s]:,} {w}" for s, w in STATE_WORDS.items() if counts.get(s)]
+        going = counts.get("QUEUED", 0) + counts.get("SENT", 0)
+        if going:
+            done.append(f"{going:,} on the way")
+        return "Sent: " + ", ".join(done) if done else "Sent"
+    if record.state == "refused":
+        short = REFUSALS.get(record.error_code or "")
+        if short is None:
+            first = (record.error or "KedaSMS refused it").split(". ")[0].rstrip(".")
+            short = first if len(first) <= 60 else first[:59] + "…"
+        return f"Refused: {short}"
+    if record.error is None and now - record.created_at < IN_FLIGHT:
+        return "In flight: no answer yet"
+    if now - record.updated_at < CHECKABLE:
+        return "No answer: check what happened (above)"
+    return "No answer for over 23 h: look its numbers up on the Status page"
+
+
+def cost(record: LedgerSend) -> str:
+    """Debited once sent; the estimate until then; nothing for a refusal."""
+    if record.debited is not None:
+        return money(record.debited, record.currency)
+    if record.state == "refused":
+        return "not charged"
+    if record.estimated is not None:
+        return f"{money(record.estimated, record.currency)} (estimate)"
+    return "—"
+
+
+def when(value: datetime, now: datetime, tz: ZoneInfo) -> str:
+    """The time of day for today's sends, the date and minute for older ones."""
+    shown = local_time(value, tz)
+    return shown[11:] if shown[:10] == local_time(now, tz)[:10] else shown[:16]
+
+
+def recent_frame(
+    records: list[LedgerSend],
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    session: str,
+    counts: dict[str, dict[str, int]],
+) -> pd.DataFrame:
+    """The Recent sends table: plain text cells, newest first."""
+    return pd.DataFrame(
+        {
+            "When": [when(r.created_at, now, tz) for r in records],
+            "By": [who(r, session) for r in records],
+            "Country": [r.country for r in records],
+            "Recipients": [r.recipient_count for r in records],
+            "Cost": [cost(r) for r in records],
+            "Task": [r.task_id or "" for r in records],
+            "Outcome": [outcome(r, now, counts.get(r.task_id or "", {})) for r in records],
+            "Message": [
+                r.content if len(r.content) <= 40 else r.content[:39] + "…" for r in records
+            ],
+        },
+        columns=["When", "By", "Country", "Recipients", "Cost", "Task", "Outcome", "Message"],
+    )
+
+
+# -- Streamlit views ----------------------------------------------------------------------
+
+
+def _dismiss() -> None:
+    st.session_state.pop("send_pending", None)
+
+
+@st.dialog("Send this message?", on_dismiss=_dismiss)
+def confirm(console: Console, pending: dict[str, Any], currency: str) -> None:
+    """Ask before spending money, with the caps checked again; the send happens on Confirm."""
+    n = len(pending["numbers"])
+    st.markdown(
+        f"To **{n:,} recipient(s)** in **{plain(pending['country'])}**"
+        + (f" from **{plain(pending['sender'])}**" if pending["sender"] else "")
+        + f", {pending['segments']} segment(s) each."
+    )
+    st.text(pending["content"])
+    st.markdown(f"Estimated cost: **{money(pending['estimate'], currency)}**")
+    check = cap_check(console.limits, console.balance, n, pending["estimate"])
+    show_check(check)
+    if console.sandbox:
+        st.caption("Sandbox: nothing leaves this machine.")
+    yes, no = st.columns(2)
+    if yes.button(
+        "Confirm and send",
+        key="send_confirm",
+        type="primary",
+        width="stretch",
+        disabled=bool(check.refusals),
+    ):
+        with st.spinner("Sending…"):
+            outcome_ = start_send(console, pending, currency)
+        st.session_state["send_last"] = outcome_
+        _dismiss()
+        account_changed()
+        st.rerun()
+    if no.button("Cancel", key="send_cancel", width="stretch"):
+        _dismiss()
+        st.rerun()
+
+
+def last_outcome(console: Console) -> None:
+    """This session's last send: its task and msgids, or why it was not sent, or what to do."""
+    last = st.session_state.get("send_last")
+    if last is None:
+        return
+    if isinstance(last, str):
+        st.error(last, icon=":material/error:")
+        return
+    told = (
+        advice(last.error, sandbox=console.sandbox, currency=console.currency) if last.error else ""
+    )
+    if last.kind == "refused":
+        st.error(f"**The message was not sent.** {told}", icon=":material/block:")
+    elif last.kind == "unknown":
+        st.warning(
+            f"**No clear answer from KedaSMS: the message may have gone out.** {told} "
+            "**Do not send it again:** use *Check what happened* below.",
+            icon=":material/help:",
+        )
+    elif last.result is not None:
+        _sent(last.result, last.problem)
+
+
+def _sent(result: SendResult, problem: str) -> None:
+    n = len(result.messages)
+    st.success(
+        f"Sent — task **{result.task_id}**: {n:,} message(s), "
+        f"**{money(result.debited_amount, result.currency)}** debited "
+        f"({result.segments} segment(s) billed).",
+        icon=":material/check_circle:",
+    )
+    if problem:
+        st.warning(
+            f"The console could not record this send in its ledger ({plain(problem)}): the "
+            "Status page can still look its msgids up. Check KEDA\\_DATABASE\\_URL.",
+            icon=":material/database:",
+        )
+    st.code("\n".join(f"{m.msgid}  {m.recipient}" for m in result.messages[:20]), language=None)
+    if n > 20:
+        st.dataframe(
+            pd.DataFrame([{"msgid": m.msgid, "recipient": m.recipient} for m in result.messages]),
+            hide_index=True,
+            key="send_result_table",
+        )
+    if st.button("Follow them on the Status page", key="send_follow"):
+        st.session_state["status_ids"] = [m.msgid for m in result.messages]
+        st.session_state["status_label"] = f"task {result.task_id}"
+        st.switch_page("pages/status.py")
+
+
+def open_sends(console: Console) -> None:
+    """Every recent send without an answer, said where it is seen first (above the form)."""
+    try:
+        records = [r for r in console.ledger.recent_sends(limit=RECENT) if r.pending]
+    except SQLAlchemyError:
+        return  # the Recent sends section says it
+    now, session = console.ledger.now(), session_tag()
+    for r in records:
+        what = (
+            f"{r.recipient_count:,} recipient(s) in {plain(r.country)}, sent at "
+            f"{local_time(r.created_at, console.tz)} by {plain(who(r, session))}: "
+            f"“{plain(r.content[:60])}{'…' if len(r.content) > 60 else ''}”"
+        )
+        if r.error is None and now - r.created_at < IN_FLIGHT:
+            st.info(
+                f"**A send is in flight** — {what}. Its answer should come within a minute; "
+                "do not send it again.",
+                icon=":material/send:",
+            )
+        elif now - r.updated_at < CHECKABLE:
+            st.warning(
+                f"**No answer yet for a send** — {what}. It may have gone out. **Do not send it "
+                "again:** *Check what happened* sends the same request with the same reference; "
+                "KedaSMS answers with the first send's result instead of sending twice (or, if "
+                "the first request never arrived, sends it now, once).",
+                icon=":material/help:",
+            )
+            if st.button("Check what happened", key=f"send_check_{r.id}", icon=":material/sync:"):
+                with st.spinner("Asking KedaSMS…"):
+                    st.session_state["send_last"] = deliver(
+                        console, console.ledger.retry_send(r.client_ref)
+                    )
+                account_changed()
+                st.rerun()
+        else:
+            st.warning(
+                f"**No answer for over 23 hours for a send** — {what}. KedaSMS has forgotten its "
+                "reference, so a check would send it again: look its numbers up on the Status "
+                "page before sending anything.",
+                icon=":material/help:",
+            )
+
+
+COLUMNS = {
+    "When": st.column_config.TextColumn(width=80),
+    "By": st.column_config.TextColumn(width=110),
+    "Country": st.column_config.TextColumn(width=60),
+    "Recipients": st.column_config.NumberColumn(width=80),
+    "Cost": st.column_config.TextColumn(width=140),
+    "Task": st.column_config.TextColumn(width=110),
+    "Outcome": st.column_config.TextColumn(width=230),
+    "Message": st.column_config.TextColumn(width=200),
+}
+
+
+def details(console: Console, r: LedgerSend, now: datetime, counts: dict) -> None:
+    """One send whole, for the row selected in Recent sends."""
+    with st.container(border=True):
+        head = outcome(r, now, counts.get(r.task_id or "", {}))
+        st.markdown(
+            f"**{plain(head.split(':')[0])}** — {local_time(r.created_at, console.tz)}, by "
+            f"{plain(who(r, session_tag()))}: {r.recipient_count:,} recipient(s) in "
+            f"{plain(r.country)}, {plain(cost(r))}"
+            + (f", task {plain(r.task_id)}" if r.task_id else "")
+        )
+        if r.error and r.state == "refused":
+            st.error(plain(r.error), icon=":material/block:")
+        elif r.error and r.pending:
+            st.warning(plain(r.error), icon=":material/help:")
+        st.text(r.content)
+        st.caption(
+            f"Sender id {plain(r.sender) if r.sender else 'KedaSMS default'} · reference "
+            f"{plain(r.client_ref)} · {r.attempts} attempt(s)"
+        )
+        if r.task_id and st.button("Follow them on the Status page", key="send_recent_follow"):
+            msgids = [m.msgid for m in console.ledger.task_messages(r.task_id)]
+            st.session_state["status_ids"] = msgids
+            st.session_state["status_label"] = f"task {r.task_id}"
+            st.switch_page("pages/status.py")
+
+
+def recent_sends(console: Console) -> None:
+    """The Recent sends section; it refreshes itself while a send is in flight."""
+    st.subheader("Recent sends", anchor=False)
+    st.caption(
+        f"The last {RECENT} sends of this console, from its ledger: every session's, refused "
+        "ones included. Campaigns are on the Campaigns page."
+    )
+
+    def table(was_in_flight: bool) -> None:
+        try:
+            records = console.ledger.recent_sends(limit=RECENT)
+            counts = console.ledger.task_status_counts(r.task_id for r in records if r.task_id)
+        except SQLAlchemyError as exc:
+            st.error(
+                f"The ledger cannot be read ({plain(type(exc).__name__)}). Check "
+                "KEDA\\_DATABASE\\_URL.",
+                icon=":material/database:",
+            )
+            return
+        if not records:
+            st.caption("Nothing sent from this console yet.")
+            return
+        now = console.ledger.now()
+        frame = recent_frame(records, now=now, tz=console.tz, session=session_tag(), counts=counts)
+        picked = st.dataframe(
+            frame,
+            hide_index=True,
+            key="send_recent",
+            width="stretch",
+            column_config=COLUMNS,
+            on_select="rerun",
+            selection_mode="single-row",
+        )
+        rows = picked.selection.rows if picked is not None else []
+        if rows and rows[0] < len(records):
+            details(console, records[rows[0]], now, counts)
+        else:
+            st.caption("Select a row to see that send whole: why it was refused, its text.")
+        in_flight = any(
+            r.pending and r.error is None and now - r.created_at < IN_FLIGHT for r in records
+        )
+        if was_in_flight and not in_flight:
+            st.rerun()  # answered: the whole page shows it (and stops refreshing)
+
+    try:
+        flying = any(
+            r.pending and r.error is None and console.ledger.now() - r.created_at < IN_FLIGHT
+            for r in console.ledger.recent_sends(limit=RECENT)
+        )
+    except SQLAlchemyError:
+        flying = False
+    st.fragment(table, run_every=REFRESH if flying else None)(flying)

@@ -6,27 +6,19 @@ import time
 
 import streamlit as st
 
-from console.messaging.lookup import MAX_IDS, classify, parse_msgids, refresh, rows_for
+from console.messaging import status_view as view
+from console.messaging.lookup import MAX_IDS, Refresh, classify, parse_msgids, refresh, rows_for
 from console.shell import keda_errors, page_setup
-from console.views import (
-    STATUS_STYLE,
-    StatusRow,
-    local_time,
-    money,
-    plain,
-    status_badge,
-    status_counts,
-    status_csv,
-    status_frame,
-    timeline_frame,
-)
+from console.views import StatusRow, plain, status_csv
+from kedacore import KedaError
 from kedacore.phones import supported_regions
 
 # Open messages are asked about again after this many seconds, slower for big sets (a round
 # for 10,000 open messages takes a few seconds); between rounds the page re-reads the ledger,
 # where callbacks land.
 REFRESH_AFTER = 1.5
-TIMELINE_CHOICES = 1000
+PROGRESS_FROM = 100  # ids: from this many, a progress bar and a Stop button
+STATE = ("status_ids", "status_label", "status_api_only", "status_not_found", "status_errors")
 
 console = page_setup(
     "Status", "Look up messages by msgid, task id or phone number, or a list of msgids."
@@ -34,18 +26,54 @@ console = page_setup(
 state = st.session_state
 
 
+def clear_result() -> None:
+    for name in (*STATE, "status_pending", "status_checked_at", "status_rows"):
+        state.pop(name, None)
+
+
+def keep(found: Refresh) -> None:
+    """What the lookup learnt so far, kept at once: a Stop keeps it too."""
+    state["status_api_only"] = dict(found.api_only)
+    state["status_not_found"] = set(found.not_found)
+    state["status_errors"] = dict(found.errors)
+    state["status_pending"] = set(found.pending)
+
+
 def look_up(msgids: list[str], label: str) -> None:
     """Ask about ``msgids`` now and make them the page's result."""
-    with (
-        keda_errors("The lookup failed", sandbox=console.sandbox),
-        st.spinner(f"Looking up {len(msgids):,} message(s)…"),
-    ):
-        found = console.call_async(lambda client: refresh(console.ledger, client, msgids))
-    state["status_ids"] = msgids
-    state["status_label"] = label
-    state["status_api_only"] = found.api_only
-    state["status_errors"] = found.errors
+    clear_result()
+    state.update(status_ids=msgids, status_label=label)
+    keep(Refresh(pending=set(msgids)))  # stopped before any answer: nothing was asked
+    with keda_errors("The lookup failed", sandbox=console.sandbox):
+        try:
+            found = ask(msgids)
+        except KedaError:  # nothing was looked up: no result to show
+            clear_result()
+            raise
+    keep(found)
+    state["status_pending"] = set()
     state["status_checked_at"] = time.monotonic()
+
+
+def ask(msgids: list[str]) -> Refresh:
+    """The lookup, with a progress bar and a Stop button from PROGRESS_FROM ids."""
+    if len(msgids) < PROGRESS_FROM:
+        with st.spinner(f"Looking up {len(msgids):,} message(s)…"):
+            return console.call_async(lambda client: refresh(console.ledger, client, msgids))
+    box = st.container(border=True)
+    bar = box.progress(0.0, text=f"Looking up {len(msgids):,} msgids…")
+    # A click reruns the page; the run under way stops at its next element: the bar below.
+    box.button("Stop", key="status_stop", help="Stop asking; keep what was found")
+
+    def progress(done: int, total: int, found: Refresh) -> None:
+        keep(found)  # before the bar, so a Stop keeps it
+        bar.progress(done / max(total, 1), text=f"Looked up {done:,} of {total:,}…")
+
+    found = console.call_async(
+        lambda client: refresh(console.ledger, client, msgids, on_progress=progress)
+    )
+    box.empty()
+    return found
 
 
 # A form, so that Enter in the search box looks up at once.
@@ -74,10 +102,14 @@ with st.expander(f"Look up a list of msgids (up to {MAX_IDS:,})"):
     )
     many = st.button("Look up the list", key="status_lookup_many")
 
-if clicked and query_text.strip():
+if clicked:
+    clear_result()  # a new search replaces the last result, whatever it finds
+    if not query_text.strip():
+        st.info(view.WHAT_TO_TYPE, icon=":material/search:")
+        st.stop()
     q = classify(query_text, country)
     if q.kind == "invalid":
-        st.error(f"**{plain(q.value)}** is {plain(q.problem)}.", icon=":material/search_off:")
+        st.error(f"**{plain(q.value)}** {plain(q.problem)}.", icon=":material/search_off:")
         st.stop()
     if q.kind == "msgid":
         look_up([q.value], f"msgid {q.value}")
@@ -101,6 +133,7 @@ if clicked and query_text.strip():
         look_up(ids, f"messages to {q.value}")
 
 if many:
+    clear_result()
     text = pasted
     if upload is not None:
         text += "\n" + upload.getvalue().decode("utf-8", errors="replace")
@@ -114,84 +147,46 @@ if many:
     if not ids:
         st.error("No msgid found (they look like msg_1a2b3c4d5e6f).", icon=":material/search_off:")
         st.stop()
-    look_up(ids, f"{len(ids):,} msgids")
+    look_up(ids, "")  # the headline counts them
 
 
 def current_rows() -> list[StatusRow]:
     return rows_for(console.ledger, state["status_ids"], state["status_api_only"], console.currency)
 
 
-def message_card(row: StatusRow) -> None:
-    """One message in words (status first: it is what people look for)."""
-    color, icon = STATUS_STYLE.get(row.status, ("gray", ""))
-    facts = [f"to {plain(row.recipient)}"]
-    if row.sent_at:
-        facts.append(f"sent {local_time(row.sent_at, console.tz)}")
-    if row.final_at and row.final:
-        facts.append(f"final {local_time(row.final_at, console.tz)}")
-    if row.latency_ms is not None:
-        facts.append(f"delivered in {row.latency_ms / 1000:.2f} s")
-    if row.cost is not None:
-        facts.append(f"cost {money(row.cost, row.currency)}")
-    st.markdown(f"### :{color}[{icon} {plain(row.status)}]")
-    st.markdown(f"`{row.msgid}` · " + " · ".join(facts))
-
-
-def open_count() -> int:
-    return sum(not r.final for r in current_rows())
-
-
 def results() -> None:
     """The result table, its timeline and export; open messages are asked about again."""
-    open_ids = [r.msgid for r in current_rows() if not r.final]
+    # 10,000 rows take a while to read: once a run (the page's own read, on a full run), and
+    # again after news from the service.
+    rows = state.pop("status_rows", None) or current_rows()
+    open_ids = [r.msgid for r in rows if not r.final]
     pace = max(REFRESH_AFTER, len(open_ids) / 1000 * 3)
     stale = time.monotonic() - state.get("status_checked_at", 0) > pace
     if open_ids and stale:
         try:
             found = console.call_async(lambda client: refresh(console.ledger, client, open_ids))
             state["status_api_only"] = {**state["status_api_only"], **found.api_only}
-            state["status_errors"] = {
-                k: v for k, v in state["status_errors"].items() if k not in open_ids
-            } | found.errors
         except Exception as exc:  # a passing failure must not break the page: say it, retry
             st.warning(
                 f"Could not refresh just now ({plain(exc)}); retrying.",
                 icon=":material/hourglass_top:",
             )
         state["status_checked_at"] = time.monotonic()
-    rows = current_rows()
+        rows = current_rows()
     ids = state["status_ids"]
-    if not rows:
-        st.info(f"Nothing found for {plain(state['status_label'])}.", icon=":material/search_off:")
-    elif len(ids) == 1:
-        message_card(rows[0])
-    else:
-        counts = status_counts(rows)
-        st.markdown(
-            f"**{len(rows):,} message(s)** for {plain(state['status_label'])}: "
-            + " · ".join(f"{status_badge(s)} **{n:,}**" for s, n in counts.items())
-        )
-    errors = state.get("status_errors") or {}
-    missing = len(ids) - len(rows)
-    if errors or missing:
-        sample = "; ".join(f"{plain(k)}: {plain(v)}" for k, v in list(errors.items())[:3])
-        st.warning(
-            f"{missing:,} msgid(s) unknown to the ledger and the status API. {sample}",
-            icon=":material/warning:",
-        )
+    view.summary(
+        ids,
+        state["status_label"],
+        rows,
+        state["status_not_found"],
+        state["status_errors"],
+        state["status_pending"],
+    )
+    if len(ids) == 1 and rows:
+        view.message_card(rows[0], console.tz)
     if not rows:
         return
-    st.dataframe(
-        status_frame(rows, console.tz),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "Final": st.column_config.TextColumn(help="When the status became final"),
-            "Latency (s)": st.column_config.NumberColumn(help="From SENT to DELIVERED"),
-            "Cost": st.column_config.TextColumn(help="Charged, once the service reports it"),
-        },
-        key="status_table",
-    )
+    view.table(rows, console.tz)
     still_open = sum(not r.final for r in rows)
     left, right = st.columns([3, 1], vertical_alignment="center")
     zone_note = (
@@ -214,30 +209,19 @@ def results() -> None:
         key="status_export",
         width="stretch",
     )
-    choices = [r.msgid for r in rows[:TIMELINE_CHOICES]]
-    by_id = {r.msgid: r for r in rows}
-    pick = st.selectbox(
-        "Timeline of",
-        choices,
-        format_func=lambda m: f"{m} · {by_id[m].recipient} · {by_id[m].status}",
-        key="status_timeline",
-    )
-    if pick:
-        st.dataframe(
-            timeline_frame(by_id[pick], console.ledger.message_events(pick), console.tz),
-            hide_index=True,
-            width="stretch",
-            key="status_timeline_table",
-        )
+    view.timeline(rows, console.ledger, console.tz)
     if not still_open and state.get("status_refreshing"):
         state["status_refreshing"] = False
         st.rerun()  # redraw the whole page once, so the ticking stops
 
 
 if "status_ids" in state:
-    state.setdefault("status_api_only", {})
-    state.setdefault("status_errors", {})
-    n_open = open_count()
+    for name, empty in (("status_api_only", {}), ("status_errors", {})):
+        state.setdefault(name, empty)
+    state.setdefault("status_not_found", set())
+    state.setdefault("status_pending", set())
+    state["status_rows"] = current_rows()  # used by the fragment's first run, just below
+    n_open = sum(not r.final for r in state["status_rows"])
     state["status_refreshing"] = bool(n_open)
     # Open messages refresh on their own; a big table is redrawn less often.
     every = (2.0 if n_open <= 1000 else 5.0) if n_open else None

@@ -22,7 +22,6 @@ from kedacore.api.types import (
     Balance,
     Limits,
     MessageStatus,
-    ShortLink,
 )
 from kedacore.exports import to_csv
 from kedacore.ledger import LedgerEvent, LedgerMessage
@@ -80,10 +79,11 @@ def status_badge(status: str) -> str:
 
 
 def money(amount: Decimal | None, currency: str) -> str:
-    """An exact amount with its currency, at least 2 decimals: ``0.048 USD``, ``100.00 USD``."""
+    """An exact amount with its currency, at least 2 decimals and thousands grouped:
+    ``0.048 USD``, ``100.00 USD``, ``43,195.156 USD`` (every decimal kept)."""
     if amount is None:
         return "—"
-    text = format(normalize(amount), "f")
+    text = format(normalize(amount), ",f")
     whole, _, frac = text.partition(".")
     return f"{whole}.{frac.ljust(2, '0')} {currency}"
 
@@ -409,23 +409,5 @@ def timeline_frame(row: StatusRow, events: Sequence[LedgerEvent], tz: ZoneInfo) 
             "Event": [what for _, what, _ in items],
             "Detail": [detail for _, _, detail in items],
             "UTC": [utc_iso(when) for when, _, _ in items],
-        }
-    )
-
-
-# -- short links -------------------------------------------------------------------------
-
-
-def links_frame(links: Sequence[ShortLink], tz: ZoneInfo) -> pd.DataFrame:
-    """Short links with their clicks (total, unique, last)."""
-    return pd.DataFrame(
-        {
-            "Title": [link.title or "" for link in links],
-            "Short link": [link.short_url for link in links],
-            "Target": [link.url for link in links],
-            "Clicks": [link.clicks for link in links],
-            "Unique": [link.unique_clicks for link in links],
-            "Last click": [local_time(link.last_click_at, tz) for link in links],
-            "Created": [local_time(link.created_at, tz) for link in links],
         }
     )

@@ -42,7 +42,7 @@ with keda_errors("The caps could not be read", sandbox=console.sandbox):
 
 outcome = st.container()  # the last change's result, at the top where it is seen
 st.subheader(today_heading(limits))
-sms_col, spend_col, money_col = st.columns([5, 5, 3], gap="large")
+sms_col, spend_col, money_col = st.columns([4, 4, 3], gap="large")
 with sms_col:
     sms_today(limits)
 with spend_col:

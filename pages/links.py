@@ -1,11 +1,23 @@
-"""Messaging → Short links: create tracked links, see their clicks, copy them."""
+"""Messaging → Short links: create tracked links, see their clicks, copy them.
+
+Every link of the account is in reach: the service pages, searches and sorts the list; hand-made
+links and the tracking links of sends with *Track clicks* are shown apart. The list's pieces
+are in ``console.messaging.links``.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from console.messaging.links import (
+    KINDS,
+    SORTS,
+    first_pages,
+    link_table,
+    read_listing,
+    tab_label,
+)
 from console.shell import keda_errors, page_setup
-from console.views import links_frame
 
 console = page_setup(
     "Short links", "Tracked short links: every visit is counted (total, unique, last)."
@@ -28,6 +40,8 @@ if created:
         with keda_errors("The short link was not created", sandbox=console.sandbox):
             link = console.client.shortlinks.create(target, title=title.strip() or None)
         state["links_new"] = link.short_url
+        first_pages()  # the new link is the first of the first page
+        state["links_kind"] = "manual"  # … of the hand-made links
 
 if "links_new" in state:
     st.success(
@@ -36,37 +50,38 @@ if "links_new" in state:
     )
     st.code(state["links_new"], language=None)
 
-with keda_errors("The short links could not be listed", sandbox=console.sandbox):
-    links = console.client.shortlinks.list()
+# -- the list ----------------------------------------------------------------------------------
 
-st.subheader(f"Your links ({len(links):,})")
-if not links:
+heading = st.empty()  # the count is known once the service has answered
+search_col, sort_col = st.columns([3, 1])
+search = search_col.text_input(
+    "Search",
+    key="links_search",
+    placeholder="Title, address, code, msgid or number",
+    on_change=first_pages,
+).strip()
+sort = sort_col.selectbox(
+    "Order", list(SORTS), format_func=SORTS.get, key="links_sort", on_change=first_pages
+)
+choice = st.empty()  # the switch between the kinds, labelled with their counts
+kind = state.setdefault("links_kind", "manual")  # the switch's value (set here, never twice)
+with keda_errors("The short links could not be listed", sandbox=console.sandbox):
+    listing = read_listing(console.client, kind, search, sort)
+
+heading.subheader(f"Your links ({listing.total:,})")
+if not listing.total:
     st.info(
         "No short link yet. Create one above, or send with *Track clicks* on.",
         icon=":material/link:",
     )
     st.stop()
 
-st.dataframe(
-    links_frame(links, console.tz),
-    hide_index=True,
-    width="stretch",
-    column_config={
-        "Short link": st.column_config.LinkColumn(),
-        # Typed by whoever made the link: shown as text, never as a link (docs/console.md).
-        "Target": st.column_config.TextColumn(),
-        "Clicks": st.column_config.NumberColumn(help="Every visit"),
-        "Unique": st.column_config.NumberColumn(help="Distinct visitors (address and browser)"),
-        "Last click": st.column_config.TextColumn(help=f"Times in {console.tz.key}"),
-    },
-    key="links_table",
+choice.segmented_control(
+    "Show",
+    list(KINDS),
+    required=True,
+    format_func=lambda k: tab_label(k, listing.matching[k], listing.totals[k], bool(search)),
+    key="links_kind",
+    label_visibility="collapsed",
 )
-by_url = {link.short_url: link for link in links}
-pick = st.selectbox(
-    "Copy a link",
-    list(by_url),
-    format_func=lambda u: f"{by_url[u].title or by_url[u].url} — {u}",
-    key="links_copy",
-)
-if pick:
-    st.code(pick, language=None)
+link_table(listing, console.tz)

@@ -81,7 +81,8 @@ downloads("kpis", data.kpis.frame(), stamp, "KPIs ")
 
 # -- charts ------------------------------------------------------------------------------------
 
-views = Views(cached_figures(key, filters, version, data), data.frames(), stamp)
+charts = cached_figures(key, filters, version, options.countries, data)
+views = Views(charts, data.frames(), stamp)
 views.chart(
     "daily_spend", "Charged money; frozen amounts of messages not charged yet are not included."
 )

@@ -74,7 +74,13 @@ def _spend(limits: Limits, currency: str) -> str:
 
 
 def limit_banners(limits: Limits | None, currency: str) -> list[Banner]:
-    """What every page must say about today's caps: blocked sending first, then the alert."""
+    """What every page must say about today's caps: blocked sending first, then the alert.
+
+    Only about caps in force now: KedaSMS keeps today's alert "triggered" until the UTC day
+    ends, even after the cap that raised it is removed or raised. The warning is shown while
+    a cap is at or past its alert point, and goes as soon as none is (the Limits page keeps
+    saying when the alert was raised: ``alert_state``).
+    """
     if limits is None:
         return []
     banners = []
@@ -93,26 +99,49 @@ def limit_banners(limits: Limits | None, currency: str) -> list[Banner]:
                 "next UTC day.",
             )
         )
-    if limits.alert.triggered:
-        crossed = [c for c in crossed_caps(limits) if c not in blocked]
+    crossed = [c for c in crossed_caps(limits) if c not in blocked]
+    if limits.alert.triggered and crossed:
         detail = []
         if "dailySmsCap" in crossed:
             detail.append(f"SMS {_sms(limits)}")
         if "dailySpendCap" in crossed:
             detail.append(f"spend {_spend(limits, currency)}")
-        if detail:
-            reached = f": {'; '.join(detail)}"
-        elif blocked:
-            reached = ""  # the blocking banner already gives the figures
-        else:
-            reached = " earlier today (the caps have changed since)"
-        if not blocked or detail:
-            banners.append(
-                Banner(
-                    "warning",
-                    f"**Usage alert:** today's usage reached the alert threshold "
-                    f"({percent(limits.alert_threshold)} of a daily cap){reached}. "
-                    "See **Finance → Limits**.",
-                )
+        banners.append(
+            Banner(
+                "warning",
+                f"**Usage alert:** today's usage reached the alert threshold "
+                f"({percent(limits.alert_threshold)} of a daily cap): {'; '.join(detail)}. "
+                "See **Finance → Limits**.",
             )
+        )
     return banners
+
+
+def alert_state(limits: Limits, raised_at: str) -> tuple[str, str]:
+    """The Limits page's "Alert today": a word or two, and a sentence.
+
+    ``raised_at`` is when the alert was raised, as the page shows times. The alert stays
+    raised for the UTC day; when no cap is at its alert point any more (removed, raised), it
+    says so instead of warning about a cap that is gone.
+    """
+    threshold = percent(limits.alert_threshold)
+    blocked = blocked_caps(limits)
+    no_cap = limits.daily_sms_cap is None and limits.daily_spend_cap is None
+    if blocked:
+        caps = " and ".join(CAP_NAMES[c] for c in blocked)
+        verb = "are" if len(blocked) > 1 else "is"
+        return "Blocked", f"Sends are refused: the {caps} {verb} reached."
+    crossed = crossed_caps(limits)
+    if limits.alert.triggered and crossed:
+        which = " and ".join(CAP_NAMES[c] for c in crossed)
+        return "Raised", f"At {raised_at}: usage reached {threshold} of the {which}."
+    if limits.alert.triggered:
+        now = (
+            "There is no daily cap now, so nothing to warn about."
+            if no_cap
+            else f"The caps changed since: no cap is at its alert point now ({threshold})."
+        )
+        return "Raised earlier", f"At {raised_at}. {now} It resets with the UTC day."
+    if no_cap:
+        return "No cap", "No daily cap is set: there is no alert to raise."
+    return "Not raised", f"Raised when usage reaches {threshold} of a cap."

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from console.finance.alerts import CAP_NAMES, blocked_caps, crossed_caps, percent
+from console.finance.alerts import alert_state, percent
+from console.finance.cards import Card, metric_card
 from console.finance.views import (
     FIELD_LABELS,
     FieldChange,
@@ -81,10 +82,13 @@ def today_heading(limits: Limits) -> str:
 def sms_today(limits: Limits) -> None:
     """Messages sent today, and the gauge against the SMS cap when there is one."""
     usage, cap, threshold = limits.usage, limits.daily_sms_cap, limits.alert_threshold
-    st.metric(
-        "Messages today",
-        f"{usage.sms_sent:,}",
-        help="Messages accepted today (one per recipient); FAILED messages leave the count.",
+    metric_card(
+        Card(
+            "limits_today_sms",
+            "Messages today",
+            f"{usage.sms_sent:,}",
+            help="Messages accepted today (one per recipient); FAILED messages leave the count.",
+        )
     )
     if cap is None:
         st.caption("No daily SMS cap.")
@@ -101,10 +105,13 @@ def sms_today(limits: Limits) -> None:
 def spend_today(limits: Limits, cur: str) -> None:
     """Spend today (charged + frozen), and the gauge against the spend cap when there is one."""
     usage, cap_money, threshold = limits.usage, limits.daily_spend_cap, limits.alert_threshold
-    st.metric(
-        "Spend today",
-        money(usage.spend, cur),
-        help="Charged plus frozen (messages not charged yet): what the daily spend cap counts.",
+    metric_card(
+        Card(
+            "limits_today_spend",
+            f"Spend today ({cur})",  # the unit in the label keeps the value short
+            amount(usage.spend),
+            help="Charged plus frozen (messages not charged yet): what the daily spend cap counts.",
+        )
     )
     frozen = f"of which frozen {money(usage.frozen, cur)}"
     if cap_money is None:
@@ -124,36 +131,31 @@ def spend_today(limits: Limits, cur: str) -> None:
 
 def balance_today(balance: Balance) -> None:
     """What can still be spent, and what is frozen."""
-    st.metric(
-        "Balance",
-        money(balance.balance, balance.currency),
-        help="What can still be spent.",
+    metric_card(
+        Card(
+            "limits_today_balance",
+            f"Balance ({balance.currency})",
+            amount(balance.balance),
+            help="What can still be spent.",
+        )
     )
     st.caption(f"Frozen for messages not yet charged: {money(balance.frozen, balance.currency)}")
 
 
 def alert_today(limits: Limits, tz: ZoneInfo) -> None:
-    """The usage alert's state today: not raised, raised (since when, by which cap), blocked."""
+    """The usage alert's state today: not raised, raised (since when, by which cap), blocked,
+    or raised earlier while no cap is at its alert point any more (removed or raised)."""
     # The banner above (every page's) says what to do; here: the state, and since when.
-    threshold = limits.alert_threshold
-    blocked = blocked_caps(limits)
     raised_at = local_time(limits.alert.at, tz) if limits.alert.at else "earlier today"
-    if blocked:
-        alert_state = "Blocked"
-        caps = " and ".join(CAP_NAMES[c] for c in blocked)
-        detail = f"Sends are refused: the {caps} {'are' if len(blocked) > 1 else 'is'} reached."
-    elif limits.alert.triggered:
-        alert_state = "Raised"
-        which = " and ".join(CAP_NAMES[c] for c in crossed_caps(limits)) or "a daily cap"
-        detail = f"At {raised_at}: usage reached {percent(threshold)} of the {which}."
-    else:
-        alert_state = "Not raised"
-        detail = f"Raised when usage reaches {percent(threshold)} of a cap."
-    st.metric(
-        "Alert today",
-        alert_state,
-        help="The usage alert is raised once a day's usage reaches the alert threshold of a "
-        "cap, and resets with the UTC day.",
+    state, detail = alert_state(limits, raised_at)
+    metric_card(
+        Card(
+            "limits_today_alert",
+            "Alert today",
+            state,
+            help="The usage alert is raised once a day's usage reaches the alert threshold of "
+            "a cap, and resets with the UTC day.",
+        )
     )
     st.caption(detail)
 
@@ -371,5 +373,5 @@ def audit_trail(ledger: Ledger, tz: ZoneInfo, cur: str) -> None:
     )
     row.caption(
         f"Newest first; times in your zone ({tz.key}), in UTC in the exports. "
-        f"Showing the latest {min(len(trail), AUDIT_ROWS)} field changes."
+        f"Showing the latest {min(len(trail), AUDIT_ROWS):,} field changes."
     )

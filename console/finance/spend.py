@@ -16,7 +16,15 @@ import plotly.graph_objects as go
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from console.finance.views import PRESETS, kpi_cards, period_label, preset_range, previous_range
+from console.finance.cards import Card, metric_card
+from console.finance.views import (
+    KPI_ROWS,
+    PRESETS,
+    kpi_cards,
+    period_label,
+    preset_range,
+    previous_range,
+)
 from console.shell import fail
 from console.views import money
 from kedacore import demo
@@ -25,6 +33,7 @@ from kedacore.analytics import (
     FilterOptions,
     Filters,
     SpendData,
+    country_colors,
     data_version,
     figures,
     filter_options,
@@ -59,10 +68,18 @@ def cached_page(key: str, filters: Filters, version: DataVersion, _ledger: Ledge
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=50, show_spinner=False)
 def cached_figures(
-    key: str, filters: Filters, version: DataVersion, _data: SpendData
+    key: str,
+    filters: Filters,
+    version: DataVersion,
+    countries: tuple[str, ...],
+    _data: SpendData,
 ) -> dict[str, go.Figure]:
-    """The Plotly figures of one answer (building them costs more than the queries)."""
-    charts = figures(_data)
+    """The Plotly figures of one answer (building them costs more than the queries).
+
+    ``countries``: every country of the ledger. Their colours are given out over all of them,
+    so that a country keeps its colour whatever the filters show.
+    """
+    charts = figures(_data, country_colors(countries))
     # Single sends outside campaigns dwarf every campaign: the chart compares campaigns only
     # (the export keeps the "(no campaign)" row).
     campaigns = _data.by_campaign[_data.by_campaign.campaign_id.notna()]
@@ -165,7 +182,7 @@ def remove_demo(ledger: Ledger) -> NoReturn:
 
 def demo_notice(ledger: Ledger) -> None:
     """Say that the figures include demo history, beside the button that removes it."""
-    note, button = st.columns([4, 1], vertical_alignment="center")
+    note, button = st.columns([3, 1], vertical_alignment="center")
     note.warning(
         "**Demo data:** this ledger holds generated demo history (not real traffic); the "
         "figures below include it.",
@@ -275,18 +292,27 @@ def currency_unit(data: SpendData, account_currency: str) -> str:
 
 
 def kpi_metrics(data: SpendData, cur: str) -> None:
-    """The KPI cards, five a row, each against the previous period."""
-    cards = kpi_cards(data.kpis, cur)
-    for row in (cards[:5], cards[5:]):
-        for col, card in zip(st.columns(len(row)), row, strict=True):
-            col.metric(
-                card.label,
-                card.value,
-                delta=card.delta,
-                delta_color=card.delta_color,  # type: ignore[arg-type]
-                help=card.help,
-                border=True,
-            )
+    """The KPI cards in rows by what they measure, each against the previous period.
+
+    Fitted cards (``console.finance.cards``): no figure is ever cut.
+    """
+    cards = {card.name: card for card in kpi_cards(data.kpis, cur)}
+    width = max(len(row) for row in KPI_ROWS)
+    for row in KPI_ROWS:
+        for col, name in zip(st.columns(width), row, strict=False):
+            card = cards[name]
+            with col:
+                metric_card(
+                    Card(
+                        f"spend_kpi_{name}",
+                        card.label,
+                        card.value,
+                        card.delta,
+                        card.delta_color,
+                        card.help,
+                    ),
+                    border=True,
+                )
 
 
 def downloads(name: str, frame: pd.DataFrame, stamp: str, label: str = "") -> None:
@@ -363,7 +389,7 @@ def campaign_note(data: SpendData, cur: str) -> str | None:
     outside = data.by_campaign[data.by_campaign.campaign_id.isna()]
     notes = []
     if len(in_campaigns) > TOP_CAMPAIGNS:
-        notes.append(f"The {TOP_CAMPAIGNS} dearest of {len(in_campaigns)} campaigns.")
+        notes.append(f"The {TOP_CAMPAIGNS} dearest of {len(in_campaigns):,} campaigns.")
     if not outside.empty:
         notes.append(
             f"Single sends outside campaigns ({money(outside.spend.iloc[0], cur)}) are not drawn."

@@ -85,6 +85,13 @@ KPI_CARDS: dict[str, tuple[str, str, str]] = {
     "median_ms": ("Median delivery time", "ms", "inverse"),
     "p95_ms": ("p95 delivery time", "ms", "inverse"),
 }
+# The cards in rows, by what they measure: money; volume and delivery; clicks and speed. Four
+# at most to a row, so that a label like "Median delivery time" reads whole at 1280 px.
+KPI_ROWS: tuple[tuple[str, ...], ...] = (
+    ("spend", "avg_cost", "pending"),
+    ("messages", "segments", "delivery_rate", "failure_rate"),
+    ("ctr", "median_ms", "p95_ms"),
+)
 KPI_HELP = {
     "spend": "Money charged for messages the channel accepted (SENT, DELIVERED, UNDELIVERED).",
     "messages": "Messages created in the period (one per recipient).",
@@ -376,10 +383,12 @@ def next_reset(now: datetime, tz: ZoneInfo) -> str:
 def usage_gauge(
     used: Decimal | int, cap: Decimal | int, threshold: Decimal, text: Callable[[Decimal], str]
 ) -> go.Figure:
-    """Today's usage against a cap as a bullet: green, amber from the alert threshold, red cap.
+    """Today's usage against a cap as a bar: green, amber from the alert threshold, red at the cap.
 
-    The ticks are 0, the alert point and the cap, labelled exactly with ``text``; the bar is
-    plotted as float (a gauge has no use for the sixth decimal).
+    Two lines mark the alert point (amber, dashed) and the cap (red), each labelled exactly with
+    ``text``: the alert above the bar, the cap below it, each ending at its line (or starting
+    there, in the left half). On one row they ran into each other ("alert 1,620cap 2,025").
+    The bar is plotted as float (a gauge has no use for the sixth decimal).
     """
     used_d, cap_d = Decimal(used), Decimal(cap)
     alert = normalize(threshold * cap_d)
@@ -387,30 +396,48 @@ def usage_gauge(
     over = used_d >= cap_d
     alerting = used_d > 0 and used_d >= alert
     color = "#d62728" if over else ("#f0a30a" if alerting else "#2ca02c")
-    ticks = [(Decimal(0), "0"), (alert, f"alert {text(alert)}"), (cap_d, f"cap {text(cap_d)}")]
-    if alert == cap_d or alert == 0:
-        ticks = [ticks[0], ticks[2]]
-    gauge: dict[str, Any] = {
-        "shape": "bullet",
-        "axis": {
-            "range": [0, top],
-            "tickvals": [float(v) for v, _ in ticks],
-            "ticktext": [label for _, label in ticks],
-        },
-        "bar": {"color": color, "thickness": 0.5},
-        "steps": [
-            {"range": [0, float(alert)], "color": "#e8f5e9"},
-            {"range": [float(alert), float(cap_d)], "color": "#fff3e0"},
-            {"range": [float(cap_d), top], "color": "#ffebee"},
-        ],
-        "threshold": {
-            "line": {"color": "#d62728", "width": 3},
-            "thickness": 1,
-            "value": float(cap_d),
-        },
-    }
-    fig = go.Figure(go.Indicator(mode="gauge", value=float(used_d), gauge=gauge))
-    fig.update_layout(height=80, margin={"l": 10, "r": 40, "t": 10, "b": 30})
+    fig = go.Figure(
+        go.Bar(
+            x=[float(used_d)],
+            y=[0],
+            orientation="h",
+            width=0.5,
+            marker_color=color,
+            hovertemplate=f"Today: {text(used_d)}<extra></extra>",
+        )
+    )
+
+    def band(low: float, high: float, fill: str) -> None:
+        if high > low:
+            fig.add_shape(
+                type="rect", x0=low, x1=high, y0=-0.5, y1=0.5, fillcolor=fill,
+                line_width=0, layer="below",
+            )  # fmt: skip
+
+    def mark(at: Decimal, line: dict[str, Any], label: str, above: bool) -> None:
+        x = float(at)
+        fig.add_shape(type="line", x0=x, x1=x, y0=-0.5, y1=0.5, line=line)
+        fig.add_annotation(
+            x=x, xref="x", y=1 if above else 0, yref="paper",
+            yanchor="bottom" if above else "top", xanchor="right" if x >= top / 2 else "left",
+            text=label, showarrow=False, font={"size": 12}, xshift=0,
+        )  # fmt: skip
+
+    band(0, float(alert), "#e8f5e9")
+    band(float(alert), float(cap_d), "#fff3e0")
+    band(float(cap_d), top, "#ffebee")
+    if 0 < alert < cap_d:
+        mark(alert, {"color": "#f0a30a", "width": 2, "dash": "dot"}, f"alert {text(alert)}", True)
+    mark(cap_d, {"color": "#d62728", "width": 3}, f"cap {text(cap_d)}", False)
+    fig.update_xaxes(range=[0, top], visible=False, fixedrange=True)
+    fig.update_yaxes(range=[-0.5, 0.5], visible=False, fixedrange=True)
+    fig.update_layout(
+        height=84,
+        margin={"l": 4, "r": 4, "t": 22, "b": 22},
+        showlegend=False,
+        plot_bgcolor="rgba(0,0,0,0)",
+        paper_bgcolor="rgba(0,0,0,0)",
+    )
     return fig
 
 

@@ -10,6 +10,7 @@ No Streamlit here: the page calls these functions and draws what they return.
 from kedacore.analytics.charts import (
     STATUS_COLORS,
     campaign_funnel_figure,
+    country_colors,
     daily_spend_figure,
     delivery_rate_figure,
     empty_figure,
@@ -49,6 +50,7 @@ __all__ = [
     "SpendData",
     "campaign_funnel_figure",
     "compare_kpis",
+    "country_colors",
     "daily_spend_by_country",
     "daily_spend_figure",
     "data_version",

@@ -31,8 +31,8 @@ def no_traceback(page) -> None:
     assert "Traceback" not in page.content()
 
 
-def send(page, numbers: str, text: str) -> None:
-    """Compose on the Send page and confirm."""
+def compose(page, numbers: str, text: str) -> None:
+    """Fill the Send page's form and wait for the run that read it."""
     count = len([n for n in numbers.splitlines() if n.strip()])
     box = page.locator(f"{key('send_numbers')} textarea")
     box.fill(numbers)
@@ -46,6 +46,12 @@ def send(page, numbers: str, text: str) -> None:
     characters = page.locator('[data-testid="stMetric"]').filter(has_text="Characters")
     characters.get_by_text(f"{len(text):,}", exact=True).wait_for()
     wait_ready(page)
+
+
+def send(page, numbers: str, text: str) -> None:
+    """Compose on the Send page and confirm."""
+    count = len([n for n in numbers.splitlines() if n.strip()])
+    compose(page, numbers, text)
     page.locator(f"{key('send_submit')} button").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(f"{count} recipient(s)").wait_for()
@@ -55,7 +61,7 @@ def send(page, numbers: str, text: str) -> None:
 
 def test_a_cap_changed_on_limits_refuses_the_next_send(console: Console, page) -> None:
     open_page(page, console, "limits", "Limits")
-    page.get_by_text("Not raised", exact=True).wait_for()  # the alert state
+    page.get_by_text("No cap", exact=True).wait_for()  # the alert state: no cap set yet
     sms = page.locator(f"{key('limits_sms_cap')} input")
     sms.fill("1")
     page.locator(f"{key('limits_block')} label").click()
@@ -72,12 +78,14 @@ def test_a_cap_changed_on_limits_refuses_the_next_send(console: Console, page) -
     no_traceback(page)
     screenshot(page, "finance-limits-changed")
 
-    # Two messages against a cap of one: the gateway refuses the whole send, naming the cap.
+    # Two messages against a cap of one: the Send page says before sending that KedaSMS
+    # will refuse the whole send, with today's figures, and does not offer Send.
     open_page(page, console, "", "Send")
-    send(page, "+12015550123\n+12015550124", "Two messages over a cap of one")
-    refused = page.get_by_text(re.compile("The message was not sent.*daily SMS cap reached"))
+    compose(page, "+12015550123\n+12015550124", "Two messages over a cap of one")
+    refused = page.locator('[data-testid="stAlert"]').filter(has_text="will refuse this send")
     refused.wait_for()
-    assert "code 3002" in refused.inner_text()
+    assert "today's SMS cap (0 of 1 sent, 1 left)" in refused.inner_text()
+    assert page.locator(f"{key('send_submit')} button").is_disabled()
     no_traceback(page)
     screenshot(page, "finance-send-refused")
 

@@ -7,6 +7,7 @@ for the embedded gateway); the demo generator fills ledgers with a few thousand 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -176,6 +177,30 @@ def test_spend_filters_driven_by_key_give_the_analytics_figures(data_dir: Path) 
         assert any(period in c.value for c in at.caption)
 
 
+def chart_colors(at: AppTest, index: int) -> dict[str, str]:
+    """Country → colour of a chart on the page (from the figure Streamlit was given)."""
+    spec = json.loads(at.get("plotly_chart")[index].proto.spec)
+    colors = {}
+    for trace in spec["data"]:
+        if isinstance(trace["marker"]["color"], list):
+            colors.update(zip(trace["x"], trace["marker"]["color"], strict=True))
+        else:
+            colors[trace["name"]] = trace["marker"]["color"]
+    return colors
+
+
+def test_a_country_keeps_its_colour_in_every_chart_and_under_any_filter(data_dir: Path) -> None:
+    fill_with_demo(data_dir)
+    at = start("pages/spend.py")
+    daily, rates = chart_colors(at, 0), chart_colors(at, 2)
+    assert len(daily) == 9 and len(set(daily.values())) == 9  # nine countries, nine colours
+    assert {c: daily[c] for c in rates} == rates  # the same in both charts
+    for country in ("US", "BR", "NG"):
+        at.multiselect(key="spend_countries").set_value([country]).run()
+        assert chart_colors(at, 0) == {country: daily[country]}
+        assert chart_colors(at, 2) == {country: daily[country]}
+
+
 def test_a_filter_without_messages_says_so(data_dir: Path) -> None:
     fill_with_demo(data_dir, days=10)
     at = start("pages/spend.py")
@@ -236,7 +261,9 @@ def test_limits_renders_without_changes(data_dir: Path) -> None:
     assert not at.error
     shown = main_metrics(at)
     assert shown["Messages today"][0] == "0"
-    assert shown["Spend today"][0] == "0.00 USD"
+    assert shown["Spend today (USD)"][0] == "0.00"  # the unit in the label: short values
+    assert shown["Balance (USD)"][0] == "100.00"
+    assert shown["Alert today"][0] == "No cap"
     assert "No cap has been changed" in " ".join(c.value for c in at.caption)
     assert at.text_input(key="limits_sms_cap").value == ""  # no cap
     assert at.text_input(key="limits_threshold").value == "0.8"
@@ -254,13 +281,12 @@ def test_a_cap_edit_changes_what_the_gateway_enforces_and_is_audited(data_dir: P
         client.sms.send("US", ["2015550140", "2015550141", "2015550142"], "Three")
     assert refused.value.cap == "dailySmsCap"
     assert "daily SMS cap" in str(refused.value)
-    # And from the console's Send page, the same.
+    # And the console's Send page says so before sending, and does not offer Send.
     at.switch_page("pages/send.py").run()
     at.text_area(key="send_numbers").input("2015550143\n2015550144\n2015550145").run()
     at.text_area(key="send_content").input("Three from the page").run()
-    at.button(key="send_submit").click().run()
-    at.button(key="send_confirm").click().run()
-    assert "daily SMS cap reached" in at.error[0].value
+    assert any("KedaSMS will refuse this send" in e.value for e in at.error)
+    assert at.button(key="send_submit").disabled
 
     # Two reach the cap exactly; then every page says sending is blocked.
     client.sms.send("US", ["2015550146", "2015550147"], "Two")
@@ -321,6 +347,32 @@ def test_the_alert_threshold_raises_the_banner_on_every_page(data_dir: Path) -> 
         banners = [w.value for w in at.warning]
         assert any("Usage alert" in b and "50 %" in b for b in banners), (page, banners)
         assert not any("Sending is blocked" in e.value for e in at.error)
+
+
+def test_the_alert_banner_goes_as_soon_as_the_caps_are_removed(data_dir: Path) -> None:
+    at = start("pages/limits.py")
+    change_caps(at, sms_cap="4", threshold="50 %")
+    runtime().client.sms.send("US", ["2015550160", "2015550161"], "Half the cap")
+    from console.shell import account_changed
+
+    account_changed()
+    at.switch_page("pages/send.py").run()
+    assert any("Usage alert" in w.value for w in at.warning)
+
+    # The caps removed: the service keeps today's alert "triggered", but there is no cap to
+    # warn about any more. No banner, on any page, at once.
+    at.switch_page("pages/limits.py").run()
+    change_caps(at, sms_cap="")
+    assert runtime().client.limits.get().alert.triggered
+    for page in ("pages/limits.py", "pages/send.py", "pages/status.py", "pages/spend.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert not [w.value for w in at.warning if "Usage alert" in w.value], page
+        assert not any("Sending is blocked" in e.value for e in at.error), page
+    # The Limits page still says that the alert was raised today, and that no cap is left.
+    at.switch_page("pages/limits.py").run()
+    assert main_metrics(at)["Alert today"][0] == "Raised earlier"
+    assert any("There is no daily cap now" in c.value for c in at.caption)
 
 
 def test_bad_cap_values_are_named_and_nothing_changes(data_dir: Path) -> None:

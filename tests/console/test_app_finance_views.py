@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from console.finance.alerts import blocked_caps, limit_banners, percent
+from console.finance.alerts import alert_state, blocked_caps, limit_banners, percent
 from console.finance.views import (
+    amount,
     audit_export,
     audit_frame,
     cap_changes,
@@ -28,6 +30,7 @@ from console.finance.views import (
     update_arguments,
     usage_gauge,
 )
+from console.views import money
 from kedacore.analytics import Filters, KpiComparison, to_csv
 from kedacore.analytics.kpis import Kpis
 from kedacore.api.types import Alert, Limits, Usage
@@ -172,8 +175,35 @@ def test_the_alert_banner_names_the_cap_crossed() -> None:
     assert "80 % of a daily cap" in banner.text and "SMS 80 of 100 messages" in banner.text
     (spend,) = limit_banners(limits(None, "10", spend="9.5", triggered=True), "USD")
     assert "spend 9.50 USD of 10.00 USD" in spend.text
-    (earlier,) = limit_banners(limits(1000, None, sent=80, triggered=True), "USD")
-    assert "earlier today" in earlier.text  # the cap was raised after the alert
+    # Raised earlier, and the cap raised since: no cap is at its alert point now, nothing to say
+    # on every page (the Limits page says when it was raised).
+    assert limit_banners(limits(1000, None, sent=80, triggered=True), "USD") == []
+
+
+def test_no_banner_about_a_cap_that_no_longer_exists() -> None:
+    # The service keeps today's alert "triggered" after the caps are removed: no banner then.
+    assert limit_banners(limits(None, None, sent=1700, spend="85", triggered=True), "USD") == []
+    # The SMS cap whose alert was raised removed; the spend cap kept, below its alert point.
+    gone = limits(None, "1000", sent=1700, spend="85", triggered=True)
+    assert limit_banners(gone, "USD") == []
+    # The cap still there and still crossed: the banner stays, with today's figures.
+    (kept,) = limit_banners(limits(2025, None, sent=1700, triggered=True), "USD")
+    assert "SMS 1,700 of 2,025 messages" in kept.text
+
+
+def test_the_alert_today_says_what_happened_when_the_caps_changed() -> None:
+    at = "09:00"
+    assert alert_state(limits(100, None, sent=80, triggered=True), at) == (
+        "Raised",
+        "At 09:00: usage reached 80 % of the daily SMS cap.",
+    )
+    state, detail = alert_state(limits(None, None, sent=80, triggered=True), at)
+    assert state == "Raised earlier" and "There is no daily cap now" in detail
+    state, detail = alert_state(limits(1000, None, sent=80, triggered=True), at)
+    assert state == "Raised earlier" and "no cap is at its alert point now" in detail
+    assert alert_state(limits(None, None), at)[0] == "No cap"
+    assert alert_state(limits(100, None, sent=10), at)[0] == "Not raised"
+    assert alert_state(limits(10, None, sent=10, block=True, triggered=True), at)[0] == "Blocked"
 
 
 def test_a_cap_at_its_limit_blocks_only_with_block_on_limit() -> None:
@@ -251,11 +281,89 @@ def test_presets_are_whole_utc_days_up_to_today() -> None:
 
 def test_the_usage_gauge_marks_the_alert_point_and_the_cap() -> None:
     fig = usage_gauge(3, 10, Decimal("0.8"), lambda n: f"{n:,}")
-    axis = fig.data[0].gauge.axis
-    assert list(axis.ticktext) == ["0", "alert 8", "cap 10"]
-    assert fig.data[0].gauge.bar.color == "#2ca02c"
-    assert usage_gauge(8, 10, Decimal("0.8"), str).data[0].gauge.bar.color == "#f0a30a"
-    assert usage_gauge(10, 10, Decimal("0.8"), str).data[0].gauge.bar.color == "#d62728"
+    assert [a.text for a in fig.layout.annotations] == ["alert 8", "cap 10"]
+    assert [(s.x0, s.line.color) for s in fig.layout.shapes if s.type == "line"] == [
+        (8.0, "#f0a30a"),
+        (10.0, "#d62728"),
+    ]
+    assert fig.data[0].marker.color == "#2ca02c"
+    assert usage_gauge(8, 10, Decimal("0.8"), str).data[0].marker.color == "#f0a30a"
+    assert usage_gauge(10, 10, Decimal("0.8"), str).data[0].marker.color == "#d62728"
+
+
+CHAR_PX = 6.6  # the gauge's 12 px labels: the widest digits and letters
+GAUGE_PX = 200  # the plot's width in the narrowest column the Limits page gives it
+
+
+def _label_boxes(fig) -> dict[str, list[tuple[float, float, str]]]:
+    """Every text of a gauge, per row, as (left px, right px, text) across ``GAUGE_PX``."""
+    rows: dict[str, list[tuple[float, float, str]]] = {}
+
+    def add(row: str, x: float, low: float, high: float, text: str, anchor: str = "center"):
+        at = (x - low) / (high - low) * GAUGE_PX
+        width = len(text) * CHAR_PX
+        left = {"left": at, "right": at - width}.get(anchor, at - width / 2)
+        rows.setdefault(row, []).append((left, left + width, text))
+
+    for trace in fig.data:
+        if trace.type == "indicator":  # a bullet gauge: its ticks are the labels
+            axis = trace.gauge.axis
+            for value, text in zip(axis.tickvals, axis.ticktext, strict=True):
+                add("ticks", value, *axis.range, text)
+    axis = fig.layout.xaxis
+    if axis.tickvals is not None:
+        for value, text in zip(axis.tickvals, axis.ticktext, strict=True):
+            add("ticks", value, *axis.range, text)
+    for note in fig.layout.annotations or ():
+        low, high = axis.range if note.xref == "x" else (0, 1)
+        add(f"{note.yref}:{note.y}:{note.yanchor}", note.x, low, high, note.text, note.xanchor)
+    return rows
+
+
+@pytest.mark.parametrize("threshold", ["0.5", "0.8", "0.9", "0.95", "0.99", "1"])
+@pytest.mark.parametrize(
+    ("used", "cap", "text"),
+    [
+        (1580, 2025, lambda n: f"{n:,}"),
+        (0, 2025, lambda n: f"{n:,}"),
+        (2025, 2025, lambda n: f"{n:,}"),
+        (3000, 2025, lambda n: f"{n:,}"),
+        (Decimal("79"), Decimal("100"), amount),
+        (Decimal("17349.5"), Decimal("20000.125"), amount),
+    ],
+)
+def test_the_gauge_labels_never_overlap(threshold, used, cap, text) -> None:
+    """The finding read "alert 1,620cap 2,025": the alert point and the cap are labelled
+    apart, whatever the threshold (at 0.95 they are a few pixels from each other)."""
+    fig = usage_gauge(used, cap, Decimal(threshold), text)
+    rows = _label_boxes(fig)
+    assert sum(len(r) for r in rows.values()) >= 1
+    for row, boxes in rows.items():
+        boxes.sort()
+        for (_, right, a), (left, _, b) in itertools.pairwise(boxes):
+            assert right + 4 <= left, f"{a!r} and {b!r} overlap on {row}"
+    labels = [t for boxes in rows.values() for _, _, t in boxes]
+    assert f"cap {text(cap)}" in labels
+    if Decimal(threshold) < 1:
+        assert any(t.startswith("alert ") for t in labels)
+
+
+def test_money_and_counts_have_thousands_separators_and_every_decimal() -> None:
+    assert money(Decimal("43195.156"), "USD") == "43,195.156 USD"
+    assert money(Decimal("1234567.000001"), "USD") == "1,234,567.000001 USD"
+    assert money(Decimal("-1234.5"), "USD") == "-1,234.50 USD"
+    assert money(Decimal("999.9"), "USD") == "999.90 USD"
+    assert money(Decimal("100"), "USD") == "100.00 USD"
+    assert amount(Decimal("17349.1234")) == "17,349.1234"
+    assert cap_text("daily_spend_cap", Decimal("2025"), "USD") == "2,025.00 USD"
+    f = Filters(date(2026, 1, 11), date(2026, 1, 20))
+    big = kpis(spend=Decimal("43195.156"), pending=Decimal("1200"), messages=1_234_567)
+    before = kpis(spend=Decimal("12000"), messages=1000)
+    cards = {c.name: c for c in kpi_cards(KpiComparison(big, before, f), "USD")}
+    assert (cards["spend"].value, cards["spend"].delta) == ("43,195.156", "+31,195.156")
+    assert cards["pending"].value == "1,200.00"
+    assert cards["messages"].value == "1,234,567" and cards["messages"].delta == "+1,233,567"
+    assert "12,000.00 USD" in cards["spend"].help
 
 
 def test_the_reset_is_the_next_utc_midnight_in_the_users_zone() -> None:

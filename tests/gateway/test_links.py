@@ -154,3 +154,106 @@ def test_unrecorded_clicks_send_no_callback(gateway_factory):
         assert gateway.http.get(short).status_code == 302
     assert gateway.query("SELECT count(*) FROM clicks") == [(2,)]
     assert gateway.query("SELECT count(*) FROM outbox WHERE status = 'CLICKED'") == [(2,)]
+
+
+# -- the listing's paging, kinds, search and sort (our extension, docs/protocol.md) ------------
+
+
+def _tracked_send(gateway, account, recipients: int) -> list[str]:
+    """A trackClick send: one short link per recipient, tied to its msgid."""
+    payload = {
+        "countryCode": "US",
+        "phoneNumbers": [f"+1201555{1000 + i:04d}" for i in range(recipients)],
+        "content": "Spring sale https://shop.example.com/spring",
+        "trackClick": True,
+    }
+    response = gateway.send(account, payload)
+    assert response.status_code == 200, response.text
+    return [m["msgid"] for m in response.json()["data"]["messages"]]
+
+
+def _listing(gateway, account, **params):
+    response = gateway.get("/shortlinks", account, **params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return body["data"], body["page"]
+
+
+def test_every_link_is_reachable_page_by_page_with_the_total(gateway):
+    account = gateway.create_account()
+    msgids = _tracked_send(gateway, account, 150)
+    manual = [
+        create(gateway, account, url=f"https://example.com/hand/{i}", title=f"Hand {i}").json()[
+            "data"
+        ]["code"]
+        for i in range(3)
+    ]
+    first, page = _listing(gateway, account)
+    assert len(first) == 100  # the default page
+    assert page == {"total": 153, "offset": 0, "limit": 100, "nextOffset": 100}
+    second, page = _listing(gateway, account, offset=100)
+    assert len(second) == 53 and page["nextOffset"] is None
+    codes = [link["code"] for link in first + second]
+    assert len(set(codes)) == 153  # each link once, nothing lost past the first hundred
+    assert codes[:3] == manual[::-1]  # newest first
+
+    links, page = _listing(gateway, account, kind="manual")
+    assert [link["code"] for link in links] == manual[::-1] and page["total"] == 3
+    assert {(link["kind"], link["msgid"], link["recipient"]) for link in links} == {
+        ("manual", None, None)
+    }
+    links, page = _listing(gateway, account, kind="tracking", limit=1000)
+    assert page["total"] == 150 and len(links) == 150
+    assert {link["msgid"] for link in links} == set(msgids)
+    assert all(link["kind"] == "tracking" and link["recipient"] for link in links)
+
+    counted, page = _listing(gateway, account, limit=0)  # only the count
+    assert counted == [] and page["total"] == 153 and page["nextOffset"] == 0
+
+
+def test_the_listing_searches_and_sorts_by_clicks(gateway):
+    account = gateway.create_account()
+    msgids = _tracked_send(gateway, account, 5)
+    made = {
+        name: create(gateway, account, url=f"https://example.com/{name}", title=title).json()[
+            "data"
+        ]
+        for name, title in [("spring", "Spring OFFER"), ("menu", "Menu"), ("faq", None)]
+    }
+    for name, visits in [("menu", 3), ("faq", 1)]:
+        for i in range(visits):
+            gateway.http.get(made[name]["shortUrl"], headers={"User-Agent": f"ua-{i}"})
+
+    found, page = _listing(gateway, account, q="offer")  # the title, any case
+    assert [x["code"] for x in found] == [made["spring"]["code"]] and page["total"] == 1
+    found, _ = _listing(gateway, account, q="EXAMPLE.COM/FAQ")  # the target
+    assert [x["code"] for x in found] == [made["faq"]["code"]]
+    found, _ = _listing(gateway, account, q=made["menu"]["code"])  # the code
+    assert [x["code"] for x in found] == [made["menu"]["code"]]
+    found, _ = _listing(gateway, account, q=msgids[2])  # a tracking link by its message
+    assert [x["msgid"] for x in found] == [msgids[2]]
+    found, _ = _listing(gateway, account, q="%")  # a wildcard is a character, not "anything"
+    assert found == []
+
+    ranked, _ = _listing(gateway, account, sort="clicks", kind="manual")
+    assert [(x["code"], x["clicks"]) for x in ranked] == [
+        (made["menu"]["code"], 3),
+        (made["faq"]["code"], 1),
+        (made["spring"]["code"], 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"kind": "other"}, "kind"),
+        ({"sort": "url"}, "sort"),
+        ({"limit": "1001"}, "limit"),
+        ({"offset": "-1"}, "offset"),
+        ({"q": "x" * 201}, "q"),
+    ],
+)
+def test_bad_listing_parameters_are_named(gateway, params, field):
+    response = gateway.get("/shortlinks", gateway.create_account(), **params)
+    assert response.status_code == 422 and response.json()["code"] == "2001"
+    assert [e["field"] for e in response.json()["data"]["errors"]] == [field]

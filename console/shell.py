@@ -39,7 +39,9 @@ import streamlit as st
 
 from console import runtime as _runtime
 from console.finance.alerts import limit_banners
+from console.messaging.campaigns import active_line, status_label
 from console.views import country_label, money, plain, zone
+from console.wording import explain
 from kedacore import (
     APIConnectionError,
     AsyncKedaClient,
@@ -50,6 +52,7 @@ from kedacore import (
     Limits,
     Pricing,
 )
+from kedacore.campaign.progress import holder
 from kedacore.ledger import Ledger
 from kedacore.settings import SANDBOX, Settings, load_settings
 
@@ -131,13 +134,16 @@ def account_changed() -> None:
     _account.clear()
 
 
-def advice(exc: KedaError, *, sandbox: bool, markdown: bool = True) -> str:
-    """What went wrong and what to do next, in one paragraph.
+def advice(
+    exc: KedaError, *, sandbox: bool, markdown: bool = True, currency: str | None = None
+) -> str:
+    """What went wrong and what to do next, in one paragraph written for a person.
 
-    As Markdown by default: the service's message may quote what was typed (a number, a
-    URL), so it goes through ``plain``. ``markdown=False`` for a table cell.
+    The wording is ``console.wording.explain`` (never the wire's codes or field names). As
+    Markdown by default: it may quote what was typed (a number, a sender id), so it goes
+    through ``plain``. ``markdown=False`` for a table cell. ``currency``: the account's, for
+    amounts the service gives without one.
     """
-    told = plain(exc) if markdown else str(exc)
     if sandbox and isinstance(exc, APIConnectionError):
         return (
             "The sandbox gateway inside this console does not answer. Restart the console "
@@ -148,12 +154,8 @@ def advice(exc: KedaError, *, sandbox: bool, markdown: bool = True) -> str:
             "The sandbox gateway does not know this console's sandbox account (was its "
             "database replaced?). Restart the console to create a new sandbox account."
         )
-    if isinstance(exc, AuthenticationError):
-        return (
-            f"{told} Set KEDA_API_KEY and KEDA_ENCRYPTION_KEY (environment, or the [keda] "
-            "section of .streamlit/secrets.toml) and restart the console."
-        )
-    return told
+    told = explain(exc, currency=currency)
+    return plain(told) if markdown else told
 
 
 def fail(message: str) -> NoReturn:
@@ -234,6 +236,21 @@ def _sidebar(rt: _runtime.Runtime) -> tuple[Balance | None, Limits | None, KedaE
     return balance, limits, None
 
 
+def _campaigns_bar(rt: _runtime.Runtime) -> None:
+    """The campaigns still to finish (sending, pausing, paused, interrupted) in the sidebar of
+    every page, each a link that opens it on the Campaigns page (its status, its numbers)."""
+    assert rt.ledger is not None
+    for f in rt.ledger.active_campaigns(limit=3).campaigns:
+        label = status_label(f.campaign.status, holder(rt.ledger.url, f.id)[0])
+        st.sidebar.page_link(
+            "pages/campaigns.py",
+            label=active_line(f, label, short=True),
+            help=active_line(f, label),
+            icon=":material/campaign:",
+            query_params={"campaign": str(f.id)},
+        )
+
+
 def country_select(
     label: str, pricing: Pricing, currency: str, *, key: str, help: str, where: Any = st
 ) -> str:
@@ -286,6 +303,7 @@ def page_setup(title: str, caption: str | None = None, *, need_connection: bool 
     settings = _settings()
     rt = _start(settings)
     balance, limits, error = _sidebar(rt)
+    _campaigns_bar(rt)
     address = st.get_option("server.address")
     if exposed(address):  # until sign-in exists (Step 8), say it where nobody can miss it
         st.error(

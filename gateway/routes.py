@@ -12,6 +12,8 @@ from starlette.routing import Route
 from gateway.accounts import hash_password, validate_registration
 from gateway.errors import ApiError, field_error, invalid
 from gateway.forwarding import client_address, client_group
+from gateway.messages import BATCH_BODY_LIMIT, batch_msgids
+from gateway.shortlinks import link_query
 from gateway.web import (
     MoneyJSONResponse,
     api_key_from,
@@ -47,6 +49,16 @@ async def sms_status(request: Request) -> Response:
     if msgid:
         return status_ok(gw.messages.by_msgid(account.id, msgid))
     return status_ok(gw.messages.by_task(account.id, task_id))  # type: ignore[arg-type]
+
+
+@endpoint("status")
+async def sms_status_batch(request: Request) -> Response:
+    """Our extension (docs/protocol.md): up to 1,000 msgids, one rate-limit token."""
+    gw = gateway_of(request)
+    account = authenticate(gw, api_key_from(request))
+    msgids = batch_msgids(await read_json(request, BATCH_BODY_LIMIT))
+    found, missing = gw.messages.by_msgids(account.id, msgids)
+    return status_ok({"messages": found, "notFound": missing})
 
 
 @endpoint()
@@ -85,22 +97,14 @@ async def create_link(request: Request) -> Response:
     return ok(await gw.links.create(account, envelope, plaintext, public_base(request, gw)))
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or len(raw) > 9:
-        raise invalid([field_error(name, "must be a non-negative integer", raw)])
-    return int(raw)
-
-
 @endpoint()
 async def list_links(request: Request) -> Response:
     gw = gateway_of(request)
     account = authenticate(gw, api_key_from(request))
-    limit = _int_param(request, "limit", 100)
-    offset = _int_param(request, "offset", 0)
-    return ok(gw.links.list(account.id, public_base(request, gw), limit, offset))
+    query = link_query(request.query_params)
+    links, page = gw.links.list(account.id, public_base(request, gw), query)
+    # ``data`` stays the list of links it always was; where the page is sits beside it.
+    return MoneyJSONResponse({"code": "0", "message": "Success", "data": links, "page": page})
 
 
 @endpoint()
@@ -159,6 +163,7 @@ async def healthz(request: Request) -> Response:
 ROUTES = [
     Route("/api/sms/send", send_sms, methods=["POST"]),
     Route("/api/sms/status", sms_status, methods=["GET"]),
+    Route("/api/sms/status/batch", sms_status_batch, methods=["POST"]),
     Route("/api/external/accounts/limits", get_limits, methods=["GET"]),
     Route("/api/external/accounts/limits", put_limits, methods=["PUT"]),
     Route("/api/external/accounts/balance", balance, methods=["GET"]),

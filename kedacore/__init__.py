@@ -35,6 +35,7 @@ from kedacore.api.types import (
     SendResult,
     SentMessage,
     ShortLink,
+    ShortLinkPage,
     Usage,
 )
 
@@ -69,6 +70,7 @@ __all__ = [
     "SendResult",
     "SentMessage",
     "ShortLink",
+    "ShortLinkPage",
     "Usage",
     "ValidationError",
     "__version__",

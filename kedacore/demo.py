@@ -211,9 +211,11 @@ def _plan_campaigns(rng: np.random.Generator, days: int) -> list[DemoCampaign]:
             len(COUNTRIES), size=n_countries, replace=False, p=weights / weights.sum()
         )
         theme = CAMPAIGN_THEMES[i % len(CAMPAIGN_THEMES)]
+        # No "#n" in the name: pages number campaigns themselves, demo ones apart ("Demo #3").
+        round_ = i // len(CAMPAIGN_THEMES)
         plans.append(
             DemoCampaign(
-                name=f"{theme} #{i + 1}",
+                name=f"{theme} {round_ + 1}" if round_ else theme,
                 sender=MARKETING_SENDERS[i % len(MARKETING_SENDERS)],
                 countries=tuple(sorted(int(c) for c in chosen)),
                 segments=int(rng.choice([1, 1, 1, 2, 2, 3])),

@@ -1,142 +1,195 @@
-"""The Campaigns page's list view: pick a campaign, follow it, resume or cancel it; all campaigns.
+"""The Campaigns page's list view: pick a campaign, follow it, pause, resume or cancel it; all
+campaigns with their figures.
 
-Progress is read from the ledger, where the background run writes it; the picked campaign's
-part is a fragment that ticks while it sends and while delivery reports are still to come.
+One view, one ledger read: the picked campaign's progress, its delivery line, its messages and
+the list of all campaigns are drawn from one ``CampaignSnapshot`` (one transaction), so the
+figures side by side are of one moment. The view is a fragment that ticks while the campaign
+sends (every second) and while delivery reports are still to come (every two); each tick reads
+a new snapshot. The page's full run reads one too and hands it to the fragment's first draw.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 
 import streamlit as st
 
 from console.messaging import campaigns as cv
-from console.messaging.campaign_state import engine_for, keep_run
+from console.messaging.campaign_state import LIST, engine_for, keep_run, pause
 from console.shell import Console, account_changed
 from console.views import StatusRow, money, plain, status_badge, status_csv, status_frame
 from kedacore.campaign import CampaignBusyError, CampaignEngine, CampaignProgress
+from kedacore.ledger.campaign_snapshot import NEWEST, CampaignFigures, CampaignSnapshot
 
 MESSAGES_SHOWN = 500  # rows of the messages table; the CSV export has them all
 LIST_LENGTH = 100  # campaigns in the list, newest first
+ACTIVE_SHOWN = 5  # campaigns still to finish named at the top of the page
 MESSAGE_COLUMNS = ["Status", "Recipient", "Cost", "Final", "Latency (s)", "msgid", "Task"]
+_HANDED = "_campaigns_snapshot"  # the full run's snapshot, for the fragment's first draw
+Shape = tuple[bool, str, bool]
 
 
 def campaign_list(console: Console) -> None:
-    """Pick a campaign to follow; the list of all with their figures from the ledger."""
+    """Pick a campaign to follow; below, the list of all with their figures."""
     state = st.session_state
-    campaigns = console.ledger.campaigns(limit=LIST_LENGTH)
-    if not campaigns:
+    pick = state.get("campaigns_pick")
+    engine = engine_for(console, cv.CampaignOptions())
+    snapshot = read(console, engine, pick)
+    if not snapshot.campaigns:
         st.info("No campaign yet. Start one under **New campaign**.", icon=":material/campaign:")
         return
-    plain = engine_for(console, cv.CampaignOptions())
-    running = {c.id: plain.is_running(c.id) for c in campaigns}
-    by_id = {c.id: c for c in campaigns}
-    if state.get("campaigns_pick") not in by_id:
+    if snapshot.get(pick) is None:
         state.pop("campaigns_pick", None)  # a campaign of another ledger: start afresh
     pick = st.selectbox(
         "Campaign",
-        list(by_id),
-        format_func=lambda i: cv.campaign_choice(by_id[i]),
+        [f.id for f in snapshot.campaigns],
+        format_func=lambda i: cv.campaign_choice(snapshot.get(i)),
         key="campaigns_pick",
     )
-    campaign = by_id[pick]
-    options = cv.load_options(console.settings.data_dir, campaign)
-    engine = engine_for(console, options)
-    shape = page_shape(console, pick, engine)
+    if snapshot.messages_of not in (None, pick) and not engine.is_running(pick):
+        snapshot = read(console, engine, pick)  # the picked one is not the newest: its messages
+    figures = snapshot.get(pick)
+    assert figures is not None
+    engine = engine_for(console, cv.load_options(console.settings.data_dir, figures.campaign))
+    shape = page_shape(engine, figures)
     # Tick while sending; slower while delivery reports are still coming in; else not at all.
     running_now, _, pending = shape
     every = 1.0 if running_now else (2.0 if pending else None)
-    with st.container(border=True):
-        st.fragment(campaign_detail, run_every=every)(console, pick, engine, shape)
+    state[_HANDED] = (time.monotonic(), snapshot)
+    st.fragment(campaign_view, run_every=every)(console, pick, engine, shape)
 
-    st.markdown("**All campaigns**")
-    counts = {c.id: console.ledger.campaign_status_counts(c.id) for c in campaigns}
-    st.dataframe(
-        cv.campaigns_table(campaigns, counts, running, console.tz),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "Recipients": st.column_config.NumberColumn(format="localized"),
-            "Sent": st.column_config.NumberColumn(
-                format="localized", help="Messages accepted by KedaSMS"
-            ),
-            "Delivered": st.column_config.NumberColumn(format="localized"),
-            "Not delivered": st.column_config.NumberColumn(
-                format="localized",
-                help="FAILED (refused by the channel, not charged) + UNDELIVERED (charged)",
-            ),
-            "Pending": st.column_config.NumberColumn(
-                format="localized", help="QUEUED or SENT: no final status yet"
-            ),
-            "Cost": st.column_config.TextColumn(help="Debited by KedaSMS"),
-        },
-        key="campaigns_list",
+
+def active_campaigns(console: Console) -> None:
+    """The campaigns still to finish (sending, pausing, paused, interrupted), at the top of
+    the page whatever tab is open, each with a button that opens it."""
+    snapshot = console.ledger.active_campaigns(limit=ACTIVE_SHOWN)
+    state = st.session_state
+    followed = state.get("campaigns_pick") if state.get("campaigns_tab") == LIST else None
+    shown = [f for f in snapshot.campaigns if f.id != followed]  # not the one on show below
+    if not shown:
+        return
+    engine = engine_for(console, cv.CampaignOptions())
+    with st.container(border=True, key="campaigns_active"):
+        for f in shown:
+            label = cv.status_label(f.campaign.status, engine.is_running(f.id))
+            left, right = st.columns([6, 1], vertical_alignment="center")
+            left.markdown(
+                f":{cv.STATUS_COLORS.get(label, 'gray')}[:material/campaign:] "
+                + cv.active_line(f, label)
+            )
+            right.button(
+                "Open",
+                key=f"campaigns_open_{f.id}",
+                type="tertiary",
+                icon=":material/arrow_forward:",
+                on_click=open_campaign,
+                args=(f.id,),
+            )
+        more = console.ledger.count_active_campaigns() - len(snapshot.campaigns)
+        if more > 0:
+            st.caption(f"And {more:,} more under **{LIST}**.")
+
+
+def open_campaign(campaign_id: int) -> None:
+    """Follow a campaign: the list tab, the campaign picked (before the tabs are drawn)."""
+    st.session_state["campaigns_pick"] = campaign_id
+    st.session_state["campaigns_tab"] = LIST
+
+
+def read(console: Console, engine: CampaignEngine, pick: int | None) -> CampaignSnapshot:
+    """The one read of a view: the list, and the picked campaign's messages unless it sends
+    (its table is shown once it stops)."""
+    messages_of = NEWEST if pick is None else pick
+    if pick is not None and engine.is_running(pick):
+        messages_of = None
+    return console.ledger.campaign_snapshot(
+        limit=LIST_LENGTH,
+        include=[pick] if pick is not None else [],
+        messages_of=messages_of,
+        messages_limit=MESSAGES_SHOWN,
     )
-    if any(cv.status_label(c.status, running[c.id]) == "interrupted" for c in campaigns):
-        st.caption(
-            "*interrupted*: the console stopped while the campaign was sending. Pick it and "
-            "Resume: the requests already accepted are recognised by their clientRef, so no "
-            "recipient gets the message twice."
-        )
 
 
-def page_shape(
-    console: Console, campaign_id: int, engine: CampaignEngine
-) -> tuple[bool, str, bool]:
+def page_shape(engine: CampaignEngine, figures: CampaignFigures) -> Shape:
     """What the whole page depends on: running, status, delivery reports still to come."""
-    progress = engine.progress(campaign_id)
-    pending = cv.delivery(console.ledger.campaign_status_counts(campaign_id))["Pending"]
-    return progress.running, progress.status, bool(pending)
+    pending = cv.delivery(figures.statuses)["Pending"]
+    return engine.is_running(figures.id), figures.campaign.status, bool(pending)
+
+
+def campaign_view(console: Console, campaign_id: int, engine: CampaignEngine, shape: Shape) -> None:
+    """The picked campaign and the list of all, from one snapshot."""
+    handed = st.session_state.pop(_HANDED, None)
+    if handed is not None and time.monotonic() - handed[0] < 1.0:
+        snapshot = handed[1]  # the page's own read, a moment ago
+    else:
+        snapshot = read(console, engine, campaign_id)
+    figures = snapshot.get(campaign_id)
+    if figures is None:  # gone (demo data removed): the page starts afresh
+        st.rerun()
+        return
+    if page_shape(engine, figures) != shape:
+        # The run ended or the last report came in: redraw the whole page (the sidebar's
+        # balance, the buttons) and tick at the new pace, or stop ticking. A click on Pause
+        # in this run is not lost: its callback ran before (campaign_state.pause).
+        account_changed()
+        st.rerun()
+    seen = st.session_state.setdefault("campaigns_debited", {})
+    if seen.get(campaign_id) != figures.campaign.debited_micros:
+        seen[campaign_id] = figures.campaign.debited_micros
+        account_changed()
+    with st.container(border=True):
+        campaign_detail(console, engine, figures, snapshot)
+    st.markdown("**All campaigns**")
+    running = {f.id: engine.is_running(f.id) for f in snapshot.campaigns}
+    draw_list(console, snapshot, running)
 
 
 def campaign_detail(
-    console: Console, campaign_id: int, engine: CampaignEngine, shape: tuple[bool, str, bool]
+    console: Console, engine: CampaignEngine, figures: CampaignFigures, snapshot: CampaignSnapshot
 ) -> None:
-    """Progress, pause reason and actions, delivery and messages of one campaign."""
-    if page_shape(console, campaign_id, engine) != shape:
-        # The run ended or the last report came in: redraw the whole page (its list, the
-        # sidebar's balance, the buttons) and tick at the new pace, or stop ticking.
-        account_changed()
-        st.rerun()
-    progress = engine.progress(campaign_id)
-    seen = st.session_state.setdefault("campaigns_debited", {})
-    if seen.get(campaign_id) != progress.debited:
-        seen[campaign_id] = progress.debited
-        account_changed()
-    campaign = console.ledger.campaign(campaign_id)
-    assert campaign is not None
+    """Progress, money, pause reason and actions, delivery and messages of one campaign."""
+    campaign = figures.campaign
+    progress = cv.progress_of(figures, engine.is_running(figures.id))
     label = cv.status_label(progress.status, progress.running)
-    st.markdown(f"#### #{campaign.id} {plain(campaign.name)} {cv.status_badge(label)}")
+    demo = " :gray-badge[demo data]" if figures.demo else ""
+    st.markdown(
+        f"#### {plain(figures.label)} {cv.status_badge(label)}{demo}",
+        help="Generated history (Spend → demo data), not a campaign anyone sent."
+        if figures.demo
+        else None,
+    )
     st.progress(
         progress.fraction,
         text=f"{progress.recipients_sent:,} of {progress.recipients:,} recipients sent",
     )
-    a, b, c, d = st.columns(4)
+    a, b, c = st.columns(3)
     a.metric("Recipients sent", f"{progress.recipients_sent:,} / {progress.recipients:,}")
     b.metric("Requests sent", f"{progress.batches_sent:,} / {progress.batches:,}")
     c.metric(
-        "Debited",
-        money(progress.debited, progress.currency),
-        help=f"Estimated before sending: {money(progress.estimated, progress.currency)}",
-    )
-    d.metric(
         "Refused",
         f"{progress.recipients_refused:,}",
         help="Recipients in requests KedaSMS refused as invalid (never retried)",
     )
-    draw_state(campaign_id, engine, progress, label)
+    cur = campaign.currency
+    for column, (name, amount, why) in zip(st.columns(4), cv.money_figures(figures), strict=True):
+        column.metric(name, money(amount, cur), help=why)
+    draw_state(figures.id, engine, progress, label, figures)
+    if label == "paused" and console.balance is not None:
+        note = cv.balance_note(progress, console.balance.balance, console.balance.currency)
+        if note:
+            st.caption(note)
 
-    counts = console.ledger.campaign_status_counts(campaign_id)
+    counts = figures.statuses
     if counts:
         order = ["QUEUED", "SENT", "DELIVERED", "UNDELIVERED", "FAILED"]
         st.markdown(
             "Delivery: "
             + " · ".join(f"{status_badge(s)} **{counts[s]:,}**" for s in order if counts.get(s))
         )
-    if progress.running or not counts:
+    if progress.running or not counts or snapshot.messages_of != figures.id:
         return
-    messages = engine.messages(campaign_id, limit=MESSAGES_SHOWN)
-    rows = [StatusRow.from_ledger(m) for m in messages]
+    rows = [StatusRow.from_ledger(m) for m in snapshot.messages]
     st.dataframe(
         status_frame(rows, console.tz)[MESSAGE_COLUMNS],
         hide_index=True,
@@ -150,13 +203,13 @@ def campaign_detail(
         key="campaigns_messages",
     )
     left, right = st.columns([3, 1], vertical_alignment="center")
-    total = sum(counts.values())
+    total = figures.messages
     shown = f"The first {len(rows):,} of {total:,} messages." if total > len(rows) else ""
     left.caption(f"{shown} The CSV has every message, with UTC times.".strip())
     right.download_button(
         "Export messages (CSV)",
-        lambda: status_csv([StatusRow.from_ledger(m) for m in engine.messages(campaign_id)]),
-        file_name=f"campaign-{campaign_id}-messages.csv",
+        lambda: status_csv([StatusRow.from_ledger(m) for m in engine.messages(figures.id)]),
+        file_name=f"campaign-{figures.number}{'-demo' if figures.demo else ''}-messages.csv",
         mime="text/csv",
         on_click="ignore",
         icon=":material/download:",
@@ -165,8 +218,50 @@ def campaign_detail(
     )
 
 
+def draw_list(console: Console, snapshot: CampaignSnapshot, running: dict[int, bool]) -> None:
+    """Every campaign of the snapshot: status, recipients, delivery and money."""
+    money_help = {name: why for name, _, why in cv.money_figures(None)}
+    st.dataframe(
+        cv.campaigns_table(snapshot.campaigns, running, console.tz),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Recipients": st.column_config.NumberColumn(format="localized"),
+            "Sent": st.column_config.NumberColumn(
+                format="localized", help="Messages accepted by KedaSMS"
+            ),
+            "Delivered": st.column_config.NumberColumn(format="localized"),
+            "Not delivered": st.column_config.NumberColumn(
+                format="localized",
+                help="FAILED (refused by the channel, refunded) + UNDELIVERED (charged)",
+            ),
+            "Pending": st.column_config.NumberColumn(
+                format="localized", help="QUEUED or SENT: no final status yet"
+            ),
+            **{name: st.column_config.TextColumn(help=why) for name, why in money_help.items()},
+        },
+        key="campaigns_list",
+    )
+    labels = {cv.status_label(f.campaign.status, running[f.id]) for f in snapshot.campaigns}
+    if "interrupted" in labels:
+        st.caption(
+            "*interrupted*: the console stopped while the campaign was sending. Pick it and "
+            "Resume: the requests already accepted are recognised by their clientRef, so no "
+            "recipient gets the message twice."
+        )
+    if any(f.demo for f in snapshot.campaigns):
+        st.caption(
+            "*Demo* campaigns are generated history (Spend → demo data), numbered apart from "
+            "yours; remove them on the Spend page."
+        )
+
+
 def draw_state(
-    campaign_id: int, engine: CampaignEngine, progress: CampaignProgress, label: str
+    campaign_id: int,
+    engine: CampaignEngine,
+    progress: CampaignProgress,
+    label: str,
+    figures: CampaignFigures,
 ) -> None:
     """What the campaign is doing, why it stopped, what to do, and the buttons for it."""
     failed = st.session_state.get("campaigns_runs", {}).get(campaign_id)
@@ -179,21 +274,30 @@ def draw_state(
             "details.",
             icon=":material/error:",
         )
+    if progress.running and label == "pausing…":
+        st.info(
+            f"**Pausing…** No new request goes out; the ones in flight are being answered. "
+            f"{progress.recipients_sent:,} of {progress.recipients:,} recipients sent so far.",
+            icon=":material/pause_circle:",
+        )
+        return
     if progress.running:
         st.caption("Sending in the background: you can leave this page; the campaign goes on.")
-        if st.button("Pause", key="campaigns_stop", icon=":material/pause:"):
-            engine.stop(campaign_id)
-            st.rerun()
+        # A callback, not `if st.button(...)`: it runs before the script, so a click is heard
+        # even when this run of the fragment redraws the page at once (page_shape changed).
+        st.button(
+            "Pause",
+            key="campaigns_stop",
+            icon=":material/pause:",
+            on_click=pause,
+            args=(engine, campaign_id),
+        )
         return
     if label == "done":
         if progress.error:  # requests refused as invalid
             st.warning(plain(progress.error), icon=":material/warning:")
         else:
-            st.success(
-                f"All {progress.recipients_sent:,} recipients sent; "
-                f"{money(progress.debited, progress.currency)} debited.",
-                icon=":material/check_circle:",
-            )
+            st.success(cv.done_sentence(figures), icon=":material/check_circle:")
         return
     if label == "cancelled":
         st.info(

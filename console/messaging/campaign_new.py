@@ -38,6 +38,7 @@ from kedacore.campaign.recipients import (
     load_limits,
     read_recipients,
 )
+from kedacore.campaign.recipients.encoding import ENCODINGS, label
 
 
 class ParsedCache:
@@ -140,19 +141,23 @@ def recipient_limits() -> RecipientLimits:
     return load_limits(secrets, os.environ)  # type: ignore[arg-type]
 
 
-def read_file(digest: str, name: str, data: bytes, limits: RecipientLimits) -> RecipientFile:
+def read_file(
+    digest: str, name: str, data: bytes, limits: RecipientLimits, encoding: str | None = None
+) -> RecipientFile:
     """The uploaded file's rows, kept by content (a rerun does not read it again).
+
+    ``encoding``: the CSV's, as chosen on the page; None detects it.
 
     Raises:
         RecipientsError: the file cannot be used (kept too: it is not read again either).
     """
     cache = parsed_cache()
-    key = ("file", digest, name, limits)
+    key = ("file", digest, name, limits, encoding)
     found = cache.get(key)
     if found is None:
         with st.spinner("Reading the file…"):
             try:
-                found = read_recipients(data, filename=name, limits=limits)
+                found = read_recipients(data, filename=name, limits=limits, encoding=encoding)
             except RecipientsError as exc:
                 found = exc
         cache.put(key, found, approx_size(found))
@@ -160,6 +165,22 @@ def read_file(digest: str, name: str, data: bytes, limits: RecipientLimits) -> R
         raise found
     assert isinstance(found, RecipientFile)
     return found
+
+
+def encoding_choice(name: str, data: bytes) -> str | None:
+    """The CSV's encoding as chosen on the page (None: detect it); no choice for a workbook."""
+    if data[:4] == b"PK\x03\x04" or name.lower().endswith((".xlsx", ".xlsm")):
+        return None
+    choice = st.selectbox(
+        "Encoding",
+        ["", *ENCODINGS],
+        format_func=lambda c: label(c) if c else "Detect automatically",
+        key="campaigns_encoding",
+        help="How the file's characters are written. Excel's CSV uses the Windows code page "
+        "of the computer that saved it (Korean cp949, Japanese Shift-JIS, Chinese GBK or "
+        "Big5, Western Windows-1252): if names or column names look wrong, choose another.",
+    )
+    return choice or None
 
 
 def check(
@@ -197,9 +218,10 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
     state = st.session_state
     cur = pricing.currency
     if "campaigns_started" in state:  # until the next campaign is confirmed
+        started = console.ledger.campaign_label(state["campaigns_started"]) or "The campaign"
         st.success(
-            f"Campaign #{state['campaigns_started']} was started: follow it under "
-            f"**{LIST}**. The file and template are kept here for another campaign.",
+            f"Campaign {plain(started)} was started: follow it under **{LIST}**. The file and "
+            "template are kept here for another campaign.",
             icon=":material/rocket_launch:",
         )
     compose, summary = st.columns([3, 2], gap="large")
@@ -228,6 +250,7 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
             help="A phone column (phone, mobile, number…), optionally country and sender "
             f"columns; every column can be used in the template. The header is row 1. Up to "
             f"{limits.rows:,} rows, {limits.columns:,} columns and {limits.upload_mb:,} MB.",
+            on_change=lambda: state.pop("campaigns_encoding", None),  # a new file: detect
         )
         st.download_button(
             "Download a sample CSV",
@@ -243,8 +266,9 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
         if upload is not None:
             data = upload.getvalue()
             digest = hashlib.sha256(data).hexdigest()
+            encoding = encoding_choice(upload.name, data)
             try:
-                table = read_file(digest, upload.name, data, limits)
+                table = read_file(digest, upload.name, data, limits, encoding)
             except RecipientsLimitError as exc:  # a whole sentence: the limit and what to do
                 st.error(plain(exc), icon=":material/description:")
             except RecipientsError as exc:
@@ -254,7 +278,9 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
                     icon=":material/description:",
                 )
             else:
-                how = "Excel workbook" if table.encoding == "xlsx" else f"{table.encoding} text"
+                how = "Excel workbook"
+                if table.encoding != "xlsx":
+                    how = f"{plain(label(table.encoding))}, {'chosen' if encoding else 'detected'}"
                 extra = [f"country column **{plain(table.country_column)}**"] * bool(
                     table.country_column
                 )
@@ -415,13 +441,7 @@ def draw_summary(
 def draw_checks(preview: CampaignPreview, plan: CampaignPlan | None) -> None:
     """Problems by row (downloadable) and the first rendered messages."""
     if preview.problems:
-        counts = ", ".join(f"{label.lower()}: {n:,}" for label, n in cv.problem_counts(preview))
-        st.error(
-            f"**{preview.rejected_rows:,} row(s) will not be sent** ({counts}). They are left "
-            "out; the other rows can be sent. Correct the file and upload it again to "
-            "include them.",
-            icon=":material/rule:",
-        )
+        st.error(cv.problems_summary(preview), icon=":material/rule:")
         st.dataframe(
             cv.problems_table(preview),
             hide_index=True,

@@ -20,10 +20,12 @@ import pandas as pd
 from console.views import URL_RE, local_time, money, plain, rewritten_for_estimate
 from kedacore.campaign import CampaignProgress
 from kedacore.campaign.plan import CampaignPlan, CampaignPreview, FundsCheck
+from kedacore.campaign.progress import progress_of as campaign_progress
 from kedacore.ledger import Campaign
+from kedacore.ledger.campaign_snapshot import CampaignFigures
 from kedacore.money import normalize
 from kedacore.private import write_private
-from kedacore.segments import count_segments
+from kedacore.segments import MAX_SEGMENTS, count_segments
 
 PREVIEW_ROWS = 20  # rendered messages shown before confirming (the whole list is downloadable)
 OPTIONS_FILE = "campaign_options.json"
@@ -46,7 +48,7 @@ PROBLEM_LABELS = {
     "missing_variable": "Missing variable",
     "invalid_sender": "Invalid sender",
     "empty_text": "Empty text",
-    "too_long": "Too long",
+    "too_long": "Too long for the template",
     "unpriced_country": "Country without a price",
     "duplicate": "Duplicate",
 }
@@ -57,12 +59,14 @@ STATUS_LABELS = {
     "draft": "draft",
     "planned": "not started",
     "sending": "sending",
+    "pausing": "pausing…",
     "paused": "paused",
     "done": "done",
     "cancelled": "cancelled",
 }
 STATUS_COLORS = {
     "sending": "blue",
+    "pausing…": "orange",
     "paused": "orange",
     "interrupted": "orange",
     "not started": "orange",
@@ -91,6 +95,41 @@ def problem_counts(preview: CampaignPreview) -> list[tuple[str, int]]:
         label = PROBLEM_LABELS.get(p.kind, p.kind)
         counts[label] = counts.get(label, 0) + 1
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+TEMPLATE_PROBLEMS = ("too_long", "empty_text")  # the template's doing, not the file's
+
+
+def problems_summary(preview: CampaignPreview) -> str:
+    """What the problems mean and what to do, as Markdown: the file's rows to correct, and —
+    apart — the rows whose message the template makes too long (or empty)."""
+    counts = ", ".join(f"{label.lower()}: {n:,}" for label, n in problem_counts(preview))
+    rows_of: dict[str, set[int]] = {}
+    for p in preview.problems:
+        rows_of.setdefault(p.kind, set()).add(p.row)
+    in_file = {p.row for p in preview.problems if p.kind not in TEMPLATE_PROBLEMS}
+    parts = [
+        f"**{preview.rejected_rows:,} row(s) will not be sent** ({counts}). They are left out; "
+        "the other rows can be sent."
+    ]
+    if in_file:
+        parts.append(
+            f"Correct the file and upload it again to include the {len(in_file):,} row(s) "
+            "with a problem in the file."
+        )
+    if long := rows_of.get("too_long"):
+        parts.append(
+            f"**The template is too long for {len(long):,} row(s)' variables**: with their "
+            f"values the message takes more than {MAX_SEGMENTS} segments (1,530 characters, "
+            "or 670 with characters outside GSM-7). Shorten the template, or the values of its "
+            "variables in those rows."
+        )
+    if empty := rows_of.get("empty_text"):
+        parts.append(
+            f"The template gives an empty message for {len(empty):,} row(s): add text that "
+            "does not depend on the variables."
+        )
+    return " ".join(parts)
 
 
 def problems_table(preview: CampaignPreview) -> pd.DataFrame:
@@ -231,9 +270,12 @@ def funds_lines(funds: FundsCheck) -> list[FundsLine]:
 
 
 def status_label(status: str, running: bool) -> str:
-    """The status to show: a campaign marked sending that no run holds was interrupted."""
+    """The status to show: a campaign marked sending that no run holds was interrupted; one
+    pausing is "pausing…" until its run confirms (a pausing that no run holds is paused)."""
     if status == "sending" and not running:
         return "interrupted"
+    if status == "pausing":
+        return "pausing…" if running else "paused"
     return STATUS_LABELS.get(status, status)
 
 
@@ -246,7 +288,7 @@ def resumable(progress: CampaignProgress) -> bool:
     """Whether Resume can send more: recipients left, no run under way, not cancelled."""
     return (
         not progress.running
-        and progress.status in ("planned", "sending", "paused")
+        and progress.status in ("planned", "sending", "pausing", "paused")
         and progress.batches_left > 0
     )
 
@@ -263,6 +305,17 @@ def fix_for(reason: str | None) -> tuple[str, str] | None:
     return None
 
 
+def balance_note(progress: CampaignProgress, balance: Decimal | None, currency: str) -> str | None:
+    """The balance now beside a pause for the balance (whose reason says the balance then)."""
+    if balance is None or progress.running or "balance" not in (progress.error or ""):
+        return None
+    left = progress.estimated_left
+    now = f"The balance now is {money(balance, currency)}"
+    if balance >= left:
+        return f"{now}: it covers the {money(left, currency)} left; resume."
+    return f"{now}: {money(left - balance, currency)} short of what is left."
+
+
 def delivery(counts: Mapping[str, int]) -> dict[str, int]:
     """Message statuses grouped for the list: delivered, not delivered, pending."""
     return {
@@ -273,33 +326,90 @@ def delivery(counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def campaigns_table(
-    campaigns: Iterable[Campaign],
-    counts: Mapping[int, Mapping[str, int]],
-    running: Mapping[int, bool],
-    tz: ZoneInfo,
+    campaigns: Iterable[CampaignFigures], running: Mapping[int, bool], tz: ZoneInfo
 ) -> pd.DataFrame:
-    """The campaign list: status, recipients, messages sent, delivery and cost."""
+    """The campaign list, from one snapshot: status, recipients, messages, delivery, money."""
     rows = []
-    for c in campaigns:
-        by_status = counts.get(c.id, {})
+    for f in campaigns:
+        c = f.campaign
         rows.append(
             {
-                "Campaign": f"#{c.id} {c.name}",
+                "Campaign": f.label,
                 "Status": status_label(c.status, running.get(c.id, False)),
                 "Recipients": c.recipients,
-                "Sent": sum(by_status.values()),
-                **delivery(by_status),
-                "Cost": money(Decimal(c.debited_micros) / 1_000_000, c.currency),
+                "Sent": f.messages,
+                **delivery(f.statuses),
+                **{name: money(amount, c.currency) for name, amount, _ in money_figures(f)},
                 "Created": local_time(c.created_at, tz),
             }
         )
     columns = ["Campaign", "Status", "Recipients", "Sent", "Delivered", "Not delivered"]
-    return pd.DataFrame(rows, columns=[*columns, "Pending", "Cost", "Created"])
+    columns += ["Pending", *MONEY_FIGURES, "Created"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def campaign_choice(c: Campaign) -> str:
+# What a campaign cost, each figure as the service moves the money (docs/campaigns.md).
+MONEY_FIGURES = {
+    "Estimate": "Priced before sending: price per segment × segments × recipients",
+    "Debited": "Frozen by KedaSMS when it accepted the requests",
+    "Refunded": "Released again for messages the channel refused (FAILED)",
+    "Charged": "Charged for the messages the channel accepted — the Spend page's figure. "
+    "Until every delivery report is in, part of the debited money is neither charged nor "
+    "refunded yet.",
+}
+
+
+def money_figures(f: CampaignFigures | None) -> list[tuple[str, Decimal | None, str]]:
+    """(label, amount, what it means) of the estimate, debited, refunded and charged money."""
+    amounts = (f.estimate, f.debited, f.refunded, f.charged) if f else (None,) * 4
+    return [
+        (name, amount, why)
+        for (name, why), amount in zip(MONEY_FIGURES.items(), amounts, strict=True)
+    ]
+
+
+def done_sentence(f: CampaignFigures) -> str:
+    """A finished campaign in one sentence: sent, charged, refunded, still to be reported."""
+    cur = f.campaign.currency
+    sent = f.batches.get("sent", {}).get("recipients", 0)
+    text = f"All {sent:,} recipients sent"
+    if f.pending and f.pending == f.debited:
+        return (
+            f"{text}; {money(f.debited, cur)} debited — charged, or refunded for messages the "
+            "channel refuses, as the delivery reports come in."
+        )
+    text += f"; {money(f.charged, cur)} charged"
+    if f.refunded:
+        failed = f.statuses.get("FAILED", 0)
+        text += (
+            f" ({money(f.refunded, cur)} of the {money(f.debited, cur)} debited refunded for "
+            f"{failed:,} message(s) the channel refused)"
+        )
+    if f.pending:
+        text += f"; {money(f.pending, cur)} debited awaits its delivery reports"
+    return text + "."
+
+
+def progress_of(f: CampaignFigures, running: bool) -> CampaignProgress:
+    """The campaign's progress from the snapshot's campaign row and batch counts."""
+    return campaign_progress(f.campaign, f.batches, running=running)
+
+
+def active_line(f: CampaignFigures, label: str, *, short: bool = False) -> str:
+    """A campaign still to finish in one line of Markdown: ``#2 Spring · sending: 1,380 of
+    1,983 sent`` (``short``: ``#2 Spring · sending``, for the sidebar)."""
+    if short:
+        return f"{plain(f.label)} · {label}"
+    sent = f.batches.get("sent", {}).get("recipients", 0)
+    return f"{plain(f.label)} · {label}: {sent:,} of {f.campaign.recipients:,} sent"
+
+
+def campaign_choice(f: CampaignFigures | None) -> str:
     """A campaign in the picker: ``#7 Spring sale · 200 recipients`` (its status is below)."""
-    return f"#{c.id} {c.name} · {c.recipients:,} recipients"
+    if f is None:
+        return ""
+    demo = " · demo data" if f.demo else ""
+    return f"{f.label} · {f.campaign.recipients:,} recipients{demo}"
 
 
 # -- options the ledger does not keep --------------------------------------------------------

@@ -7,14 +7,17 @@ registration; the back end (``backup``) answers status, limits, balance and shor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 from kedacore.money import to_decimal
 
 from ._http import Endpoint
+from .errors import APIError
 from .types import (
     Balance,
     Credentials,
@@ -24,10 +27,16 @@ from .types import (
     Registration,
     SendResult,
     ShortLink,
+    ShortLinkPage,
+    StatusBatch,
 )
 
 MAX_RECIPIENTS = 1000
 MAX_CLIENT_REF = 64
+# Our gateway's batch lookup (docs/protocol.md): at most this many msgids a request, each at
+# most MAX_BATCH_MSGID characters (a longer id is asked about on its own).
+MAX_STATUS_BATCH = 1000
+MAX_BATCH_MSGID = 100
 
 
 class NotGiven:
@@ -118,6 +127,30 @@ def sms_status(msgid: str) -> Endpoint[MessageStatus]:
     return Endpoint(
         "sms.status", "GET", "backup", "/sms/status", MessageStatus.from_wire, params=params
     )
+
+
+def msgid_list(msgids: Iterable[str]) -> list[str]:
+    """The msgids given (a list, not one string), each checked, each once, in order."""
+    if isinstance(msgids, str):
+        raise ValueError(f"msgids must be a list of msgids, not one string: {msgids!r}")
+    return list(dict.fromkeys(require_id("msgid", m) for m in msgids))
+
+
+def sms_status_batch(msgids: Iterable[str]) -> Endpoint[StatusBatch]:
+    """Our gateway's extension: up to MAX_STATUS_BATCH msgids in one request."""
+    ids = msgid_list(msgids)
+    if not ids:
+        raise ValueError("msgids must list at least one msgid")
+    if len(ids) > MAX_STATUS_BATCH:
+        raise ValueError(
+            f"msgids lists {len(ids)} msgids; one batch takes at most {MAX_STATUS_BATCH} "
+            "(status_many splits any number)"
+        )
+    return Endpoint(
+        "sms.status_batch", "POST", "backup", "/sms/status/batch", StatusBatch.from_wire,
+        body={"msgids": ids},
+        retry=True,  # a read: asking again changes nothing
+    )  # fmt: skip
 
 
 def _statuses(data: Any) -> list[MessageStatus]:
@@ -245,8 +278,147 @@ def _links(data: Any) -> list[ShortLink]:
     return [ShortLink.from_wire(link) for link in _list(data, "links")]
 
 
-def shortlink_list() -> Endpoint[list[ShortLink]]:
-    return Endpoint("shortlinks.list", "GET", "backup", "/shortlinks", _links)
+# Short-link lists (docs/protocol.md, "Short-link lists"): pages of up to 1,000 links, a kind
+# (hand-made or made by trackClick), a search and an order.
+LinkKind = Literal["manual", "tracking"]
+LinkSort = Literal["created", "clicks"]
+LINK_KINDS: Final = ("manual", "tracking")
+LINK_SORTS: Final = ("created", "clicks")
+MAX_LINK_PAGE = 1000
+DEFAULT_LINK_PAGE = 100
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _link_arguments(kind: Any, search: Any, sort: Any) -> dict[str, str]:
+    if kind is not None and kind not in LINK_KINDS:
+        raise ValueError(f"kind must be None, 'manual' or 'tracking', got {kind!r}")
+    if sort not in LINK_SORTS:
+        raise ValueError(f"sort must be 'created' or 'clicks', got {sort!r}")
+    if search is not None and not isinstance(search, str):
+        raise ValueError(f"search must be a string or None, got {search!r}")
+    params = {}
+    if kind is not None:
+        params["kind"] = kind
+    if search:
+        params["q"] = search
+    if sort != "created":
+        params["sort"] = sort
+    return params
+
+
+def _found(link: ShortLink, needle: str) -> bool:
+    fields = (link.code, link.url, link.title, link.msgid, link.recipient)
+    return any(needle in value.lower() for value in fields if value)
+
+
+def local_page(
+    links: Sequence[ShortLink],
+    *,
+    offset: int,
+    limit: int,
+    kind: str | None,
+    search: str | None,
+    sort: str,
+) -> ShortLinkPage:
+    """The page a paging service would answer, cut from every link (a service that does not
+    page answers them all at once)."""
+    chosen = [x for x in links if kind is None or x.kind == kind]
+    if search:
+        chosen = [x for x in chosen if _found(x, search.lower())]
+    chosen.sort(key=lambda x: x.created_at or _NEVER, reverse=True)  # newest first, stable
+    if sort == "clicks":
+        chosen.sort(key=lambda x: x.clicks, reverse=True)
+    end = offset + limit
+    return ShortLinkPage(
+        links=tuple(chosen[offset:end]),
+        total=len(chosen),
+        offset=offset,
+        limit=limit,
+        next_offset=end if end < len(chosen) else None,
+        paged=False,
+    )
+
+
+def shortlink_page(
+    *,
+    offset: int = 0,
+    limit: int = DEFAULT_LINK_PAGE,
+    kind: LinkKind | None = None,
+    search: str | None = None,
+    sort: LinkSort = "created",
+) -> Endpoint[ShortLinkPage]:
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ValueError(f"offset must be a whole number ≥ 0, got {offset!r}")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LINK_PAGE:
+        raise ValueError(f"limit must be a whole number from 0 to {MAX_LINK_PAGE}, got {limit!r}")
+    params = {"limit": str(limit), "offset": str(offset), **_link_arguments(kind, search, sort)}
+
+    def parse(answer: dict[str, Any]) -> ShortLinkPage:
+        links = _links(answer.get("data"))
+        page = answer.get("page")
+        if not isinstance(page, dict):  # a service that does not page: every link at once
+            return local_page(
+                links, offset=offset, limit=limit, kind=kind, search=search, sort=sort
+            )
+        following = page.get("nextOffset")
+        return ShortLinkPage(
+            links=tuple(links),
+            total=int(page["total"]),
+            offset=int(page.get("offset", offset)),
+            limit=int(page.get("limit", limit)),
+            next_offset=None if following is None else int(following),
+        )
+
+    return Endpoint(
+        "shortlinks.list", "GET", "backup", "/shortlinks", parse, params=params, whole_answer=True
+    )
+
+
+@dataclass
+class LinkPages:
+    """Reading every link of a listing, page after page (the same steps for both clients):
+    ``while (endpoint := pages.next()) is not None: pages.add(request(endpoint))``.
+
+    A link created while the pages are read pushes the older ones one place down, so a link
+    can come twice; it is kept once. A page whose next offset does not advance is an error,
+    never an endless loop.
+    """
+
+    kind: LinkKind | None = None
+    search: str | None = None
+    sort: LinkSort = "created"
+    links: list[ShortLink] = field(default_factory=list, init=False)
+    _offset: int | None = field(default=0, init=False)
+    _seen: set[str] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        _link_arguments(self.kind, self.search, self.sort)  # wrong arguments fail at once
+
+    def next(self) -> Endpoint[ShortLinkPage] | None:
+        if self._offset is None:
+            return None
+        return shortlink_page(
+            offset=self._offset,
+            limit=MAX_LINK_PAGE,
+            kind=self.kind,
+            search=self.search,
+            sort=self.sort,
+        )
+
+    def add(self, page: ShortLinkPage) -> None:
+        for link in page.links:
+            if link.code not in self._seen:
+                self._seen.add(link.code)
+                self.links.append(link)
+        following = page.next_offset
+        if following is not None and following <= (self._offset or 0):
+            raise APIError(
+                f"KedaSMS answered shortlinks.list with a next page at offset {following}, "
+                f"not after the page at offset {self._offset}: the list cannot be read whole",
+                code=None,
+                http_status=200,
+            )
+        self._offset = following
 
 
 def shortlink_get(code: str) -> Endpoint[ShortLink]:

@@ -50,6 +50,11 @@ MAX_RETRY_DELAY = 8.0
 # A Retry-After longer than this is not slept through inside a call: the RateLimitError
 # (with its retry_after) goes to the caller, who can decide to wait or not.
 MAX_RETRY_AFTER = 60.0
+# A 429 is no outage (the service answered, and says when to come back): a call safe to
+# repeat waits it out this many times even with fewer max_retries (the console's sidebar has
+# none, so that an unreachable service says so at once; a campaign sharing the key must not
+# make it fail).
+RATE_LIMIT_RETRIES = 2
 
 # Bulk sending keeps many requests in flight to one or two hosts; keep those connections warm.
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=50, keepalive_expiry=30)
@@ -171,6 +176,7 @@ class Endpoint(Generic[T]):
     auth: bool = True  # needs the API key (X-Api-Key header, or in the envelope)
     key_in_body: bool = False  # also put apiKey in the JSON body (PUT limits, as in the seed)
     retry: bool | None = None  # None: retry when idempotent (GET, PUT)
+    whole_answer: bool = False  # parse gets the whole answer ({"code", "data", ...}), not data
 
     @property
     def retryable(self) -> bool:
@@ -234,11 +240,11 @@ def build_request(
     )  # fmt: skip
 
 
-_REFUSED = object()  # what _success_data returns for an answer that is not a success
+_REFUSED = object()  # what _success_answer returns for an answer that is not a success
 
 
-def _success_data(status: int, content: bytes) -> Any:
-    """The ``data`` of a successful answer (either shape), or ``_REFUSED``."""
+def _success_answer(status: int, content: bytes) -> Any:
+    """A successful answer (either shape) as a dict, or ``_REFUSED``."""
     if 200 <= status < 300:
         try:
             body = loads(content)
@@ -247,7 +253,7 @@ def _success_data(status: int, content: bytes) -> Any:
         if isinstance(body, dict):
             ok = body.get("success") is True if "success" in body else str(body.get("code")) == "0"
             if ok:
-                return body.get("data")
+                return body
     return _REFUSED
 
 
@@ -271,15 +277,15 @@ def read_result(
     called only then, so a library other than httpx builds an httpx.Response only for errors.
     Data kedacore cannot read is an APIError too, not a KeyError.
     """
-    data = _success_data(status, content)
-    if data is _REFUSED:
+    answer = _success_answer(status, content)
+    if answer is _REFUSED:
         # Secrets of the request besides the API key (a callback URL's token), masked if the
         # service echoes them in its refusal.
         callback = (endpoint.body or {}).get("callbackUrl")
         secrets = [settings.api_key or "", *url_secrets(callback)]
         raise error_from_response(response(), redact=secrets)
     try:
-        return endpoint.parse(data)
+        return endpoint.parse(answer if endpoint.whole_answer else answer.get("data"))
     except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
         raise APIError(
             f"KedaSMS answered {endpoint.name} with data kedacore cannot read "
@@ -328,9 +334,11 @@ def retry_delay(
 
     Retried: connection errors and timeouts, 429 rate limits and 5xx, for calls that are safe
     to repeat (see :attr:`Endpoint.retryable`). Backoff 0.5 s doubling to 8 s, minus up to 25 %
-    jitter; a ``Retry-After`` of at most 60 s is honoured as given.
+    jitter; a ``Retry-After`` of at most 60 s is honoured as given. A 429 is waited out up to
+    ``RATE_LIMIT_RETRIES`` times even when ``max_retries`` is lower.
     """
-    if not endpoint.retryable or retries_done >= max_retries:
+    budget = max(max_retries, RATE_LIMIT_RETRIES) if isinstance(error, RateLimitError) else None
+    if not endpoint.retryable or retries_done >= (budget or max_retries):
         return None
     if not isinstance(error, (APIConnectionError, RateLimitError, InternalServerError)):
         return None

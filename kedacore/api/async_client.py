@@ -18,12 +18,12 @@ import anyio
 import httpx
 
 from . import _endpoints as ep
+from . import _lookups as lookups
 from ._aio import AiohttpSender, on_asyncio, proxies_configured
-from ._endpoints import NOT_GIVEN, NotGiven
+from ._endpoints import NOT_GIVEN, LinkKind, LinkSort, NotGiven
 from ._http import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
-    POOL_LIMITS,
     ClientBase,
     Endpoint,
     build_async_http_client,
@@ -35,6 +35,7 @@ from ._http import (
     retry_delay,
     transport_error,
 )
+from ._lookups import ProgressCallback
 from .errors import APIConnectionError, APIError, KedaError
 from .types import (
     Balance,
@@ -45,6 +46,8 @@ from .types import (
     Registration,
     SendResult,
     ShortLink,
+    ShortLinkPage,
+    StatusBatch,
 )
 
 T = TypeVar("T")
@@ -107,44 +110,70 @@ class AsyncSmsResource:
         """
         return await self._client._request(ep.sms_task(task_id))
 
-    async def status_many(
-        self, msgids: Iterable[str], *, concurrency: int = 16
-    ) -> dict[str, MessageStatus | KedaError]:
-        """Look up many messages at once, at most ``concurrency`` requests in flight.
+    async def status_batch(self, msgids: Iterable[str]) -> StatusBatch:
+        """Up to 1,000 messages in one request: those found, and the msgids not found.
 
-        One failed lookup does not stop the others: its entry is the KedaError raised for it
-        (a NotFoundError for an unknown msgid, say).
+        Our gateway's extension (``POST /sms/status/batch``, docs/protocol.md); a service
+        without it (the real KedaSMS) answers NotFoundError. :meth:`status_many` uses it
+        where it can and falls back to one request per msgid.
+
+        Args:
+            msgids: 1 to 1,000 message ids; duplicates are asked about once.
+        """
+        return await self._client._request(ep.sms_status_batch(msgids))
+
+    async def status_many(
+        self,
+        msgids: Iterable[str],
+        *,
+        concurrency: int = 16,
+        batch_size: int = ep.MAX_STATUS_BATCH,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, MessageStatus | KedaError]:
+        """Look up any number of messages: in batches where the service can, else one by one.
+
+        With our gateway, ``batch_size`` msgids a request (:meth:`status_batch`); against a
+        service without that call (the real KedaSMS), one request per msgid, at most
+        ``concurrency`` in flight, within the service's rate limit: a ``4029`` pauses every
+        request of the lookup for its ``Retry-After``. One failed lookup does not stop the
+        others: its entry is the KedaError raised for it (a NotFoundError for an unknown
+        msgid, say).
 
         Args:
             msgids: the message ids; duplicates are looked up once.
-            concurrency: the most requests in flight at a time (the connection pool's
-                100 connections bound it too).
+            concurrency: the most single requests in flight at a time (the connection
+                pool's 100 connections bound it too); batches go 4 at a time at most.
+            batch_size: msgids per batch request, 1 to 1,000.
+            on_progress: called as ``on_progress(done, total, answers)`` after each round
+                (a few batches, or about 100 single lookups) with that round's answers.
+                It runs in the calling task, between rounds: an exception it raises — or
+                cancelling the task — stops the lookup there, and nothing more is sent.
 
         Returns:
             Each msgid, in the order given, with its MessageStatus or its KedaError.
         """
-        if isinstance(msgids, str):
-            raise ValueError(f"msgids must be a list of msgids, not one string: {msgids!r}")
-        ids = list(dict.fromkeys(ep.require_id("msgid", m) for m in msgids))
+        ids = ep.msgid_list(msgids)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number ≥ 1, got {concurrency!r}")
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= ep.MAX_STATUS_BATCH
+        ):
+            raise ValueError(
+                f"batch_size must be a whole number from 1 to {ep.MAX_STATUS_BATCH}, "
+                f"got {batch_size!r}"
+            )
         # A missing key would fail every lookup the same way: say it once, up front.
         if ids:
             check_credentials(self._client._settings, ep.sms_status(ids[0]))
-        results: dict[str, MessageStatus | KedaError] = {}
-        pending = iter(ids)
-
-        async def worker() -> None:
-            for msgid in pending:  # shared iterator: each id is taken by exactly one worker
-                try:
-                    results[msgid] = await self.status(msgid)
-                except KedaError as exc:
-                    results[msgid] = exc
-
-        async with anyio.create_task_group() as group:
-            for _ in range(min(concurrency, len(ids), POOL_LIMITS.max_connections or len(ids))):
-                group.start_soon(worker)
-        return {msgid: results[msgid] for msgid in ids}
+        return await lookups.status_many(
+            self._client,
+            ids,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            on_progress=on_progress,
+        )
 
 
 class AsyncLimitsResource:
@@ -227,9 +256,49 @@ class AsyncShortLinksResource:
         """
         return await self._client._request(ep.shortlink_create(url, title=title))
 
-    async def list(self) -> list[ShortLink]:
-        """Every short link of the account, with its clicks."""
-        return await self._client._request(ep.shortlink_list())
+    async def list(
+        self,
+        *,
+        kind: LinkKind | None = None,
+        search: str | None = None,
+        sort: LinkSort = "created",
+    ) -> list[ShortLink]:
+        """Every short link of the account with its clicks, read page by page (1,000 a page).
+
+        Args:
+            kind: ``"manual"`` (made with ``create``) or ``"tracking"`` (made by
+                ``track_click`` for one message); None for both.
+            search: only links whose code, target, title, msgid or number contains it
+                (any case).
+            sort: ``"created"`` (newest first) or ``"clicks"`` (most visited first).
+        """
+        pages = ep.LinkPages(kind=kind, search=search, sort=sort)
+        while (endpoint := pages.next()) is not None:
+            pages.add(await self._client._request(endpoint))
+        return pages.links
+
+    async def page(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        kind: LinkKind | None = None,
+        search: str | None = None,
+        sort: LinkSort = "created",
+    ) -> ShortLinkPage:
+        """One page of the account's short links, with how many match in all.
+
+        Args:
+            offset: how many matching links come before the page.
+            limit: links on the page, 0 to 1,000 (0: only the count).
+            kind: ``"manual"``, ``"tracking"`` or None, as for :meth:`list`.
+            search: as for :meth:`list`.
+            sort: as for :meth:`list`.
+        """
+        endpoint = ep.shortlink_page(
+            offset=offset, limit=limit, kind=kind, search=search, sort=sort
+        )
+        return await self._client._request(endpoint)
 
     async def get(self, code: str) -> ShortLink:
         """One short link and its clicks.
@@ -275,6 +344,7 @@ class AsyncKedaClient(ClientBase):
         if transport is None and not proxies_configured():
             self._aio = AiohttpSender(self._settings, http_timeout(timeout))
         self._sleep = anyio.sleep  # patchable: tests of the retry policy never sleep for real
+        self._status_batch: bool | None = None  # has the service the batch lookup? (None: ask)
         self.sms = AsyncSmsResource(self)
         self.limits = AsyncLimitsResource(self)
         self.account = AsyncAccountResource(self)
@@ -286,12 +356,11 @@ class AsyncKedaClient(ClientBase):
 
     async def _request(self, endpoint: Endpoint[T]) -> T:
         check_credentials(self._settings, endpoint)
-        send = self._aio.send if self._aio is not None and on_asyncio() else self._send_httpx
         retries = 0
         while True:
             error: KedaError
             try:
-                return await send(endpoint)
+                return await self._attempt(endpoint)
             except (APIError, APIConnectionError) as exc:  # answers and transport failures
                 error = exc
             delay = retry_delay(endpoint, error, retries, self.max_retries, self._jitter)
@@ -300,6 +369,12 @@ class AsyncKedaClient(ClientBase):
             log_retry(endpoint, error, delay, retries)
             await self._sleep(delay)
             retries += 1
+
+    async def _attempt(self, endpoint: Endpoint[T]) -> T:
+        """One attempt, no retry: the result, or the APIError / APIConnectionError."""
+        if self._aio is not None and on_asyncio():
+            return await self._aio.send(endpoint)
+        return await self._send_httpx(endpoint)
 
     async def _send_httpx(self, endpoint: Endpoint[T]) -> T:
         """One attempt through httpx: the result, or the APIError / APIConnectionError."""

@@ -18,7 +18,7 @@ from typing import TypeVar
 import httpx
 
 from . import _endpoints as ep
-from ._endpoints import NOT_GIVEN, NotGiven
+from ._endpoints import NOT_GIVEN, LinkKind, LinkSort, NotGiven
 from ._http import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -42,6 +42,8 @@ from .types import (
     Registration,
     SendResult,
     ShortLink,
+    ShortLinkPage,
+    StatusBatch,
 )
 
 T = TypeVar("T")
@@ -103,6 +105,18 @@ class SmsResource:
             task_id: the task id from :meth:`send` (``YYYYMMDD-NNNN``).
         """
         return self._client._request(ep.sms_task(task_id))
+
+    def status_batch(self, msgids: Iterable[str]) -> StatusBatch:
+        """Up to 1,000 messages in one request: those found, and the msgids not found.
+
+        Our gateway's extension (``POST /sms/status/batch``, docs/protocol.md); a service
+        without it (the real KedaSMS) answers NotFoundError. ``AsyncKedaClient.sms.status_many``
+        uses it where it can and falls back to one request per msgid.
+
+        Args:
+            msgids: 1 to 1,000 message ids; duplicates are asked about once.
+        """
+        return self._client._request(ep.sms_status_batch(msgids))
 
 
 class LimitsResource:
@@ -185,9 +199,49 @@ class ShortLinksResource:
         """
         return self._client._request(ep.shortlink_create(url, title=title))
 
-    def list(self) -> list[ShortLink]:
-        """Every short link of the account, with its clicks."""
-        return self._client._request(ep.shortlink_list())
+    def list(
+        self,
+        *,
+        kind: LinkKind | None = None,
+        search: str | None = None,
+        sort: LinkSort = "created",
+    ) -> list[ShortLink]:
+        """Every short link of the account with its clicks, read page by page (1,000 a page).
+
+        Args:
+            kind: ``"manual"`` (made with ``create``) or ``"tracking"`` (made by
+                ``track_click`` for one message); None for both.
+            search: only links whose code, target, title, msgid or number contains it
+                (any case).
+            sort: ``"created"`` (newest first) or ``"clicks"`` (most visited first).
+        """
+        pages = ep.LinkPages(kind=kind, search=search, sort=sort)
+        while (endpoint := pages.next()) is not None:
+            pages.add(self._client._request(endpoint))
+        return pages.links
+
+    def page(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        kind: LinkKind | None = None,
+        search: str | None = None,
+        sort: LinkSort = "created",
+    ) -> ShortLinkPage:
+        """One page of the account's short links, with how many match in all.
+
+        Args:
+            offset: how many matching links come before the page.
+            limit: links on the page, 0 to 1,000 (0: only the count).
+            kind: ``"manual"``, ``"tracking"`` or None, as for :meth:`list`.
+            search: as for :meth:`list`.
+            sort: as for :meth:`list`.
+        """
+        endpoint = ep.shortlink_page(
+            offset=offset, limit=limit, kind=kind, search=search, sort=sort
+        )
+        return self._client._request(endpoint)
 
     def get(self, code: str) -> ShortLink:
         """One short link and its clicks.

@@ -95,6 +95,28 @@ class MessageStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusBatch:
+    """One batch lookup (our gateway's extension ``POST /sms/status/batch``).
+
+    ``messages`` are the messages found, in the order asked; ``not_found`` the msgids the
+    service has no message for (for this account: another account's msgid is not found).
+    """
+
+    messages: tuple[MessageStatus, ...]
+    not_found: tuple[str, ...]
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> StatusBatch:
+        missing = data.get("notFound") or ()
+        if not isinstance(missing, list | tuple):
+            raise TypeError(f"expected a list of notFound msgids, got {type(missing).__name__}")
+        return cls(
+            messages=tuple(MessageStatus.from_wire(m) for m in data["messages"]),
+            not_found=tuple(str(m) for m in missing),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     date: str
     sms_sent: int
@@ -177,6 +199,9 @@ class Pricing:
 
 @dataclass(frozen=True, slots=True)
 class ShortLink:
+    """A short link and its clicks; ``msgid`` and ``recipient`` are set for the links that
+    ``trackClick`` made for one message (our service names them; others may not)."""
+
     code: str
     short_url: str
     url: str
@@ -185,6 +210,18 @@ class ShortLink:
     clicks: int
     unique_clicks: int
     last_click_at: datetime | None
+    msgid: str | None = None
+    recipient: str | None = None
+
+    @property
+    def tracking(self) -> bool:
+        """Made by ``trackClick`` for one message (not by ``shortlinks.create``)."""
+        return self.msgid is not None
+
+    @property
+    def kind(self) -> str:
+        """``"tracking"`` or ``"manual"`` (the ``kind`` filter of ``shortlinks.list``)."""
+        return "tracking" if self.tracking else "manual"
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> ShortLink:
@@ -197,7 +234,25 @@ class ShortLink:
             clicks=int(data.get("clicks", 0)),
             unique_clicks=int(data.get("uniqueClicks", 0)),
             last_click_at=parse_time(data.get("lastClickAt")),
+            msgid=data.get("msgid") or None,
+            recipient=data.get("recipient") or None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ShortLinkPage:
+    """One page of ``GET /shortlinks``: its links, how many match in all, where the next starts.
+
+    ``paged`` is False when the service answered every link at once (it does not page): the
+    client then filtered, sorted and cut the page itself, with the same result.
+    """
+
+    links: tuple[ShortLink, ...]
+    total: int
+    offset: int
+    limit: int
+    next_offset: int | None
+    paged: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,14 @@
 """``python -m kedacore.campaign``: run (or resume) a planned campaign, or show its progress.
 
-    python -m kedacore.campaign run --ledger URL --campaign ID [--concurrency 64]
+    python -m kedacore.campaign run --ledger URL --campaign ID [--concurrency 64] [--rate 80]
     python -m kedacore.campaign status --ledger URL --campaign ID
 
 The client takes its key and addresses from the environment (``KEDA_API_KEY``,
 ``KEDA_ENCRYPTION_KEY``, ``KEDA_BASE_URL``, ``KEDA_BACKUP_URL``): secrets never go on a
 command line, where ``ps`` shows them. ``run`` prints one JSON line per progress report and
-the final report; it exits 0 when the campaign is done, 3 when it paused.
+the final report; it exits 0 when the campaign is done, 3 when it paused. ``--rate``
+paces the requests (per second: a share of the service's per-key limit leaves the key's other
+users some); without it, as fast as ``--concurrency`` allows.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
             sub.add_argument("--write-group", type=int, default=500)
             sub.add_argument(
+                "--rate", type=float, default=None, help="at most this many requests a second"
+            )
+            sub.add_argument(
                 "--callback-url", default=os.environ.get("KEDA_CALLBACK_URL"), help="for statuses"
             )
     args = parser.parse_args(argv)
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             AsyncKedaClient,
             callback_url=args.callback_url,
             write_group=args.write_group,
+            rate=args.rate,
         )
         report = engine.run_sync(
             args.campaign,

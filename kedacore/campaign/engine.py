@@ -19,6 +19,7 @@ reads how far it got from the ledger.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -39,11 +40,12 @@ from kedacore.campaign.progress import (
     claim,
     end_of_run,
     holder,
+    paused_here,
     progress_of,
     progress_setter,
     release,
 )
-from kedacore.campaign.run import Attempts, Results, RunState, Sender
+from kedacore.campaign.run import Attempts, Pacer, Results, RunState, Sender
 from kedacore.ledger import Ledger, LedgerMessage
 from kedacore.ledger import schema as ledger_schema
 
@@ -72,6 +74,10 @@ class CampaignEngine:
         write_group: the most answers recorded per ledger transaction.
         linger: seconds the writer lets answers gather before a transaction.
         progress_interval: the least time between two progress callbacks, in seconds.
+        watch_interval: how often a run looks at the ledger for a pause asked elsewhere.
+        rate: at most this many requests a second (``kedacore.campaign.run.Pacer``): a share
+            of the service's per-key limit, so that the key's other users (the console's
+            pages) keep some. None: as fast as ``concurrency`` allows.
     """
 
     def __init__(
@@ -84,6 +90,8 @@ class CampaignEngine:
         write_group: int = 500,
         linger: float = 0.1,
         progress_interval: float = 0.25,
+        watch_interval: float = 0.25,
+        rate: float | None = None,
     ) -> None:
         self.ledger = ledger
         self.client_factory = client_factory
@@ -92,6 +100,10 @@ class CampaignEngine:
         self.write_group = write_group
         self.linger = linger
         self.progress_interval = progress_interval
+        self.watch_interval = watch_interval
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be > 0 requests/s (or None), got {rate!r}")
+        self.rate = rate
 
     # -- planning and reading ----------------------------------------------------------------
 
@@ -176,6 +188,7 @@ class CampaignEngine:
             raise ValueError(f"concurrency must be ≥ 1, got {concurrency!r}")
         claim(self.ledger.url, campaign_id)
         try:
+            await asyncio.to_thread(self.ledger.settle_stale_pause, campaign_id)
             return await self._run(campaign_id, concurrency, on_progress, stop)
         finally:
             release(self.ledger.url, campaign_id)
@@ -203,6 +216,11 @@ class CampaignEngine:
         if current is not handle:
             assert current is not None
             return current
+        try:  # from here a stop() reaches this run: its handle, and "pausing" in the ledger
+            self.ledger.settle_stale_pause(campaign_id)
+        except BaseException:
+            release(self.ledger.url, campaign_id)
+            raise
 
         def target() -> None:
             try:
@@ -221,12 +239,27 @@ class CampaignEngine:
         return handle
 
     def stop(self, campaign_id: int) -> bool:
-        """Ask this campaign's background run to pause; False when none is running."""
+        """Pause the campaign whenever it is asked: the run launches no new request and pauses
+        once the requests in flight are answered. Returns False when there is nothing to pause
+        (done, cancelled, paused already).
+
+        A run of this process hears it at once (its handle, even before its thread has sent
+        anything); any run, of this process or another, hears it from the ledger: the campaign
+        is ``pausing`` until the run confirms with ``paused`` and says where it stopped. A
+        campaign that no run here sends (interrupted, not started) is paused at once; a run in
+        another process then stops at its next look at the ledger.
+        """
         handle = self.background_run(campaign_id)
-        if handle is None:
-            return False
-        handle.stop()
-        return True
+        if handle is not None:
+            handle.stop()
+        if self.is_running(campaign_id):
+            asked = self.ledger.request_pause(campaign_id)
+            return asked or handle is not None
+        counts = self.ledger.campaign_batch_counts(campaign_id)
+        left = counts.get("planned", {})
+        reason = f"{paused_here(counts)}; {left.get('recipients', 0):,} recipients in "
+        reason += f"{left.get('batches', 0):,} batches are left. Resume to send them."
+        return self.ledger.pause_campaign(campaign_id, reason)
 
     async def _run(
         self,
@@ -258,11 +291,17 @@ class CampaignEngine:
             linger=self.linger,
         )
         attempts = Attempts(self.ledger, pending, ahead=max(64, 4 * concurrency))
-        state = RunState(patience=max(8, 2 * concurrency), tally=tally, attempts=attempts)
-        if pending:
-            self.ledger.set_campaign_status(campaign_id, "sending")
+        state = RunState(
+            patience=max(8, 2 * concurrency),
+            tally=tally,
+            attempts=attempts,
+            pacer=Pacer(self.rate, burst=max(1.0, self.rate / 4)) if self.rate else None,
+        )
+        if pending and not self.ledger.mark_campaign_sending(campaign_id):
+            state.pause_requested = True  # Pause was clicked before the first request
         results: Results = asyncio.Queue()
         writer = asyncio.create_task(sender.writer(results, tally, state))
+        watcher = asyncio.create_task(self._watch(campaign_id, state, sender.finished))
         try:
             if pending:
                 async with self.client_factory() as client:
@@ -278,11 +317,14 @@ class CampaignEngine:
                         await asyncio.gather(*workers, return_exceptions=True)
                     if state.short_balance:
                         state.balance = await _balance(client)
+                        state.balance_at = self.ledger.now()
         except BaseException as exc:
             state.crash = exc
             raise
         finally:
             sender.finished.set()
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
             await results.put(None)
             await writer  # every answer received is recorded (unless the ledger failed)
             await attempts.close()
@@ -299,6 +341,21 @@ class CampaignEngine:
             raise tally.callback_error
         return tally.report(status, reason, time.monotonic() - started, final)
 
+    async def _watch(self, campaign_id: int, state: RunState, finished: asyncio.Event) -> None:
+        """Look at the campaign's status in the ledger every ``watch_interval`` s: ``pausing``
+        (a Pause from any process), ``paused`` or ``cancelled`` stop the run like ``stop``."""
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self.watch_interval)
+                return
+            try:
+                status = await asyncio.to_thread(self.ledger.campaign_status, campaign_id)
+            except Exception:  # the ledger is busy or gone: the writer will say so
+                continue
+            if status in ("pausing", "paused", "cancelled"):
+                state.pause_requested = True
+                return
+
     def _finish(
         self, campaign_id: int, state: RunState, stop: threading.Event | None
     ) -> tuple[str, str | None]:
@@ -312,9 +369,10 @@ class CampaignEngine:
             balance=state.balance,
             currency=getattr(self.ledger.campaign(campaign_id), "currency", ""),
             interrupted=(state.tally and state.tally.callback_error) or state.crash,
-            stopped=stop is not None and stop.is_set(),
+            stopped=(stop is not None and stop.is_set()) or state.pause_requested,
             last_error=state.last_error,
             unanswered=state.attempts.unanswered(),
+            balance_at=state.balance_at,
         )
         self.ledger.set_campaign_status(campaign_id, status, error=reason)
         return status, reason

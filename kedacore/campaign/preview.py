@@ -185,7 +185,13 @@ def preview_campaign(
             found.append((EMPTY_TEXT, "the rendered text is empty"))
         segments, encoding = look.segments(text)
         if segments > MAX_SEGMENTS:
-            why = f"the text is {segments} segments long; at most {MAX_SEGMENTS}"
+            # The template's doing (with this row's values), not the file's: say what to shorten.
+            if used:
+                why = f"with this row's values the message is {segments} segments long; at "
+                why += f"most {MAX_SEGMENTS}: shorten the template or this row's values"
+            else:
+                why = f"the message is {segments} segments long; at most {MAX_SEGMENTS}: "
+                why += "shorten the template"
             found.append((TOO_LONG, why))
         price_per_segment = None
         if number_of is not None and number_of[2] is None:

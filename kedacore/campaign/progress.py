@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +40,7 @@ class CampaignProgress:
     # Held for a check: sent status unknown, answer lost more than 23 h ago (left, not sent)
     batches_uncertain: int = 0
     recipients_uncertain: int = 0
+    estimated_left: Decimal = Decimal(0)  # the estimate of the batches still planned
 
     @property
     def batches_left(self) -> int:
@@ -112,6 +113,7 @@ def progress_of(
 ) -> CampaignProgress:
     """Progress from a ledger Campaign row and its campaign_batch_counts."""
     sent, refused, held = (counts.get(k, {}) for k in ("sent", "refused", UNCERTAIN))
+    planned = counts.get("planned", {})
     return CampaignProgress(
         campaign.id,
         campaign.status,
@@ -128,6 +130,7 @@ def progress_of(
         running,
         held.get("batches", 0),
         held.get("recipients", 0),
+        from_micros(planned.get("estimated_micros", 0)),
     )
 
 
@@ -271,10 +274,12 @@ def end_of_run(
     stopped: bool,
     last_error: str | None,
     unanswered: Sequence[datetime] = (),
+    balance_at: datetime | None = None,
 ) -> tuple[str, str | None]:
     """The status a run leaves its campaign in (done or paused) and why, for a person.
 
-    ``unanswered``: when the requests that got no answer (and may have been sent) went out.
+    ``unanswered``: when the requests that got no answer (and may have been sent) went out;
+    ``balance_at``: when ``balance`` was read.
     """
     left, refused, held = (counts.get(k, {}) for k in ("planned", "refused", UNCERTAIN))
     if not left.get("batches") and not held.get("batches"):
@@ -300,16 +305,16 @@ def end_of_run(
         )
     if not left.get("batches"):
         return "paused", "Paused: " + " ".join(notes)
-    remaining = f"{left['recipients']} recipients in {left['batches']} batches are left"
+    remaining = f"{left['recipients']:,} recipients in {left['batches']:,} batches are left"
     if short_balance:
         needed = from_micros(left["estimated_micros"])
-        reason = f"{_balance_reason(needed, balance, currency)} ({remaining}.)"
+        reason = f"{_balance_reason(needed, balance, currency, balance_at)} ({remaining}.)"
     elif halt is not None:
         reason = f"{halt} ({remaining}.)"
     elif interrupted is not None:
         reason = f"Interrupted ({type(interrupted).__name__}); {remaining}. Resume to send them."
     elif stopped:
-        reason = f"Stopped; {remaining}. Resume to send them."
+        reason = f"{paused_here(counts)}; {remaining}. Resume to send them."
     else:
         reason = (
             f"{remaining}: {last_error or 'the run ended early'}. Resume to try them again "
@@ -318,12 +323,25 @@ def end_of_run(
     return "paused", " ".join([reason, *notes])
 
 
-def _balance_reason(needed: Decimal, balance: Decimal | None, currency: str) -> str:
+def paused_here(counts: dict[str, dict[str, int]]) -> str:
+    """Where a pause someone asked for left the campaign: ``Paused at your request: 1,380 of
+    1,983 recipients sent``."""
+    total = sum(v.get("recipients", 0) for v in counts.values())
+    sent = counts.get("sent", {}).get("recipients", 0)
+    return f"Paused at your request: {sent:,} of {total:,} recipients sent"
+
+
+def _balance_reason(
+    needed: Decimal, balance: Decimal | None, currency: str, read_at: datetime | None
+) -> str:
+    """Why a run paused for the balance. The reason is kept and shown later, after top-ups
+    perhaps: the balance is said as it was, with the time it was read."""
     need = f"Paused: insufficient balance — the batches left need {money_str(needed)} {currency}"
     if balance is None:
         return f"{need}. Top up, then resume."
     short = max(needed - balance, Decimal(0))
+    when = f" at {read_at.astimezone(UTC):%H:%M} UTC" if read_at is not None else ""
     return (
-        f"{need}, the balance is {money_str(balance)} {currency}: top up at least "
+        f"{need}; the balance was {money_str(balance)} {currency}{when}: top up at least "
         f"{money_str(short)} {currency}, then resume."
     )

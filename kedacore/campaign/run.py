@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import itertools
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -49,6 +51,68 @@ NOTHING = "nothing"  # the answer says this request sent nothing (rate limit, cr
 # A cap or the balance refused it: the service checks clientRef first, so it does not know
 # this batch's clientRef, and no earlier request of the batch was accepted either.
 NOT_KNOWN = "not known"
+
+
+class Pacer:
+    """At most ``rate`` requests a second (a token bucket of ``burst``); ``rate`` None: no pace.
+
+    The service limits each API key (KedaSMS and the sandbox: 100 requests/s, then 4029 with
+    ``Retry-After``), and the console's own pages read with the same key: a campaign sent as
+    fast as it can leaves them nothing ("too many requests" on a reload). Paced at a share of
+    the limit, it leaves the rest to them. A 4029 all the same (someone else uses the key too)
+    halves the pace, down to a tenth; each second without one gives a tenth back.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be > 0 requests/s (or None), got {rate!r}")
+        self.ceiling = rate
+        self.rate = rate
+        self.burst = max(1.0, burst if burst is not None else (rate or 4) / 4)
+        self.clock = clock
+        self.tokens = self.burst
+        self.at = clock()
+        self.slowed_at = -1e9
+        self.slowed_to = rate  # the pace right after the last 4029
+        self.slowdowns = 0
+
+    async def take(self) -> None:
+        """Wait for this request's turn (tokens are reserved in order: no lock is needed)."""
+        if self.rate is None:
+            return
+        now = self.clock()
+        self._recover(now)
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate) - 1
+        self.at = now
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
+
+    def slow_down(self) -> None:
+        """The service said 4029: halve the pace (a tenth of the ceiling at least)."""
+        self.slowdowns += 1
+        if self.rate is None or self.ceiling is None:
+            return
+        now = self.clock()
+        if now - self.slowed_at < 0.5:  # the requests in flight answered together: once
+            return
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        self.rate = self.slowed_to = max(self.ceiling / 10, self.rate / 2)
+        self.slowed_at = now
+
+    def _recover(self, now: float) -> None:
+        """A tenth of the ceiling back per calm second, from a second after the last 4029."""
+        if self.ceiling is None or self.rate is None or self.rate >= self.ceiling:
+            return
+        calm = now - self.slowed_at - 1.0
+        if calm > 0 and self.slowed_to is not None:
+            self.rate = min(self.ceiling, self.slowed_to + self.ceiling / 10 * calm)
 
 
 def _quiet(task: asyncio.Task[None]) -> None:
@@ -141,15 +205,20 @@ class RunState:
     failures_in_a_row: int = 0
     patience: int = 32  # failures in a row (unreachable, 5xx) that pause the campaign
     balance: Decimal | None = None  # read when the balance ran short
+    balance_at: datetime | None = None  # when it was read
     crash: BaseException | None = None
     write_error: Exception | None = None
     last_error: str | None = None
     tally: RunTally | None = None
     attempts: Attempts | None = None
+    pause_requested: bool = False  # heard from the ledger (engine._watch)
+    pacer: Pacer | None = None
 
     def stopping(self, stop: threading.Event | None) -> bool:
         """Whether to launch no more requests."""
-        if self.halt is not None or (self.tally and self.tally.callback_error):
+        if self.halt is not None or self.pause_requested:
+            return True
+        if self.tally and self.tally.callback_error:
             return True
         return stop is not None and stop.is_set()
 
@@ -196,6 +265,10 @@ class Sender:
             if wait > 0:  # in steps, so that a stop is heard during a long Retry-After
                 await asyncio.sleep(min(wait, 0.5))
                 continue
+            if state.pacer is not None:
+                await state.pacer.take()
+                if not pending or state.stopping(stop):  # heard while waiting its turn
+                    break
             batch = pending.popleft()
             try:
                 await attempts.before_send(batch)
@@ -233,6 +306,8 @@ class Sender:
                 await results.put(("refused", batch, self.say(exc)))
             except RateLimitError as exc:
                 attempts.went_out(batch, NOTHING)
+                if state.pacer is not None:
+                    state.pacer.slow_down()
                 # Wait as told, then carry on: the batch goes back to the front of the line.
                 delay = exc.retry_after if exc.retry_after is not None else 1.0
                 state.not_before = max(state.not_before, loop.time() + delay)

@@ -1,4 +1,5 @@
-"""The console's ledger: campaigns, tasks, messages, callback events, lookups, cap changes."""
+"""The console's ledger: campaigns, tasks, messages, callback events, lookups, cap changes,
+the Send page's sends."""
 
 from kedacore.ledger.campaigns import BATCH_STATES, CAMPAIGN_STATUSES
 from kedacore.ledger.caps import CAP_FIELDS
@@ -9,10 +10,12 @@ from kedacore.ledger.records import (
     CapChange,
     LedgerEvent,
     LedgerMessage,
+    LedgerSend,
     LedgerTask,
     PlannedBatch,
     StatusLookup,
 )
+from kedacore.ledger.sends import SEND_STATES
 from kedacore.ledger.state import (
     RANK,
     CallbackEvent,
@@ -29,6 +32,7 @@ __all__ = [
     "CAMPAIGN_STATUSES",
     "CAP_FIELDS",
     "RANK",
+    "SEND_STATES",
     "CallbackEvent",
     "Campaign",
     "CampaignBatch",
@@ -37,6 +41,7 @@ __all__ = [
     "Ledger",
     "LedgerEvent",
     "LedgerMessage",
+    "LedgerSend",
     "LedgerTask",
     "MessageState",
     "Outcome",

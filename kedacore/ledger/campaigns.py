@@ -21,6 +21,13 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
 from kedacore.ledger.bulk import execute_many
+from kedacore.ledger.campaign_snapshot import (
+    ACTIVE_STATUSES,
+    CampaignSnapshot,
+    label,
+    numbers,
+    read_snapshot,
+)
 from kedacore.ledger.engine import reading, writing
 from kedacore.ledger.records import Campaign, CampaignBatch, PlannedBatch
 from kedacore.redaction import redact_text
@@ -28,7 +35,8 @@ from kedacore.redaction import redact_text
 if TYPE_CHECKING:
     from datetime import datetime
 
-CAMPAIGN_STATUSES = ("draft", "planned", "sending", "paused", "done", "cancelled")
+# pausing: a pause was asked for while a run sends it; the run makes it paused (engine.stop)
+CAMPAIGN_STATUSES = ("draft", "planned", "sending", "pausing", "paused", "done", "cancelled")
 # uncertain: the request went out more than 23 h ago and its answer was lost (batches.py)
 BATCH_STATES = ("planned", "sent", "refused", "uncertain")
 
@@ -165,6 +173,52 @@ class CampaignsMixin:
                 )
             )
 
+    def campaign_status(self, campaign_id: int) -> str | None:
+        """The campaign's status alone (what a run polls to hear a pause), or None."""
+        query = select(s.campaigns.c.status).where(s.campaigns.c.id == campaign_id)
+        with reading(self.engine) as conn:
+            return conn.scalar(query)
+
+    def mark_campaign_sending(self, campaign_id: int) -> bool:
+        """A run starts sending: ``sending``, unless a pause was asked for meanwhile (False)."""
+        return self._move(campaign_id, "sending", None, exclude=("pausing",))
+
+    def request_pause(self, campaign_id: int) -> bool:
+        """Ask the run sending this campaign to pause (``pausing``); False if it is not being
+        sent. Kept in the ledger, so that a run hears it whatever process it is in."""
+        return self._move(campaign_id, "pausing", None, only=("planned", "sending"))
+
+    def pause_campaign(self, campaign_id: int, reason: str) -> bool:
+        """Pause a campaign that no run here sends (interrupted, not started, or a pause left
+        half-done): ``paused`` with ``reason``; False if it is not sending, planned or pausing."""
+        return self._move(campaign_id, "paused", reason, only=("planned", "sending", "pausing"))
+
+    def settle_stale_pause(self, campaign_id: int) -> None:
+        """A run claims the campaign: a ``pausing`` left by a run that is gone is ``paused``."""
+        self._move(campaign_id, "paused", None, only=("pausing",), keep_error=True)
+
+    def _move(
+        self,
+        campaign_id: int,
+        status: str,
+        error: str | None,
+        *,
+        only: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        keep_error: bool = False,
+    ) -> bool:
+        c = s.campaigns.c
+        query = update(s.campaigns).where(c.id == campaign_id)
+        if only:
+            query = query.where(c.status.in_(list(only)))
+        if exclude:
+            query = query.where(c.status.not_in(list(exclude)))
+        values: dict[str, Any] = {"status": status, "updated_at": self.now()}
+        if not keep_error:
+            values["error"] = None if error is None else redact_text(error)
+        with writing(self.engine) as conn:
+            return conn.execute(query.values(**values)).rowcount > 0
+
     def campaign_status_counts(self, campaign_id: int) -> dict[str, int]:
         """How many of a campaign's recorded messages are in each status."""
         query = (
@@ -199,6 +253,56 @@ class CampaignsMixin:
                 }
                 for state, n, recipients, estimated, debited in conn.execute(query)
             }
+
+    def campaign_snapshot(
+        self,
+        *,
+        limit: int = 100,
+        include: Iterable[int] = (),
+        messages_of: int | None = None,
+        messages_limit: int | None = 500,
+        money: bool = True,
+    ) -> CampaignSnapshot:
+        """The newest ``limit`` campaigns (and those of ``include``) with their numbers, batch
+        counts, message counts and money, and the first ``messages_limit`` messages of
+        ``messages_of`` (``NEWEST``: the newest campaign's) — all in one transaction
+        (kedacore.ledger.campaign_snapshot)."""
+        with reading(self.engine) as conn:
+            return read_snapshot(
+                conn,
+                self.now(),
+                limit=limit,
+                include=include,
+                messages_of=messages_of,
+                messages_limit=messages_limit,
+                money=money,
+            )
+
+    def active_campaigns(self, *, limit: int = 5) -> CampaignSnapshot:
+        """The newest real campaigns still to finish (sending, pausing, paused, not started),
+        with their batch counts: what every page shows in its sidebar."""
+        with reading(self.engine) as conn:
+            return read_snapshot(
+                conn, self.now(), limit=limit, statuses=ACTIVE_STATUSES, demo=False, money=False
+            )
+
+    def campaign_label(self, campaign_id: int) -> str | None:
+        """``#3 Spring sale`` (``Demo #3 …`` for demo history): the campaign as pages name it,
+        numbered within its kind; None if there is no such campaign."""
+        query = select(s.campaigns.c.name).where(s.campaigns.c.id == campaign_id)
+        with reading(self.engine) as conn:
+            name = conn.scalar(query)
+            kind = numbers(conn).get(campaign_id) if name is not None else None
+        if kind is None:
+            return None
+        return label(kind[0], kind[1], name)
+
+    def count_active_campaigns(self) -> int:
+        """How many real campaigns are still to finish (all of them, not only the newest)."""
+        c = s.campaigns.c
+        query = select(func.count()).where(c.status.in_(ACTIVE_STATUSES), c.demo.is_(False))
+        with reading(self.engine) as conn:
+            return int(conn.scalar(query) or 0)
 
     def remove_demo_data(self) -> int:
         """Delete every row marked ``demo`` (generated history); returns the messages removed."""

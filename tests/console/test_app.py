@@ -273,8 +273,9 @@ def test_the_headroom_under_the_caps_is_shown_before_sending(tmp_path: Path) -> 
             at.text_area(key="send_numbers").input("2015550130\n2015550131\n2015550132").run()
             at.text_area(key="send_content").input("Three is one too many").run()
             assert "**2 messages** · **1.00 USD**" in " ".join(c.value for c in at.caption)
-            warning = at.warning[0].value
-            assert "3 messages exceed" in warning and "will refuse" in warning
+            refusal = at.error[0].value  # a blocking cap: red, and Send is not offered
+            assert "3 messages would pass today's SMS cap" in refusal
+            assert "will refuse" in refusal and at.button(key="send_submit").disabled
         finally:
             _runtime.reset()
 

@@ -140,18 +140,21 @@ def test_a_csv_campaign_with_a_bad_row_lists_the_row_and_sends_the_rest(data_dir
     assert balance(at) == before - Decimal(total.split()[0])
     assert metric(at, "Recipients sent") == "5 / 5"
     assert metric(at, "Debited") == total
-    assert "All 5 recipients sent; 0.25 USD debited." in texts(at.success)
+    assert "All 5 recipients sent; 0.25 USD debited — charged, or refunded" in texts(at.success)
     assert at.session_state["campaigns_tab"] == "Campaigns"
     listed = frame(at, "Campaign")
     assert listed.to_dict("records")[0] | {"Created": ""} == {
-        "Campaign": f"#{campaign_id} Spring",
+        "Campaign": "#1 Spring",
         "Status": "done",
         "Recipients": 5,
         "Sent": 5,
         "Delivered": 0,  # AppTest serves no callback receiver: the reports never arrive
         "Not delivered": 0,
         "Pending": 5,
-        "Cost": "0.25 USD",
+        "Estimate": "0.25 USD",
+        "Debited": "0.25 USD",
+        "Refunded": "0.00 USD",  # nothing reported yet: neither refunded nor charged
+        "Charged": "0.00 USD",
         "Created": "",
     }
     messages = frame(at, "msgid")

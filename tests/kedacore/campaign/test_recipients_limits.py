@@ -19,8 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kedacore.campaign import recipients
-from kedacore.campaign.recipients import RecipientsError, read_recipients
+from kedacore.campaign.recipients import RecipientsError, csv_file, read_recipients, xlsx_file
 from tests.kedacore.campaign.workbooks import (
     MAIN,
     entity_bomb,
@@ -316,7 +315,7 @@ def _read_whole(data: bytes) -> tuple[list, list]:
     """The reader before streaming: the whole text split into lines, csv over them."""
     text = data.decode("utf-8")
     header = next(line for line in text.splitlines() if line.strip())
-    delimiter = recipients._delimiter(header)
+    delimiter = csv_file._delimiter(header)
     lines = text.splitlines(keepends=True)
     records, broken, start = [], [], 0
     while start < len(lines):
@@ -363,7 +362,7 @@ def test_reading_a_chunk_at_a_time_reads_what_the_whole_text_gives(
         if not any(c.strip() for c in cells[2:])
     ]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(recipients, "_CHUNK", chunk)
+        mp.setattr(csv_file, "_CHUNK", chunk)
         table = read_recipients(data)
     assert [(n, cells[:2]) for n, cells in table.rows] == [
         (n, cells[:2]) for n, cells in expected_rows
@@ -379,7 +378,7 @@ def _openpyxl_rows(data: bytes) -> list[tuple[int, list[str]]]:
     book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     rows = []
     for number, values in enumerate(book.worksheets[0].iter_rows(values_only=True), start=1):
-        cells = [recipients._cell_text(v) for v in values]
+        cells = [xlsx_file._cell_text(v) for v in values]
         if any(cells):
             rows.append((number, cells))
     book.close()

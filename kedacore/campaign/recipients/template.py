@@ -53,6 +53,26 @@ class Template:
 _FORMATTER = string.Formatter()
 
 
+def _unbalanced(text: str) -> str:
+    """A malformed template's fault, for a person (Python's own message says "format string")."""
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            if depth == 0:
+                where = text[max(0, i - 15) : i + 1]
+                return (
+                    f"the template is malformed: a }} with no {{ before it (…{where}). Close "
+                    "each placeholder like {name}; for a brace as text, write it twice: }}"
+                )
+            depth -= 1
+    return (
+        "the template is malformed: a { is never closed. Close each placeholder like {name}; "
+        "for a brace as text, write it twice: {{"
+    )
+
+
 def parse_template(text: str, columns: Iterable[str] | None = None) -> Template:
     """Check a template (and, given the file's columns, that every placeholder is one).
 
@@ -63,8 +83,8 @@ def parse_template(text: str, columns: Iterable[str] | None = None) -> Template:
         raise RecipientsError("the template is empty")
     try:
         parsed = list(_FORMATTER.parse(text))
-    except ValueError as exc:
-        raise RecipientsError(f"the template is malformed: {exc} (write {{{{ or }}}})") from None
+    except ValueError:
+        raise RecipientsError(_unbalanced(text)) from None
     known = {column_key(c): c for c in columns or () if c}
     parts, fields = [], []
     for literal, field, spec, conversion in parsed:
@@ -79,8 +99,11 @@ def parse_template(text: str, columns: Iterable[str] | None = None) -> Template:
             raise RecipientsError(f"placeholder {{{field}}} has a nested placeholder")
         try:
             format("", spec or "")
-        except ValueError as exc:
-            raise RecipientsError(f"placeholder {{{field}:{spec}}}: {exc}") from None
+        except ValueError:
+            raise RecipientsError(
+                f"placeholder {{{field}:{spec}}} is malformed: write just {{{name}}}, or drop "
+                "the colon and what follows it"
+            ) from None
         if columns is not None and column_key(name) not in known:
             raise RecipientsError(
                 f"unknown placeholder {{{name}}}: the file has no such column "

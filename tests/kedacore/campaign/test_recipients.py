@@ -186,3 +186,20 @@ def test_the_renderer_of_rows_renders_as_render_does(template: str, cells: list[
     keys = [column_key(c) for c in _COLUMNS]
     expected = tpl.render(dict(zip(keys, cells, strict=True)))
     assert tpl.renderer(keys)(*cells) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        ("Hi {name", "a { is never closed"),
+        ("Hi name}", "a } with no { before it"),
+        ("Hi {name:>>>}", "write just {name}"),
+    ],
+)
+def test_a_malformed_template_is_explained_for_a_person(template: str, said: str) -> None:
+    """Python's own words ("Single '{' encountered in format string") never reach the page."""
+    with pytest.raises(RecipientsError) as caught:
+        parse_template(template)
+    message = str(caught.value)
+    assert said in message
+    assert "format string" not in message and "Single" not in message

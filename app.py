@@ -69,22 +69,6 @@ if __name__ != "__main__":
         lifespan=_lifespan,
     )
 else:
-    st.set_page_config(page_title="KedaSMS Console", page_icon=":material/sms:", layout="wide")
-    navigation = st.navigation(
-        {
-            "Messaging": [
-                st.Page("pages/send.py", title="Send", icon=":material/send:", default=True),
-                st.Page("pages/campaigns.py", title="Campaigns", icon=":material/campaign:"),
-                st.Page("pages/status.py", title="Status", icon=":material/manage_search:"),
-                st.Page("pages/links.py", title="Short links", icon=":material/link:"),
-            ],
-            "Finance": [
-                st.Page("pages/spend.py", title="Spend", icon=":material/payments:"),
-                st.Page("pages/limits.py", title="Limits", icon=":material/speed:"),
-            ],
-            "Account": [
-                st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
-            ],
-        }
-    )
-    navigation.run()
+    from console.navigation import run
+
+    run()

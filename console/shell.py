@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
+from console import access
 from console import runtime as _runtime
 from console.finance.alerts import limit_banners
 from console.messaging.campaigns import active_line, status_label
@@ -54,7 +55,9 @@ from kedacore import (
 )
 from kedacore.campaign.progress import holder
 from kedacore.ledger import Ledger
+from kedacore.money import to_micros
 from kedacore.settings import SANDBOX, Settings, load_settings
+from kedacore.team import Actor, Permission
 
 T = TypeVar("T")
 ACCOUNT_TTL = 10  # seconds the sidebar's balance and usage are reused between runs
@@ -69,6 +72,7 @@ class Console:
     limits: Limits | None
     tz: ZoneInfo
     port: int
+    actor: Actor
 
     @property
     def settings(self) -> Settings:
@@ -126,6 +130,10 @@ def _account(key: str, _rt: _runtime.Runtime) -> tuple[Balance, Limits, float]:
     started = time.perf_counter()
     balance = _rt.probe.account.balance()
     elapsed = time.perf_counter() - started
+    if _rt.ledger is not None:  # the statement's opening and closing balances
+        _rt.ledger.record_balance(
+            to_micros(balance.balance), to_micros(balance.frozen), balance.currency
+        )
     return balance, _rt.probe.limits.get(), elapsed
 
 
@@ -298,14 +306,61 @@ OPEN_WARNING = (
 )
 
 
-def page_setup(title: str, caption: str | None = None, *, need_connection: bool = True) -> Console:
-    """Start the page: settings, runtime, sidebar, title; stops the page when it cannot work."""
-    settings = _settings()
-    rt = _start(settings)
+def team_gate() -> Actor:
+    """Start the runtime and decide who is acting (``console.access.gate``): the actor, or the
+    sign-in (or "not a member", "sign-in must be configured") page and a stopped run."""
+    rt = _start(_settings())
+    assert rt.ledger is not None
+    address = st.get_option("server.address")
+    return access.gate(rt.ledger, address, exposed(address))
+
+
+def _identity_bar(actor: Actor) -> None:
+    """Who is acting, their roles, and signing out (every page's sidebar)."""
+    bar = st.sidebar
+    roles = ", ".join(sorted(actor.roles))
+    if actor.local:
+        bar.caption(
+            ":material/person: **Local operator** (admin) · no sign-in configured",
+            help="Without an [auth] section in secrets the console serves one operator on "
+            "loopback, acting as admin (docs/team.md).",
+        )
+        return
+    bar.caption(f":material/person: **{plain(actor.label)}** · {roles}")
+    out, everywhere = bar.columns(2)
+    out.button("Sign out", key="shell_sign_out", on_click=st.logout, width="stretch")
+    if everywhere.button(
+        "Everywhere",
+        key="shell_sign_out_everywhere",
+        width="stretch",
+        help="Sign out of this console on every browser and device you are signed in on.",
+    ):
+        rt = _runtime.runtime(_settings())
+        assert rt.ledger is not None
+        rt.ledger.sign_out_everywhere(actor.name, by=actor.name)
+        st.logout()
+
+
+def page_setup(
+    title: str,
+    caption: str | None = None,
+    *,
+    needs: Permission | tuple[Permission, ...] | None = None,
+    need_connection: bool = True,
+) -> Console:
+    """Start the page: who is acting (or the sign-in page), the permission the page ``needs``
+    (any one of them), settings, runtime, sidebar, title; stops the page when it cannot work."""
+    actor = team_gate()
+    rt = _start(_settings())
+    wanted = (needs,) if isinstance(needs, Permission) else tuple(needs or ())
+    if wanted and not any(actor.can(p) for p in wanted):
+        assert rt.ledger is not None
+        access.require(rt.ledger, wanted[0], f"open the {title} page", target=title)
     balance, limits, error = _sidebar(rt)
+    _identity_bar(actor)
     _campaigns_bar(rt)
     address = st.get_option("server.address")
-    if exposed(address):  # until sign-in exists (Step 8), say it where nobody can miss it
+    if exposed(address) and actor.local:  # allowed only by the explicit override
         st.error(
             OPEN_WARNING.format(address=address or "every interface"), icon=":material/lock_open:"
         )
@@ -319,4 +374,4 @@ def page_setup(title: str, caption: str | None = None, *, need_connection: bool 
             fail(message)
         st.error(message, icon=":material/error:")
     port = int(st.get_option("server.port") or 8501)
-    return Console(rt, balance, limits, zone(st.context.timezone), port)
+    return Console(rt, balance, limits, zone(st.context.timezone), port, actor)

@@ -18,9 +18,12 @@ from console.messaging.campaign_list import active_campaigns, campaign_list, ope
 from console.messaging.campaign_new import confirm, new_campaign
 from console.messaging.campaign_state import LIST, NEW
 from console.shell import keda_errors, page_setup
+from kedacore.team import Permission
 
 console = page_setup(
-    "Campaigns", "Many recipients from a CSV or XLSX file, each with their own variables."
+    "Campaigns",
+    "Many recipients from a CSV or XLSX file, each with their own variables.",
+    needs=(Permission.CAMPAIGNS, Permission.APPROVE),
 )
 with keda_errors("The price table could not be read", sandbox=console.sandbox):
     pricing = console.pricing()

@@ -25,9 +25,12 @@ from console.finance.limits import (
     today_heading,
 )
 from console.shell import keda_errors, page_setup
+from kedacore.team import Permission
 
 console = page_setup(
-    "Limits", "The daily SMS and spend caps, the alert threshold, and who changed what."
+    "Limits",
+    "The daily SMS and spend caps, the alert threshold, and who changed what.",
+    needs=Permission.CAPS,
 )
 state = st.session_state
 cur = console.currency

@@ -18,9 +18,12 @@ from console.messaging.links import (
     tab_label,
 )
 from console.shell import keda_errors, page_setup
+from kedacore.team import Permission
 
 console = page_setup(
-    "Short links", "Tracked short links: every visit is counted (total, unique, last)."
+    "Short links",
+    "Tracked short links: every visit is counted (total, unique, last).",
+    needs=Permission.LINKS,
 )
 state = st.session_state
 

@@ -22,10 +22,13 @@ from console.views import (
     plain,
 )
 from kedacore.senders import sender_problem
+from kedacore.team import Permission
 
 MAX_RECIPIENTS = 1000  # one send request takes 1 to 1,000 numbers (DESIGN.md)
 
-console = page_setup("Send", "One message to one or many numbers of one country.")
+console = page_setup(
+    "Send", "One message to one or many numbers of one country.", needs=Permission.SEND
+)
 with keda_errors("The price table could not be read", sandbox=console.sandbox):
     pricing = console.pricing()
 state = st.session_state

@@ -15,9 +15,13 @@ from console.views import money, plain
 from kedacore import KedaError
 from kedacore.money import MoneyError, to_decimal
 from kedacore.settings import mask
+from kedacore.team import Permission
 
 console = page_setup(
-    "Settings", "Where this console connects, and its sandbox accounts.", need_connection=False
+    "Settings",
+    "Where this console connects, and its sandbox accounts.",
+    need_connection=False,
+    needs=(Permission.SETTINGS, Permission.TOPUP),
 )
 rt = console.runtime
 settings = console.settings

@@ -26,8 +26,13 @@ from console.finance.spend import (
     read_version,
 )
 from console.shell import page_setup
+from kedacore.team import Permission
 
-console = page_setup("Spend", "What was spent and delivered, by day, country, sender and campaign.")
+console = page_setup(
+    "Spend",
+    "What was spent and delivered, by day, country, sender and campaign.",
+    needs=Permission.SPEND,
+)
 state = st.session_state
 ledger = console.ledger
 key = console.runtime.key  # which ledger: the cached readers take it in their key

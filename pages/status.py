@@ -12,6 +12,7 @@ from console.shell import keda_errors, page_setup
 from console.views import StatusRow, plain, status_csv
 from kedacore import KedaError
 from kedacore.phones import supported_regions
+from kedacore.team import Permission
 
 # Open messages are asked about again after this many seconds, slower for big sets (a round
 # for 10,000 open messages takes a few seconds); between rounds the page re-reads the ledger,
@@ -21,7 +22,9 @@ PROGRESS_FROM = 100  # ids: from this many, a progress bar and a Stop button
 STATE = ("status_ids", "status_label", "status_api_only", "status_not_found", "status_errors")
 
 console = page_setup(
-    "Status", "Look up messages by msgid, task id or phone number, or a list of msgids."
+    "Status",
+    "Look up messages by msgid, task id or phone number, or a list of msgids.",
+    needs=Permission.LOOKUP,
 )
 state = st.session_state
 

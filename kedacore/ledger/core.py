@@ -15,11 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from kedacore.api.types import MessageStatus, SendResult
 from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
+from kedacore.ledger.approvals import ApprovalsMixin
 from kedacore.ledger.batches import BatchesMixin
 from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
 from kedacore.ledger.engine import ledger_url, lock_messages, make_engine, writing
 from kedacore.ledger.lookups import LookupsMixin
+from kedacore.ledger.notices import NoticesMixin
 from kedacore.ledger.queries import QueriesMixin, chunks, unique
 from kedacore.ledger.rows import Send, estimates, message_rows, task_row
 from kedacore.ledger.rows import split_micros as split_micros  # where it used to be
@@ -32,6 +34,8 @@ from kedacore.ledger.state import (
     merge,
     parse_event,
 )
+from kedacore.ledger.statement import StatementMixin
+from kedacore.ledger.team import TeamMixin, protect_audit_log
 
 _STATE = [f.name for f in fields(MessageState)]
 # The rest of a message's rollup key and sums (kedacore.ledger.rollup), which updates never change.
@@ -43,7 +47,18 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, LookupsMixin, CapsMixin, SendsMixin):
+class Ledger(
+    QueriesMixin,
+    CampaignsMixin,
+    BatchesMixin,
+    LookupsMixin,
+    CapsMixin,
+    SendsMixin,
+    TeamMixin,
+    ApprovalsMixin,
+    NoticesMixin,
+    StatementMixin,
+):
     """The console's record of campaigns, tasks, messages, callbacks, lookups, cap changes
     and the Send page's own sends.
 
@@ -68,6 +83,7 @@ class Ledger(QueriesMixin, CampaignsMixin, BatchesMixin, LookupsMixin, CapsMixin
         if fresh_rollup:  # a ledger from before the rollup: count its messages once
             rollup.rebuild(self.engine, self.now())
         s.add_missing(self.engine)  # create_all leaves out new columns and indexes of old tables
+        protect_audit_log(self.engine)  # the database itself refuses to change the audit log
 
     def __repr__(self) -> str:
         return f"Ledger({self.url!r})"

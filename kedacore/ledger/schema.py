@@ -240,6 +240,121 @@ sends = Table(
     Index("ix_sends_created", "created_at"),
 )
 
+# -- the team (Step 8): members, the audit log, approvals, settings, balances, notifications --
+
+# A member of the team: keyed by e-mail (lower case). ``roles`` is comma-separated
+# (kedacore.team.ROLES). ``signed_out_at``: sessions signed in before it are over ("sign out
+# everywhere"); ``last_sign_in_iat``: the ID token of the last sign-in, so that a sign-in is
+# audited once, not at every page view.
+members = Table(
+    "members",
+    metadata,
+    Column("email", String(254), primary_key=True),
+    Column("roles", String(100), nullable=False, default=""),
+    Column("added_by", String(254), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("signed_out_at", UTCDateTime),
+    Column("last_sign_in_at", UTCDateTime),
+    Column("last_sign_in_iat", BigInteger),
+)
+
+# Append-only: rows are inserted, never updated or deleted (no code path does; triggers refuse
+# it on SQLite and PostgreSQL — kedacore.ledger.team.protect_audit_log).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(254), nullable=False),  # an e-mail, or "local operator"
+    Column("action", String(40), nullable=False),  # kedacore.ledger.team.ACTIONS
+    Column("outcome", String(10), nullable=False),  # done / refused
+    Column("target", String(200), nullable=False, default=""),  # "campaign 12", an e-mail…
+    Column("before", Text),  # JSON object, or null
+    Column("after", Text),
+    Column("detail", Text, nullable=False, default=""),  # the reason, in words
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_actor", "actor", "at"),
+    Index("ix_audit_log_action", "action", "at"),
+)
+
+# The team's own settings (key → JSON value): the approval threshold, the balance floor,
+# where notifications go. Every change is in the audit log.
+team_settings = Table(
+    "team_settings",
+    metadata,
+    Column("key", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(254), nullable=False),
+)
+
+# What waits for a second person (maker–checker): a campaign or a send whose estimate is over
+# the approval threshold. waiting → approved / rejected / withdrawn.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(10), nullable=False),  # campaign / send
+    Column("ref", String(64), nullable=False),  # the campaign's id, or the send's clientRef
+    Column("summary", Text, nullable=False, default=""),
+    Column("requested_by", String(254), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("estimate_micros", MONEY, nullable=False),
+    Column("threshold_micros", MONEY, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("state", String(10), nullable=False, default="waiting"),
+    Column("decided_by", String(254)),
+    Column("decided_at", UTCDateTime),
+    Column("reason", Text),
+    Index("ix_approvals_state", "state", "requested_at"),
+    Index("ix_approvals_ref", "kind", "ref"),
+)
+
+# The account's balance as the console read it (at most one row a minute unless it changed):
+# the statement's opening and closing balances.
+balance_readings = Table(
+    "balance_readings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("read_at", UTCDateTime, nullable=False),
+    Column("balance_micros", MONEY, nullable=False),  # available
+    Column("frozen_micros", MONEY, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index("ix_balance_readings_read_at", "read_at"),
+)
+
+# Money added to the account through the console (the sandbox's top-up), for the statement.
+topups = Table(
+    "topups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("amount_micros", MONEY, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("account", String(254), nullable=False),
+    Column("by", String(254), nullable=False),
+    Index("ix_topups_day", "day"),
+)
+
+# A notification: at most one per cause per day (the unique key), with where it went.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cause", String(80), nullable=False),  # "usage_alert", "campaign_paused:12"…
+    Column("day", Date, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("link", Text, nullable=False, default=""),
+    Column("deliveries", Text, nullable=False, default="[]"),  # JSON: channel, to (masked), ok
+    UniqueConstraint("cause", "day", name="uq_notifications_cause_day"),
+    Index("ix_notifications_created", "created_at"),
+)
+
 # Upper bounds (ms, exclusive) of the delivery-latency histogram's buckets; the last bucket
 # (one hour or more) is open. Changing them needs kedacore.ledger.rollup.rebuild().
 LATENCY_BUCKETS_MS = (

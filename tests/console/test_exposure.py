@@ -1,4 +1,5 @@
-"""Where the console listens: loopback by default, and a red warning on every page otherwise."""
+"""Where the console listens: loopback by default; beyond it, sign-in or an explicit override
+(then a red warning on every page)."""
 
 from __future__ import annotations
 
@@ -65,18 +66,41 @@ def test_no_warning_on_loopback(data_dir: Path) -> None:
     assert not at.exception and warnings(at) == []
 
 
-def test_every_page_warns_in_red_when_bound_beyond_loopback(data_dir: Path) -> None:
+@pytest.fixture
+def bound_beyond_loopback() -> Iterator[None]:
     before = st_config.get_option("server.address")
     st_config.set_option("server.address", "0.0.0.0")
     try:
-        at = AppTest.from_file(APP, default_timeout=30).run()
-        for page in PAGES:
-            at.switch_page(page).run()
-            assert not at.exception, (page, at.exception)
-            found = warnings(at)
-            assert len(found) == 1 and "0.0.0.0" in found[0], (page, found)
+        yield
     finally:
         st_config.set_option("server.address", before)
+
+
+def test_beyond_loopback_without_sign_in_serves_only_the_sign_in_required_page(
+    data_dir: Path, bound_beyond_loopback: None
+) -> None:
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Sign-in must be configured"]
+    assert "KEDA_ALLOW_NO_SIGN_IN" in at.info[0].value and "0.0.0.0" in at.info[0].value
+    assert not at.sidebar.metric, "no balance, no data"
+    for page in PAGES:  # a page script run on its own (a forced run) is refused the same way
+        alone = AppTest.from_file(str(REPO_ROOT / page), default_timeout=30).run()
+        assert not alone.exception, (page, alone.exception)
+        assert [t.value for t in alone.title] == ["Sign-in must be configured"], page
+        assert not alone.metric and not alone.dataframe, page
+
+
+def test_the_override_serves_every_page_with_the_red_warning(
+    data_dir: Path, bound_beyond_loopback: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEDA_ALLOW_NO_SIGN_IN", "true")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+        found = warnings(at)
+        assert len(found) == 1 and "0.0.0.0" in found[0], (page, found)
 
 
 def listening_addresses(port: int) -> set[str]:

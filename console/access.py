@@ -1,0 +1,249 @@
+"""Who is acting, and whether they may: sign-in, membership, the gate and every permission check.
+
+- With an ``[auth]`` section in secrets, everyone signs in through ``st.login`` (OpenID
+  Connect) and must be a member (``kedacore.ledger.team``); the first admins are named in
+  ``[team] admins``. Without it, one **local operator** acts as admin — but only on loopback:
+  a console bound beyond loopback without sign-in serves nothing but a page saying sign-in
+  must be configured, unless ``KEDA_ALLOW_NO_SIGN_IN=true`` (docs/team.md).
+- ``gate(rt)`` resolves the actor for this script run or shows the right page (sign in, not a
+  member, signed out everywhere, sign-in required) and stops. ``app.py`` calls it before the
+  navigation, which lists only the pages the actor may open.
+- ``require(ledger, permission, what)`` is the check every action makes when it runs: it reads
+  the member again, and a refusal is shown and audited.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import streamlit as st
+
+from kedacore.ledger import Ledger
+from kedacore.team import LOCAL_OPERATOR, Actor, Permission, normalize_email, roles_needed
+
+ALLOW_ENV = "KEDA_ALLOW_NO_SIGN_IN"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class TeamConfig:
+    """The team's part of the configuration (secrets and environment)."""
+
+    sign_in: bool  # an [auth] section exists: everyone signs in
+    providers: tuple[str, ...]  # named providers ([auth.google] …); () = the default one
+    admins: tuple[str, ...]  # [team] admins: members and admins from their first sign-in
+    contact: str  # [team] contact: whom a non-member should ask (else the admins)
+    allow_no_sign_in: bool  # the explicit override for a console beyond loopback
+
+
+def _section(secrets: Any, name: str) -> Mapping[str, Any]:
+    try:
+        value = secrets.get(name)
+    except Exception:  # st.secrets raises when there is no secrets file at all
+        return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def team_config(secrets: Any, env: Mapping[str, str] | None = None) -> TeamConfig:
+    """Read ``[auth]``, ``[team]`` and the override from secrets and the environment."""
+    env = os.environ if env is None else env
+    auth = _section(secrets, "auth")
+    team = _section(secrets, "team")
+    keda = _section(secrets, "keda")
+    providers = tuple(
+        name for name, value in auth.items() if isinstance(value, Mapping) and "client_id" in value
+    )
+    admins = []
+    for email in team.get("admins", ()) or ():
+        try:
+            admins.append(normalize_email(str(email)))
+        except ValueError:
+            continue  # a typo in secrets must not name someone else; docs/team.md says so
+    override = str(env.get(ALLOW_ENV) or keda.get(ALLOW_ENV.lower()) or "").strip().lower()
+    return TeamConfig(
+        sign_in=bool(auth),
+        providers=providers if "client_id" not in auth else (),
+        admins=tuple(admins),
+        contact=str(team.get("contact") or "").strip(),
+        allow_no_sign_in=override in _TRUE,
+    )
+
+
+def _stop() -> NoReturn:
+    st.stop()
+    raise AssertionError("unreachable")
+
+
+def _gate_page(title: str, body: str, icon: str) -> None:
+    st.title(title)
+    st.info(body, icon=icon)
+
+
+def _sign_in_page(config: TeamConfig) -> NoReturn:
+    _gate_page(
+        "Sign in to KedaSMS Console",
+        "This console is for the members of your team. Sign in with your work account.",
+        ":material/login:",
+    )
+    if config.providers:
+        for name in config.providers:
+            st.button(
+                f"Sign in with {name.capitalize()}",
+                key=f"access_login_{name}",
+                type="primary",
+                on_click=st.login,
+                args=(name,),
+            )
+    else:
+        st.button("Sign in", key="access_login", type="primary", on_click=st.login)
+    _stop()
+
+
+def _whom_to_ask(ledger: Ledger, config: TeamConfig) -> str:
+    if config.contact:
+        return config.contact
+    admins = [m.email for m in ledger.members() if "admin" in m.roles] or list(config.admins)
+    return ", ".join(admins[:5]) or "the person who runs this console"
+
+
+def _not_a_member(ledger: Ledger, config: TeamConfig, email: str) -> NoReturn:
+    _gate_page(
+        "You are not a member of this team",
+        f"You are signed in as **{_escape(email)}**, but this console's team has no member "
+        f"by that address. Ask an admin to add you: {_escape(_whom_to_ask(ledger, config))}.",
+        ":material/person_off:",
+    )
+    st.button("Sign out", key="access_logout", on_click=st.logout)
+    _stop()
+
+
+def _escape(text: str) -> str:
+    from console.views import plain
+
+    return plain(text)
+
+
+def _sign_in_required(address: str) -> NoReturn:
+    _gate_page(
+        "Sign-in must be configured",
+        f"This console listens on `{address}`, where other machines can reach it, and nobody "
+        "signs in to it: anyone could send SMS and spend the balance. Configure sign-in (an "
+        "`[auth]` section in `.streamlit/secrets.toml`, docs/team.md), or bind it to loopback "
+        '(`server.address = "127.0.0.1"`). An operator who protects it some other way can set '
+        f"`{ALLOW_ENV}=true` (docs/team.md).",
+        ":material/lock:",
+    )
+    _stop()
+
+
+def _user() -> Mapping[str, Any]:
+    try:
+        return st.user.to_dict()
+    except Exception:
+        return {}
+
+
+def resolve(ledger: Ledger, config: TeamConfig) -> Actor | str:
+    """The actor of this run, or why there is none ("signed_out", "not_member:<email>",
+    "unverified:<email>", "signed_out_everywhere") — without drawing anything."""
+    if not config.sign_in:
+        return Actor.local_operator()
+    user = _user()
+    if not user.get("is_logged_in"):
+        return "signed_out"
+    raw = str(user.get("email") or "")
+    try:
+        email = normalize_email(raw)
+    except ValueError:
+        return f"not_member:{raw or user.get('sub') or '?'}"
+    if user.get("email_verified") is False:
+        return f"unverified:{email}"
+    member = ledger.member(email)
+    if email in config.admins and (member is None or "admin" not in member.roles):
+        ledger.ensure_admins([email])
+        member = ledger.member(email)
+    if member is None:
+        return f"not_member:{email}"
+    issued = _int(user.get("iat"))
+    if member.signed_out_at is not None and (
+        issued is None or issued <= int(member.signed_out_at.timestamp())
+    ):
+        return "signed_out_everywhere"
+    if issued is None or member.last_sign_in_iat != issued:
+        ledger.note_sign_in(email, issued)
+    return Actor(email, member.roles, display=str(user.get("name") or ""))
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def gate(ledger: Ledger, address: str | None, exposed: bool) -> Actor:
+    """The actor of this run; otherwise draw the page that says why not, and stop."""
+    config = team_config(st.secrets)
+    if not config.sign_in and exposed and not config.allow_no_sign_in:
+        _sign_in_required(address or "every interface")
+    found = resolve(ledger, config)
+    if isinstance(found, Actor):
+        st.session_state["access_actor"] = found.name
+        return found
+    if found == "signed_out":
+        _sign_in_page(config)
+    if found == "signed_out_everywhere":
+        _gate_page(
+            "You were signed out",
+            "Your sessions were ended (sign out everywhere). Sign in again to carry on.",
+            ":material/logout:",
+        )
+        st.button("Sign in again", key="access_relogin", type="primary", on_click=st.logout)
+        _stop()
+    kind, _, email = found.partition(":")
+    if kind == "unverified":
+        _gate_page(
+            "Your e-mail address is not verified",
+            f"Your sign-in provider says **{_escape(email)}** is not verified. Verify it there, "
+            "then sign in again.",
+            ":material/mark_email_unread:",
+        )
+        st.button("Sign out", key="access_logout", on_click=st.logout)
+        _stop()
+    _not_a_member(ledger, config, email)
+
+
+def who(ledger: Ledger) -> Actor | None:
+    """The actor as things stand now (re-read from the ledger), or None when there is none."""
+    found = resolve(ledger, team_config(st.secrets))
+    return found if isinstance(found, Actor) else None
+
+
+def refusal(permission: Permission, what: str) -> str:
+    roles = " or ".join(roles_needed(permission))
+    return f"**Not allowed.** To {what} you need the {roles} role. Ask an admin of your team."
+
+
+def require(ledger: Ledger, permission: Permission, what: str, *, target: str = "") -> Actor:
+    """Check, when an action runs, that its actor may do it; otherwise audit the refusal, say
+    so and stop the page. ``what`` completes "To … you need": "change the caps"."""
+    actor = who(ledger)
+    if actor is not None and actor.can(permission):
+        return actor
+    name = actor.name if actor else str(_user().get("email") or "someone signed out")
+    ledger.audit(
+        name or LOCAL_OPERATOR,
+        "refused",
+        target=target or str(permission),
+        detail=f"{what} (needs {permission.value})",
+        outcome="refused",
+    )
+    st.error(refusal(permission, what), icon=":material/block:")
+    _stop()
+
+
+def allowed_here(actor: Actor, permission: Permission | None) -> bool:
+    return permission is None or actor.can(permission)

@@ -1,0 +1,92 @@
+"""The pages of the console, the permission each needs, and the navigation a member sees.
+
+``app.py`` calls :func:`run`: it starts the runtime, lets ``console.access.gate`` decide who
+is acting (or show the sign-in page and stop), then lists only the pages that person may open.
+A page reached anyway (an old link, a forced run) refuses itself in ``page_setup``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from kedacore.team import Actor, Permission
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str
+    title: str
+    icon: str
+    section: str
+    needs: tuple[Permission, ...]  # any one of them opens the page
+
+
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("pages/send.py", "Send", ":material/send:", "Messaging", (Permission.SEND,)),
+    PageSpec(
+        "pages/campaigns.py", "Campaigns", ":material/campaign:", "Messaging",
+        (Permission.CAMPAIGNS, Permission.APPROVE),
+    ),
+    PageSpec(
+        "pages/status.py", "Status", ":material/manage_search:", "Messaging", (Permission.LOOKUP,)
+    ),
+    PageSpec("pages/links.py", "Short links", ":material/link:", "Messaging", (Permission.LINKS,)),
+    PageSpec("pages/spend.py", "Spend", ":material/payments:", "Finance", (Permission.SPEND,)),
+    PageSpec("pages/limits.py", "Limits", ":material/speed:", "Finance", (Permission.CAPS,)),
+    PageSpec(
+        "pages/approvals.py", "Approvals", ":material/approval:", "Finance",
+        (Permission.APPROVE, Permission.SEND, Permission.CAMPAIGNS),
+    ),
+    PageSpec(
+        "pages/statement.py", "Statement", ":material/receipt_long:", "Finance",
+        (Permission.STATEMENTS,),
+    ),
+    PageSpec("pages/audit.py", "Audit log", ":material/policy:", "Finance", (Permission.AUDIT,)),
+    PageSpec(
+        "pages/notifications.py", "Notifications", ":material/notifications:", "Finance",
+        (Permission.NOTIFICATIONS,),
+    ),
+    PageSpec("pages/members.py", "Members", ":material/group:", "Admin", (Permission.MEMBERS,)),
+    PageSpec(
+        "pages/settings.py", "Settings", ":material/settings:", "Admin",
+        (Permission.SETTINGS, Permission.TOPUP),
+    ),
+)  # fmt: skip
+
+BY_PATH = {spec.path: spec for spec in PAGES}
+
+
+def may_open(actor: Actor, spec: PageSpec) -> bool:
+    return any(actor.can(p) for p in spec.needs)
+
+
+def sections(actor: Actor) -> dict[str, list[PageSpec]]:
+    """The pages ``actor`` may open, by section, in order."""
+    found: dict[str, list[PageSpec]] = {}
+    for spec in PAGES:
+        if may_open(actor, spec):
+            found.setdefault(spec.section, []).append(spec)
+    return found
+
+
+def run() -> None:
+    """The whole navigation: page config, who is acting, their pages; then the chosen page."""
+    from console.shell import team_gate
+
+    st.set_page_config(page_title="KedaSMS Console", page_icon=":material/sms:", layout="wide")
+    actor = team_gate()
+    groups = sections(actor)
+    first = True
+    pages: dict[str, list[st.Page]] = {}
+    for section, specs in groups.items():
+        for spec in specs:
+            pages.setdefault(section, []).append(
+                st.Page(spec.path, title=spec.title, icon=spec.icon, default=first)
+            )
+            first = False
+    if not pages:  # a member whose roles open nothing (cannot happen with today's table)
+        st.info("Your roles open no page of this console. Ask an admin of your team.")
+        return
+    st.navigation(pages).run()

@@ -1,0 +1,565 @@
+"""The team in the ledger: members and their roles, the append-only audit log, the team's
+settings, the balance readings and top-ups the money statement starts from.
+
+Every change to members or settings writes its audit row in the same transaction, so the log
+never misses a change that happened nor records one that did not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy.engine import Engine
+
+from kedacore.ledger import schema as s
+from kedacore.ledger.engine import reading, writing
+from kedacore.money import from_micros, to_micros
+from kedacore.team.roles import ROLES, normalize_email, parse_roles
+
+# What the audit log records (action → how a page names it). Grouped by the first word.
+ACTIONS: dict[str, str] = {
+    "sign_in": "Signed in",
+    "sign_out_everywhere": "Signed out everywhere",
+    "refused": "Refused (no permission)",
+    "send": "Send",
+    "send_awaiting": "Send waits for approval",
+    "campaign_create": "Campaign created",
+    "campaign_start": "Campaign started",
+    "campaign_pause": "Campaign paused",
+    "campaign_resume": "Campaign resumed",
+    "campaign_cancel": "Campaign cancelled",
+    "campaign_awaiting": "Campaign waits for approval",
+    "approve": "Approved",
+    "reject": "Rejected",
+    "withdraw": "Approval request withdrawn",
+    "caps_change": "Caps changed",
+    "setting_change": "Team setting changed",
+    "topup": "Top-up",
+    "member_add": "Member added",
+    "member_roles": "Roles changed",
+    "member_remove": "Member removed",
+    "notification": "Notification sent",
+}
+OUTCOMES = ("done", "refused", "failed")
+READING_EVERY = timedelta(minutes=1)  # a balance reading is kept this often if unchanged
+
+# The team's settings (team_settings keys). Money as decimal strings in the account's currency,
+# null when off; addresses as lists of strings.
+APPROVAL_THRESHOLD = "approval_threshold"  # finance: over it, a send or campaign waits
+BALANCE_FLOOR = "balance_floor"  # finance: below it, a notification
+NOTIFY_EMAILS = "notify_emails"  # where notifications are mailed
+NOTIFY_WEBHOOKS = "notify_webhooks"  # Slack-compatible JSON webhooks (secret URLs)
+
+
+def protect_audit_log(engine: Engine) -> None:
+    """Make the database itself refuse UPDATE and DELETE on ``audit_log`` (idempotent)."""
+    dialect = engine.dialect.name
+    with engine.begin() as conn:
+        if dialect == "sqlite":
+            for verb in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{verb.lower()} "
+                    f"BEFORE {verb} ON audit_log "
+                    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+                )
+        elif dialect == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'audit_log is append-only'; END $$"
+            )
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
+            conn.exec_driver_sql(
+                "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+                "ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()"
+            )
+
+
+def _json(value: Any) -> str | None:
+    """Canonical JSON of a before/after value: money and ratios as decimal strings."""
+    if value is None:
+        return None
+
+    def default(item: Any) -> Any:
+        if isinstance(item, Decimal):
+            return format(item, "f")
+        if isinstance(item, (datetime, date)):
+            return item.isoformat()
+        if isinstance(item, (set, frozenset)):
+            return sorted(item)
+        raise TypeError(f"not recordable in the audit log: {type(item).__name__}")
+
+    return json.dumps(value, sort_keys=True, default=default, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Member:
+    email: str
+    roles: frozenset[str]
+    added_by: str
+    added_at: datetime
+    updated_at: datetime
+    signed_out_at: datetime | None
+    last_sign_in_at: datetime | None
+    last_sign_in_iat: int | None
+
+    @property
+    def role_list(self) -> list[str]:
+        return [r for r in ROLES if r in self.roles]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    outcome: str
+    target: str
+    before: Any
+    after: Any
+    detail: str
+
+    @property
+    def action_label(self) -> str:
+        return ACTIONS.get(self.action, self.action)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the Audit page filters on; every part optional."""
+
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    actors: Sequence[str] = ()
+    actions: Sequence[str] = ()
+    outcomes: Sequence[str] = ()
+    text: str = ""  # in the target or the detail
+
+
+@dataclass(frozen=True)
+class BalanceReading:
+    read_at: datetime
+    balance_micros: int
+    frozen_micros: int
+    currency: str
+
+    @property
+    def balance(self) -> Decimal:
+        return from_micros(self.balance_micros)
+
+
+def _member(row: Any) -> Member:
+    return Member(
+        email=row.email,
+        roles=parse_roles(row.roles),
+        added_by=row.added_by,
+        added_at=row.added_at,
+        updated_at=row.updated_at,
+        signed_out_at=row.signed_out_at,
+        last_sign_in_at=row.last_sign_in_at,
+        last_sign_in_iat=row.last_sign_in_iat,
+    )
+
+
+def _entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        outcome=row.outcome,
+        target=row.target,
+        before=json.loads(row.before) if row.before is not None else None,
+        after=json.loads(row.after) if row.after is not None else None,
+        detail=row.detail,
+    )
+
+
+def _escape_like(text: str) -> str:
+    """``text`` matched literally by LIKE … ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _roles_text(roles: Iterable[str]) -> str:
+    found = parse_roles(roles)
+    return ",".join(r for r in ROLES if r in found)
+
+
+class TeamMixin:
+    """Members, the audit log, team settings, balance readings and top-ups of the Ledger."""
+
+    engine: Any
+
+    def now(self) -> datetime:
+        raise NotImplementedError
+
+    # -- the audit log ------------------------------------------------------------------------
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target: str = "",
+        before: Any = None,
+        after: Any = None,
+        detail: str = "",
+        outcome: str = "done",
+        conn: Connection | None = None,
+    ) -> None:
+        """Append one entry (in ``conn``'s transaction when given, else in its own)."""
+        if action not in ACTIONS:
+            raise ValueError(f"not an audit action: {action!r}")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"not an audit outcome: {outcome!r}")
+        if not actor.strip():
+            raise ValueError("an audit entry needs someone who acted")
+        row = {
+            "at": self.now(),
+            "actor": actor.strip()[:254],
+            "action": action,
+            "outcome": outcome,
+            "target": target[:200],
+            "before": _json(before),
+            "after": _json(after),
+            "detail": detail,
+        }
+        if conn is not None:
+            conn.execute(insert(s.audit_log), row)
+            return
+        with writing(self.engine) as own:
+            own.execute(insert(s.audit_log), row)
+
+    def _audit_query(self, where: AuditFilter) -> Any:
+        t = s.audit_log
+        query = select(t)
+        if where.since is not None:
+            query = query.where(t.c.at >= where.since)
+        if where.until is not None:
+            query = query.where(t.c.at < where.until)
+        if where.actors:
+            query = query.where(t.c.actor.in_(list(where.actors)))
+        if where.actions:
+            query = query.where(t.c.action.in_(list(where.actions)))
+        if where.outcomes:
+            query = query.where(t.c.outcome.in_(list(where.outcomes)))
+        text = where.text.strip().lower()
+        if text:
+            like = "%" + _escape_like(text) + "%"
+            query = query.where(
+                or_(
+                    func.lower(t.c.target).like(like, escape="\\"),
+                    func.lower(t.c.detail).like(like, escape="\\"),
+                    func.lower(t.c.actor).like(like, escape="\\"),
+                )
+            )
+        return query
+
+    def audit_entries(
+        self, where: AuditFilter | None = None, *, limit: int = 200, offset: int = 0
+    ) -> list[AuditEntry]:
+        """The log, newest first, filtered."""
+        t = s.audit_log
+        query = self._audit_query(where or AuditFilter())
+        query = query.order_by(t.c.id.desc()).limit(limit).offset(offset)
+        with reading(self.engine) as conn:
+            return [_entry(row) for row in conn.execute(query)]
+
+    def audit_count(self, where: AuditFilter | None = None) -> int:
+        query = self._audit_query(where or AuditFilter()).subquery()
+        with reading(self.engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(query)).scalar_one())
+
+    def audit_actors(self) -> list[str]:
+        """Everyone who appears in the log (for the Audit page's filter)."""
+        t = s.audit_log
+        with reading(self.engine) as conn:
+            return list(conn.execute(select(t.c.actor).distinct().order_by(t.c.actor)).scalars())
+
+    # -- members ------------------------------------------------------------------------------
+
+    def member(self, email: str) -> Member | None:
+        try:
+            key = normalize_email(email)
+        except ValueError:
+            return None
+        with reading(self.engine) as conn:
+            row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
+        return _member(row) if row else None
+
+    def members(self) -> list[Member]:
+        with reading(self.engine) as conn:
+            rows = conn.execute(select(s.members).order_by(s.members.c.email))
+            return [_member(row) for row in rows]
+
+    def add_member(self, email: str, roles: Iterable[str], *, by: str) -> Member:
+        """Add a member (ValueError when the address or a role is wrong, or already a member)."""
+        key = normalize_email(email)
+        text = _roles_text(roles)
+        if not text:
+            raise ValueError("give the member at least one role")
+        now = self.now()
+        with writing(self.engine) as conn:
+            exists = conn.execute(select(s.members.c.email).where(s.members.c.email == key)).first()
+            if exists:
+                raise ValueError(f"{key} is a member already: change their roles instead")
+            conn.execute(
+                insert(s.members),
+                {"email": key, "roles": text, "added_by": by, "added_at": now, "updated_at": now},
+            )
+            self.audit(by, "member_add", target=key, after={"roles": text.split(",")}, conn=conn)
+        member = self.member(key)
+        assert member is not None
+        return member
+
+    def set_member_roles(self, email: str, roles: Iterable[str], *, by: str) -> Member:
+        key = normalize_email(email)
+        text = _roles_text(roles)
+        if not text:
+            raise ValueError("a member needs at least one role: remove them instead")
+        with writing(self.engine) as conn:
+            row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
+            if row is None:
+                raise ValueError(f"{key} is not a member")
+            if row.roles == text:
+                return _member(row)
+            self._keep_an_admin(conn, key, "admin" in text.split(","))
+            conn.execute(
+                update(s.members)
+                .where(s.members.c.email == key)
+                .values(roles=text, updated_at=self.now())
+            )
+            self.audit(
+                by,
+                "member_roles",
+                target=key,
+                before={"roles": row.roles.split(",") if row.roles else []},
+                after={"roles": text.split(",")},
+                conn=conn,
+            )
+        member = self.member(key)
+        assert member is not None
+        return member
+
+    def remove_member(self, email: str, *, by: str, reason: str = "") -> None:
+        key = normalize_email(email)
+        with writing(self.engine) as conn:
+            row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
+            if row is None:
+                raise ValueError(f"{key} is not a member")
+            self._keep_an_admin(conn, key, False)
+            conn.execute(s.members.delete().where(s.members.c.email == key))
+            self.audit(
+                by,
+                "member_remove",
+                target=key,
+                before={"roles": row.roles.split(",") if row.roles else []},
+                detail=reason,
+                conn=conn,
+            )
+
+    def _keep_an_admin(self, conn: Connection, email: str, stays_admin: bool) -> None:
+        """Refuse the change that would leave the team without an admin member."""
+        if stays_admin:
+            return
+        rows = conn.execute(select(s.members.c.email, s.members.c.roles)).all()
+        admins = [r.email for r in rows if "admin" in r.roles.split(",")]
+        if admins == [email]:
+            raise ValueError(f"{email} is the team's only admin: make someone else an admin first")
+
+    def ensure_admins(self, emails: Iterable[str]) -> list[str]:
+        """Members for the admins named in secrets (added by "secrets"; admin role kept)."""
+        added = []
+        now = self.now()
+        for email in emails:
+            key = normalize_email(email)
+            with writing(self.engine) as conn:
+                row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
+                if row is None:
+                    conn.execute(
+                        insert(s.members),
+                        {
+                            "email": key,
+                            "roles": "admin",
+                            "added_by": "secrets",
+                            "added_at": now,
+                            "updated_at": now,
+                        },
+                    )
+                    self.audit(
+                        "secrets", "member_add", target=key, after={"roles": ["admin"]}, conn=conn
+                    )
+                    added.append(key)
+                elif "admin" not in row.roles.split(","):
+                    roles = _roles_text([*row.roles.split(","), "admin"])
+                    conn.execute(
+                        update(s.members)
+                        .where(s.members.c.email == key)
+                        .values(roles=roles, updated_at=now)
+                    )
+                    self.audit(
+                        "secrets",
+                        "member_roles",
+                        target=key,
+                        before={"roles": row.roles.split(",")},
+                        after={"roles": roles.split(",")},
+                        detail="named an admin in secrets",
+                        conn=conn,
+                    )
+        return added
+
+    def note_sign_in(self, email: str, issued_at: int | None) -> bool:
+        """Record a member's sign-in once per ID token; True when this one is new (audited)."""
+        key = normalize_email(email)
+        with writing(self.engine) as conn:
+            row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
+            if row is None or (issued_at is not None and row.last_sign_in_iat == issued_at):
+                return False
+            conn.execute(
+                update(s.members)
+                .where(s.members.c.email == key)
+                .values(last_sign_in_at=self.now(), last_sign_in_iat=issued_at)
+            )
+            self.audit(key, "sign_in", target=key, conn=conn)
+        return True
+
+    def sign_out_everywhere(self, email: str, *, by: str) -> None:
+        """End every session of ``email`` signed in before now (they must sign in again)."""
+        key = normalize_email(email)
+        with writing(self.engine) as conn:
+            done = conn.execute(
+                update(s.members)
+                .where(s.members.c.email == key)
+                .values(signed_out_at=self.now(), last_sign_in_iat=None)
+            )
+            if done.rowcount != 1:
+                raise ValueError(f"{key} is not a member")
+            self.audit(by, "sign_out_everywhere", target=key, conn=conn)
+
+    # -- the team's settings ------------------------------------------------------------------
+
+    def team_setting(self, key: str, default: Any = None) -> Any:
+        with reading(self.engine) as conn:
+            value = conn.execute(
+                select(s.team_settings.c.value).where(s.team_settings.c.key == key)
+            ).scalar_one_or_none()
+        return json.loads(value) if value is not None else default
+
+    def money_setting(self, key: str) -> int | None:
+        """A money setting (APPROVAL_THRESHOLD, BALANCE_FLOOR) in micro-units, None when off."""
+        value = self.team_setting(key)
+        return to_micros(Decimal(value)) if value is not None else None
+
+    def team_settings(self) -> dict[str, Any]:
+        with reading(self.engine) as conn:
+            rows = conn.execute(select(s.team_settings.c.key, s.team_settings.c.value))
+            return {row.key: json.loads(row.value) for row in rows}
+
+    def set_team_setting(
+        self, key: str, value: Any, *, by: str, shown: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Set one setting (JSON-able); audited with before → after. False when unchanged.
+
+        ``shown``: what the audit log records instead of the values (``{"before": …,
+        "after": …}``), for settings holding secrets (a webhook address).
+        """
+        text = _json(value)
+        assert text is not None
+        with writing(self.engine) as conn:
+            old = conn.execute(
+                select(s.team_settings.c.value).where(s.team_settings.c.key == key)
+            ).scalar_one_or_none()
+            if old == text:
+                return False
+            row = {"value": text, "updated_at": self.now(), "updated_by": by}
+            if old is None:
+                conn.execute(insert(s.team_settings), {"key": key, **row})
+            else:
+                conn.execute(
+                    update(s.team_settings).where(s.team_settings.c.key == key).values(**row)
+                )
+            before = json.loads(old) if old is not None else None
+            self.audit(
+                by,
+                "setting_change",
+                target=key,
+                before={key: shown["before"] if shown else before},
+                after={key: shown["after"] if shown else value},
+                conn=conn,
+            )
+        return True
+
+    # -- balances and top-ups (the statement's inputs) ----------------------------------------
+
+    def record_balance(self, balance_micros: int, frozen_micros: int, currency: str) -> bool:
+        """Keep a balance reading when it changed, or a minute after the last; True if kept."""
+        t = s.balance_readings
+        now = self.now()
+        with writing(self.engine) as conn:
+            newest = select(t).order_by(t.c.read_at.desc(), t.c.id.desc()).limit(1)
+            last = conn.execute(newest).first()
+            if (
+                last is not None
+                and last.balance_micros == balance_micros
+                and last.frozen_micros == frozen_micros
+                and last.currency == currency
+                and now - last.read_at < READING_EVERY
+            ):
+                return False
+            conn.execute(
+                insert(t),
+                {
+                    "read_at": now,
+                    "balance_micros": balance_micros,
+                    "frozen_micros": frozen_micros,
+                    "currency": currency,
+                },
+            )
+        return True
+
+    def balance_readings(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[BalanceReading]:
+        t = s.balance_readings
+        query = select(t).order_by(t.c.read_at, t.c.id)
+        if since is not None:
+            query = query.where(t.c.read_at >= since)
+        if until is not None:
+            query = query.where(t.c.read_at < until)
+        with reading(self.engine) as conn:
+            return [
+                BalanceReading(r.read_at, r.balance_micros, r.frozen_micros, r.currency)
+                for r in conn.execute(query)
+            ]
+
+    def record_topup(self, amount_micros: int, currency: str, *, account: str, by: str) -> None:
+        """A top-up made through the console, with its audit entry (one transaction)."""
+        if amount_micros <= 0:
+            raise ValueError("a top-up adds a positive amount")
+        now = self.now()
+        with writing(self.engine) as conn:
+            conn.execute(
+                insert(s.topups),
+                {
+                    "at": now,
+                    "day": now.date(),
+                    "amount_micros": amount_micros,
+                    "currency": currency,
+                    "account": account,
+                    "by": by,
+                },
+            )
+            self.audit(
+                by,
+                "topup",
+                target=account,
+                after={"amount": from_micros(amount_micros), "currency": currency},
+                conn=conn,
+            )

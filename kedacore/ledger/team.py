@@ -69,6 +69,13 @@ def protect_audit_log(engine: Engine) -> None:
                     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
                 )
         elif dialect == "postgresql":
+            # Opened by several replicas at once: replace nothing that is already there.
+            have = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_trigger WHERE tgname = 'audit_log_append_only' "
+                "AND tgrelid = 'audit_log'::regclass"
+            ).first()
+            if have:
+                return
             conn.exec_driver_sql(
                 "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
                 "LANGUAGE plpgsql AS $$ BEGIN "

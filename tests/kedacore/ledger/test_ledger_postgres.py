@@ -195,3 +195,23 @@ def test_a_group_write_of_thousands_of_messages_fits_the_lock_table(ledger: Ledg
             (batch.id, SendResult(f"20250301-{k:04d}", "ok", Decimal(50), "USD", 1000, msgs))
         )
     assert ledger.mark_batches_sent(answers) == 12_000
+
+
+def test_the_audit_log_is_append_only_in_the_database(ledger: Ledger) -> None:
+    """PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE of the audit log (a trigger)."""
+    from sqlalchemy.exc import DatabaseError
+
+    ledger.audit("finance@example.com", "caps_change", before={"a": 1}, after={"a": 2})
+    for sql in (
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), ledger.engine.begin() as conn:
+            conn.execute(text(sql))
+    again = Ledger(URL)  # opening an existing ledger keeps (re-creates) the trigger
+    with pytest.raises(DatabaseError, match="append-only"), again.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log"))
+    [entry] = again.audit_entries()
+    assert (entry.actor, entry.before, entry.after) == ("finance@example.com", {"a": 1}, {"a": 2})
+    again.close()

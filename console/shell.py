@@ -358,7 +358,8 @@ def page_setup(
         access.require(rt.ledger, wanted[0], f"open the {title} page", target=title)
     balance, limits, error = _sidebar(rt)
     _identity_bar(actor)
-    _campaigns_bar(rt)
+    if actor.can(Permission.CAMPAIGNS) or actor.can(Permission.APPROVE):  # they open Campaigns
+        _campaigns_bar(rt)
     address = st.get_option("server.address")
     if exposed(address) and actor.local:  # allowed only by the explicit override
         st.error(

@@ -34,6 +34,8 @@ import httpx
 from kedacore import AsyncKedaClient, KedaClient, KedaError
 from kedacore.ledger import Ledger
 from kedacore.money import to_micros
+from kedacore.notify import Notifier
+from kedacore.notify import interval as notify_interval
 from kedacore.private import private_dir, secure_data_folder, write_private
 from kedacore.settings import LIVE, SANDBOX, Settings
 
@@ -284,6 +286,7 @@ class Runtime:
         self.client: KedaClient | None = None
         self.probe: KedaClient | None = None
         self._receiver: Callable[[Any], Awaitable[Any]] | None = None
+        self.notifier: Notifier | None = None  # notifications: see _start_notifier
         try:
             self._start()
         except BaseException:
@@ -343,6 +346,16 @@ class Runtime:
                 f"{exc}. Fix it in the environment or in the [keda] section of "
                 ".streamlit/secrets.toml, then restart the console."
             ) from None
+        self._start_notifier()
+
+    # -- notifications (kedacore.notify) -------------------------------------------------------
+
+    def _start_notifier(self) -> None:
+        """The notifier's daemon thread: every KEDA_NOTIFY_INTERVAL seconds (15; 0 = off) it
+        looks at the ledger and the account and delivers what is due. It waits for the
+        console to give it its secrets (``console.finance.notifications.configure``)."""
+        self.notifier = Notifier(self.ledger, client=self.probe, interval=notify_interval())
+        self.notifier.start()
 
     @property
     def mode(self) -> str:
@@ -400,6 +413,8 @@ class Runtime:
 
     def close(self) -> None:
         """Stop the sandbox gateway and release the client and the ledger."""
+        if self.notifier is not None:  # first: it uses the client and the ledger
+            self.notifier.stop()
         for client in (self.client, self.probe):
             if client is not None:
                 client.close()

@@ -39,6 +39,7 @@ import streamlit as st
 
 from console import access
 from console import runtime as _runtime
+from console.finance import notifications
 from console.finance.alerts import limit_banners
 from console.messaging.campaigns import active_line, status_label
 from console.views import country_label, money, plain, zone
@@ -352,6 +353,7 @@ def page_setup(
     (any one of them), settings, runtime, sidebar, title; stops the page when it cannot work."""
     actor = team_gate()
     rt = _start(_settings())
+    notifications.configure(rt)  # the notifier's [smtp] and console address (from secrets)
     wanted = (needs,) if isinstance(needs, Permission) else tuple(needs or ())
     if wanted and not any(actor.can(p) for p in wanted):
         assert rt.ledger is not None

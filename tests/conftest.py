@@ -27,6 +27,9 @@ import os
 # drive the console (AppTest and the browser, whose server inherits this) want every message
 # delivered, so they run it deterministic.
 os.environ.setdefault("KEDA_SANDBOX_CARRIER", "deterministic")
+# The console's notifier looks for causes every 15 s in a thread; tests that want it ask for it
+# (tests/kedacore/test_notify.py, tests/console/test_app_notifications.py) or call it directly.
+os.environ.setdefault("KEDA_NOTIFY_INTERVAL", "0")
 
 import subprocess
 from collections.abc import Callable, Iterator

@@ -1,0 +1,204 @@
+"""Where notifications go and how: SMTP from ``[smtp]`` in secrets, the console's public
+address, the recipients finance or admin set (addresses and webhooks), and how webhooks are
+shown (masked: their address is their secret).
+
+No Streamlit here: the console passes ``st.secrets`` in as a plain mapping.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from kedacore.redaction import mask
+from kedacore.team import normalize_email
+
+DEFAULT_CONSOLE_URL = "http://localhost:8501"
+SECURITIES = ("starttls", "ssl", "none")
+DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+TIMEOUT = 5.0  # seconds for one SMTP session or one webhook POST
+DEFAULT_INTERVAL = 15.0  # seconds between two looks (KEDA_NOTIFY_INTERVAL)
+MAX_TARGETS = 20  # addresses, and webhooks, each
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The SMTP server notifications are mailed through (``[smtp]`` in secrets)."""
+
+    host: str
+    port: int
+    sender: str  # the From address ("from" in secrets)
+    security: str = "starttls"  # starttls / ssl / none
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = TIMEOUT
+
+    @property
+    def where(self) -> str:
+        """Host, port and security, to show (never the password)."""
+        return f"{self.host}:{self.port} ({self.security})"
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """How notifications are sent: the console's public address (for links) and SMTP.
+
+    ``smtp_problem``: why an ``[smtp]`` section present in secrets could not be used.
+    """
+
+    console_url: str = DEFAULT_CONSOLE_URL
+    smtp: SmtpConfig | None = None
+    smtp_problem: str | None = None
+
+    def link(self, path: str) -> str:
+        """An address of the console: ``/limits`` → ``https://console.example.com/limits``."""
+        return self.console_url.rstrip("/") + path
+
+
+def _section(secrets: Any, name: str) -> Mapping[str, Any]:
+    if secrets is None:
+        return {}
+    try:
+        value = secrets.get(name)
+    except Exception:  # st.secrets raises when there is no secrets file at all
+        return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def smtp_config(section: Mapping[str, Any]) -> SmtpConfig:
+    """SMTP settings from an ``[smtp]`` section; ValueError saying what is wrong."""
+    host = str(section.get("host") or "").strip()
+    if not host:
+        raise ValueError("[smtp] has no host")
+    security = str(section.get("security") or "starttls").strip().lower()
+    if security not in SECURITIES:
+        choices = ", ".join(SECURITIES)
+        raise ValueError(f"[smtp] security must be one of {choices}, not {security[:20]!r}")
+    port_value = section.get("port") or DEFAULT_PORTS[security]
+    try:
+        port = int(port_value)
+    except (TypeError, ValueError):
+        raise ValueError(f"[smtp] port must be a number, not {str(port_value)[:20]!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"[smtp] port {port} is not a port")
+    username = str(section.get("username") or "").strip() or None
+    password = str(section.get("password") or "") or None
+    sender = str(section.get("from") or "").strip()
+    if not sender:
+        sender = username if username and "@" in username else "kedasms-console@localhost"
+    if any(ch in sender for ch in "\r\n"):
+        raise ValueError("[smtp] from must be one line")
+    return SmtpConfig(host, port, sender, security, username, password)
+
+
+def notify_config(secrets: Any = None, env: Mapping[str, str] | None = None) -> NotifyConfig:
+    """The notification settings from the environment and secrets.
+
+    The console's address: ``KEDA_CONSOLE_URL``, else ``[team] console_url``, else
+    ``http://localhost:8501``. SMTP: the ``[smtp]`` section (host, port, username, password,
+    from, security = "starttls" | "ssl" | "none").
+    """
+    env = os.environ if env is None else env
+    url = (
+        str(env.get("KEDA_CONSOLE_URL") or "").strip()
+        or str(_section(secrets, "team").get("console_url") or "").strip()
+        or DEFAULT_CONSOLE_URL
+    )
+    section = _section(secrets, "smtp")
+    smtp, problem = None, None
+    if section:
+        try:
+            smtp = smtp_config(section)
+        except ValueError as exc:
+            problem = str(exc)
+    return NotifyConfig(console_url=url.rstrip("/"), smtp=smtp, smtp_problem=problem)
+
+
+def interval(env: Mapping[str, str] | None = None) -> float:
+    """Seconds between the watcher's looks: ``KEDA_NOTIFY_INTERVAL`` (0 turns it off)."""
+    env = os.environ if env is None else env
+    text = str(env.get("KEDA_NOTIFY_INTERVAL") or "").strip()
+    if not text:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        return DEFAULT_INTERVAL
+    return max(value, 0.0)
+
+
+# -- recipients ----------------------------------------------------------------------------
+
+
+def _lines(text: str | Iterable[str]) -> list[str]:
+    items = text.replace(",", "\n").splitlines() if isinstance(text, str) else list(text)
+    return [str(i).strip() for i in items if str(i).strip()]
+
+
+def parse_emails(text: str | Iterable[str]) -> list[str]:
+    """Addresses, one a line (or comma-separated), each checked, in order, each once;
+    ValueError naming the first one that is not an address."""
+    found = [normalize_email(item) for item in _lines(text)]
+    found = list(dict.fromkeys(found))
+    if len(found) > MAX_TARGETS:
+        raise ValueError(f"at most {MAX_TARGETS} addresses")
+    return found
+
+
+def check_webhook(url: str) -> str:
+    """A webhook address as kept: http(s) with a host; ValueError (showing it masked)."""
+    value = url.strip()
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{mask_webhook(value)} is not a webhook address: it must start with https:// "
+            "(or http://) and name a host"
+        )
+    if any(ch.isspace() for ch in value):
+        raise ValueError(f"{mask_webhook(value)} has a space in it")
+    return value
+
+
+def parse_webhooks(text: str | Iterable[str]) -> list[str]:
+    """Webhook addresses, one a line, each checked, each once (ValueError otherwise)."""
+    found = list(dict.fromkeys(check_webhook(item) for item in _lines_only(text)))
+    if len(found) > MAX_TARGETS:
+        raise ValueError(f"at most {MAX_TARGETS} webhooks")
+    return found
+
+
+def _lines_only(text: str | Iterable[str]) -> list[str]:
+    # A webhook address may hold commas (query values): one a line only.
+    items = text.splitlines() if isinstance(text, str) else list(text)
+    return [str(i).strip() for i in items if str(i).strip()]
+
+
+def mask_webhook(url: str) -> str:
+    """A webhook as it may be shown: its scheme and host, then the last 4 characters.
+
+    A Slack-compatible webhook's whole path is its secret (``/services/T…/B…/x…``), so
+    nothing of it is shown beyond what ``mask`` shows of any secret; nor a ``user:pass@``.
+    """
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return mask(text)
+    prefix = f"{parts.scheme}://{parts.netloc}"
+    rest = text[len(prefix) :] if text.startswith(prefix) else text
+    port = _port(parts)
+    shown = f"{parts.scheme.lower()}://{parts.hostname}" + (f":{port}" if port else "")
+    return f"{shown}/{mask(rest)}" if rest.strip("/") else shown
+
+
+def _port(parts: Any) -> int | None:
+    try:
+        return parts.port
+    except ValueError:
+        return None
+
+
+def masked_webhooks(urls: Iterable[str]) -> list[str]:
+    return [mask_webhook(u) for u in urls]

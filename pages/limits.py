@@ -1,15 +1,17 @@
-"""Finance → Limits: today's usage against the caps, changing the caps, and who changed what.
+"""Finance → Limits: today's usage against the caps, changing the caps, the team controls
+(approval threshold, balance floor), and who changed what.
 
-Who made a change: the signed-in user's e-mail when Streamlit authentication (``st.login``)
-is configured; otherwise the name typed in the form (prefilled with the operating-system
-user running the console), recorded with "(unverified)" because nothing vouches for it. The
-pieces are in ``console.finance.limits``.
+Every change is recorded as made by the actor — the signed-in member's e-mail, or "local
+operator" — and re-checks the permission when it runs. The pieces are in
+``console.finance.limits`` and ``console.finance.controls``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from console.access import team_config
+from console.finance.controls import team_controls
 from console.finance.limits import (
     alert_today,
     audit_trail,
@@ -29,7 +31,7 @@ from kedacore.team import Permission
 
 console = page_setup(
     "Limits",
-    "The daily SMS and spend caps, the alert threshold, and who changed what.",
+    "The daily SMS and spend caps, the alert threshold, the team controls, and who changed what.",
     needs=Permission.CAPS,
 )
 state = st.session_state
@@ -58,12 +60,18 @@ st.caption(reset_note(limits, console.tz))
 # -- change ------------------------------------------------------------------------------------
 
 st.subheader("Change the caps")
-entry = change_form(limits, cur)
+entry = change_form(limits, cur, console.actor)
 if entry is not None:
     review(entry, limits, cur)
 if "limits_pending" in state:
     confirm(state["limits_pending"], console, limits)
 show_outcome(outcome)
+
+# -- team controls -----------------------------------------------------------------------------
+
+if console.actor.can(Permission.THRESHOLDS):
+    st.subheader("Team controls")
+    team_controls(console, sign_in=team_config(st.secrets).sign_in)
 
 # -- audit trail -------------------------------------------------------------------------------
 

@@ -1,6 +1,10 @@
 """The Limits page's pieces: today's usage against the caps, the change form with its review and
 confirmation dialog, and the audit trail. ``pages/limits.py`` lays these out.
 
+A change is recorded as made by the actor (``console.actor.name``: the signed-in member's
+e-mail, or "local operator"), re-checked with ``require`` when it is confirmed, and written to
+the cap trail and the audit log in one transaction (``Ledger.record_cap_change``).
+
 The form's checks and the wording of values are ``console.finance.views``'s (plain functions);
 this module draws them and changes the caps. The outcome of a change is kept in session state
 (``limits_result`` / ``limits_error``) because the dialog reruns the page to close itself.
@@ -8,7 +12,7 @@ this module draws them and changes the caps. The outcome of a change is kept in 
 
 from __future__ import annotations
 
-import getpass
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +21,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from console.access import require
 from console.finance.alerts import alert_state, percent
 from console.finance.cards import Card, metric_card
 from console.finance.views import (
@@ -40,6 +45,7 @@ from console.views import local_time, money, plain
 from kedacore import Balance, KedaError, Limits
 from kedacore.exports import to_csv, to_xlsx
 from kedacore.ledger import Ledger
+from kedacore.team import Actor, Permission
 
 FORM_KEYS = ("limits_sms_cap", "limits_spend_cap", "limits_threshold", "limits_block")
 AUDIT_ROWS = 500  # the newest changes shown (and exported)
@@ -51,24 +57,6 @@ def reset_form_after_change() -> None:
     if st.session_state.pop("limits_reset_form", False):
         for name in FORM_KEYS:
             st.session_state.pop(name, None)
-
-
-def signed_in_user() -> str | None:
-    """The e-mail (or name) of the user signed in with ``st.login``, if auth is configured."""
-    try:
-        if st.user.get("is_logged_in"):
-            return str(st.user.get("email") or st.user.get("name") or "") or None
-    except Exception:  # no auth configured: st.user has nothing to say
-        return None
-    return None
-
-
-def os_user() -> str:
-    """The operating-system user running the console (a default for the name field)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
 
 
 # -- today -------------------------------------------------------------------------------------
@@ -182,14 +170,10 @@ class CapEntry:
     spend_cap: str
     threshold: str
     block: bool
-    signed_in: str | None  # the signed-in user, when Streamlit authentication is configured
-    typed_name: str  # the name typed instead ("" when signed in)
 
 
-def change_form(limits: Limits, cur: str) -> CapEntry | None:
+def change_form(limits: Limits, cur: str, actor: Actor) -> CapEntry | None:
     """The form, prefilled with the caps in force; what it holds once reviewed, else None."""
-    state = st.session_state
-    who_signed_in = signed_in_user()
     with st.form("limits_form", border=True):
         a, b, c = st.columns(3)
         sms_text = a.text_input(
@@ -220,23 +204,11 @@ def change_form(limits: Limits, cur: str) -> CapEntry | None:
             help="On: a send that would take today's usage past a cap is refused whole. Off: "
             "it goes through and raises the alert.",
         )
-        if who_signed_in:
-            who_typed = ""
-            st.caption(f"The change is recorded as made by **{plain(who_signed_in)}** (signed in).")
-        else:
-            who_typed = st.text_input(
-                "Your name (for the audit trail)",
-                # Remembered for the session: widget state is dropped when another page is shown.
-                value=state.get("limits_acting_as", os_user()),
-                key="limits_who",
-                help="Nobody is signed in to this console, so the audit trail records the name "
-                "you give, marked unverified. Configure Streamlit authentication (st.login) to "
-                "record signed-in users instead.",
-            )
+        st.caption(f"The change is recorded as made by **{plain(actor.label)}**.")
         review = st.form_submit_button("Review the change…", key="limits_review", type="primary")
     if not review:
         return None
-    return CapEntry(sms_text, spend_text, threshold_text, block, who_signed_in, who_typed)
+    return CapEntry(sms_text, spend_text, threshold_text, block)
 
 
 def review(entry: CapEntry, limits: Limits, cur: str) -> None:
@@ -244,13 +216,7 @@ def review(entry: CapEntry, limits: Limits, cur: str) -> None:
     confirmation dialog (``limits_pending``)."""
     state = st.session_state
     form = parse_cap_form(entry.sms_cap, entry.spend_cap, entry.threshold, entry.block, cur)
-    typed = entry.typed_name.strip()
-    if typed:
-        state["limits_acting_as"] = typed
-    who = entry.signed_in or (f"{typed} (unverified)" if typed else "")
     problems = list(form.errors)
-    if not who:
-        problems.append("Your name: say who is making the change; the audit trail records it.")
     changes = cap_changes(limits, form.values) if not form.errors else []
     if problems:
         st.error(
@@ -261,7 +227,7 @@ def review(entry: CapEntry, limits: Limits, cur: str) -> None:
     elif not changes:
         st.info("These are the caps already in force: nothing to change.", icon=":material/info:")
     else:
-        state["limits_pending"] = {"changes": changes, "who": who}
+        state["limits_pending"] = {"changes": changes}
         state.pop("limits_result", None)
         state.pop("limits_error", None)
 
@@ -270,8 +236,9 @@ def _dismiss() -> None:
     st.session_state.pop("limits_pending", None)
 
 
-def _apply(console: Console, limits: Limits, changes: list[FieldChange], who: str) -> None:
-    """Change the caps at the service, then write the audit rows; the outcome goes to state."""
+def _apply(console: Console, limits: Limits, changes: list[FieldChange], who: Actor) -> None:
+    """Change the caps at the service, then write the trail and the audit log (one
+    transaction); the outcome goes to state."""
     state, cur = st.session_state, console.currency
     try:
         after = console.client.limits.update(**update_arguments(changes))
@@ -279,6 +246,17 @@ def _apply(console: Console, limits: Limits, changes: list[FieldChange], who: st
         state["limits_error"] = (
             f"**The caps were not changed.** {advice(exc, sandbox=console.sandbox)}"
         )
+        # A change the service refused is part of the record too (the page says it failed).
+        with contextlib.suppress(SQLAlchemyError, OSError):
+            console.ledger.audit(
+                who.name,
+                "caps_change",
+                target="daily caps",
+                before={c.field: c.before for c in changes},
+                after={c.field: c.after for c in changes},
+                detail=advice(exc, sandbox=console.sandbox, markdown=False),
+                outcome="failed",
+            )
         return
     account_changed()  # the sidebar and every page's banner must show the new caps
     state["limits_reset_form"] = True
@@ -289,7 +267,7 @@ def _apply(console: Console, limits: Limits, changes: list[FieldChange], who: st
         for c in changes
     )
     try:
-        console.ledger.record_cap_change(limits, new_values, changed_by=who)
+        console.ledger.record_cap_change(limits, new_values, changed_by=who.name)
     except (SQLAlchemyError, OSError) as exc:
         state["limits_error"] = (
             f"**The caps were changed ({summary}), but the audit trail could not be written** "
@@ -298,26 +276,28 @@ def _apply(console: Console, limits: Limits, changes: list[FieldChange], who: st
         )
         return
     state["limits_result"] = (
-        f"**Caps changed** by {plain(who)}. {summary}. They apply to the next send."
+        f"**Caps changed** by {plain(who.name)}. {summary}. They apply to the next send."
     )
 
 
 @st.dialog("Change the caps?", on_dismiss=_dismiss, width="medium")
 def confirm(pending: dict[str, Any], console: Console, limits: Limits) -> None:
-    """Show old → new for each changed field; the change happens only on Confirm."""
+    """Show old → new for each changed field; the change happens only on Confirm, and only
+    if the actor may still change the caps then (``require``: refused and audited if not)."""
     cur = console.currency
     changes = pending["changes"]
     st.table(changes_frame(changes, cur).set_index("Field"))
     for note in change_warnings(limits, changes, cur):
         st.warning(note, icon=":material/warning:")
     st.caption(
-        f"Recorded in the audit trail as made by **{plain(pending['who'])}**. Applies to the very "
-        "next send, from this console and from the API."
+        f"Recorded in the audit log as made by **{plain(console.actor.label)}**. Applies to the "
+        "very next send, from this console and from the API."
     )
     yes, no = st.columns(2)
     if yes.button("Confirm the change", key="limits_confirm", type="primary", width="stretch"):
         _dismiss()
-        _apply(console, limits, changes, pending["who"])
+        actor = require(console.ledger, Permission.CAPS, "change the caps", target="daily caps")
+        _apply(console, limits, changes, actor)
         st.rerun()
     if no.button("Cancel", key="limits_cancel", width="stretch"):
         _dismiss()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -62,6 +62,7 @@ class CapsMixin:
     """Cap-change helpers of the Ledger."""
 
     engine: Any
+    audit: Callable[..., None]  # kedacore.ledger.team.TeamMixin.audit
 
     def now(self) -> datetime:
         raise NotImplementedError
@@ -74,7 +75,8 @@ class CapsMixin:
         changed_by: str,
         changed_at: datetime | None = None,
     ) -> list[CapChange]:
-        """Record each cap field that differs between ``before`` and ``after``.
+        """Record each cap field that differs between ``before`` and ``after``, and the change
+        in the audit log ("caps_change", before → after) in the same transaction.
 
         Args:
             before: the caps as they were (a Limits, or a mapping of the changed fields).
@@ -104,8 +106,18 @@ class CapsMixin:
                 )
         if not rows:
             return []
+        changed = [row["field"] for row in rows]
         with writing(self.engine) as conn:
             conn.execute(insert(s.cap_changes), rows)
+            self.audit(
+                changed_by,
+                "caps_change",
+                target="daily caps",
+                before={f: _decode(f, r["before"]) for f, r in zip(changed, rows, strict=True)},
+                after={f: _decode(f, r["after"]) for f, r in zip(changed, rows, strict=True)},
+                detail=f"change {change_id[:8]}",
+                conn=conn,
+            )
         t = s.cap_changes
         return self._cap_rows(select(t).where(t.c.change_id == change_id).order_by(t.c.id))
 

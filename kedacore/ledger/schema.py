@@ -70,7 +70,7 @@ campaigns = Table(
     Column("sender", SENDER),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Column("created_by", String(120)),
+    Column("created_by", String(254)),
     # draft → planned → sending → done; paused (cap, balance, stop) and cancelled on the way
     Column("status", String(16), nullable=False, default="draft"),
     Column("recipients", Integer, nullable=False, default=0),
@@ -202,7 +202,7 @@ cap_changes = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("change_id", String(32), nullable=False),  # groups the fields changed together
     Column("changed_at", UTCDateTime, nullable=False),
-    Column("changed_by", String(120), nullable=False),
+    Column("changed_by", String(254), nullable=False),
     Column("field", String(32), nullable=False),
     Column("before", Text),  # JSON: an integer, a decimal string, a boolean or null
     Column("after", Text),
@@ -222,7 +222,7 @@ sends = Table(
     Column("state", String(10), nullable=False, default="pending"),  # SEND_STATES (sends.py)
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Column("created_by", String(120)),  # who, when known (signed in); never a secret
+    Column("created_by", String(254)),  # who, when known (signed in); never a secret
     Column("session", String(32)),  # the browser session that sent it
     Column("country", String(2), nullable=False),
     Column("sender", SENDER),

@@ -477,8 +477,7 @@ class TeamMixin:
         ``shown``: what the audit log records instead of the values (``{"before": …,
         "after": …}``), for settings holding secrets (a webhook address).
         """
-        text = _json(value)
-        assert text is not None
+        text = _json(value) if value is not None else "null"  # null: the setting is off
         with writing(self.engine) as conn:
             old = conn.execute(
                 select(s.team_settings.c.value).where(s.team_settings.c.key == key)

@@ -42,6 +42,7 @@ KINDS = {
     "campaign_failed": "Campaign failed",
     "approval": "Waiting for approval",
     "test": "Test notification",
+    "invite": "Invitation to sign in",
 }
 
 

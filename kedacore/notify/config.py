@@ -94,19 +94,37 @@ def smtp_config(section: Mapping[str, Any]) -> SmtpConfig:
     return SmtpConfig(host, port, sender, security, username, password)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def console_url(
+    secrets: Any = None, env: Mapping[str, str] | None = None, page_url: str | None = None
+) -> str:
+    """Where people open the console (links in notifications, the address an invited member
+    signs in at): ``KEDA_CONSOLE_URL``, ``[team] console_url``, the origin of ``[auth]
+    redirect_uri``, the address the page was opened at, else ``http://localhost:8501``."""
+    env = os.environ if env is None else env
+    for candidate in (
+        str(env.get("KEDA_CONSOLE_URL") or "").strip(),
+        str(_section(secrets, "team").get("console_url") or "").strip(),
+        _origin(str(_section(secrets, "auth").get("redirect_uri") or "")),
+        _origin(page_url or ""),
+    ):
+        if candidate:
+            return candidate.rstrip("/")
+    return DEFAULT_CONSOLE_URL
+
+
 def notify_config(secrets: Any = None, env: Mapping[str, str] | None = None) -> NotifyConfig:
     """The notification settings from the environment and secrets.
 
-    The console's address: ``KEDA_CONSOLE_URL``, else ``[team] console_url``, else
-    ``http://localhost:8501``. SMTP: the ``[smtp]`` section (host, port, username, password,
-    from, security = "starttls" | "ssl" | "none").
+    The console's address: :func:`console_url`. SMTP: the ``[smtp]`` section (host, port,
+    username, password, from, security = "starttls" | "ssl" | "none").
     """
     env = os.environ if env is None else env
-    url = (
-        str(env.get("KEDA_CONSOLE_URL") or "").strip()
-        or str(_section(secrets, "team").get("console_url") or "").strip()
-        or DEFAULT_CONSOLE_URL
-    )
+    url = console_url(secrets, env)
     section = _section(secrets, "smtp")
     smtp, problem = None, None
     if section:

@@ -22,6 +22,7 @@ from console import runtime as _runtime
 from kedacore import CapReachedError, demo
 from kedacore.analytics import Filters, Kpis, filter_options, spend_page
 from kedacore.ledger import Ledger
+from kedacore.ledger.team import APPROVAL_THRESHOLD, BALANCE_FLOOR, AuditFilter
 from kedacore.settings import load_settings
 from tests.console.test_app import shown
 
@@ -271,9 +272,10 @@ def test_limits_renders_without_changes(data_dir: Path) -> None:
 
 def test_a_cap_edit_changes_what_the_gateway_enforces_and_is_audited(data_dir: Path) -> None:
     at = start("pages/limits.py")
-    at.text_input(key="limits_who").input("Alice")
+    assert "limits_who" not in [t.key for t in at.text_input]  # no name to type any more
     change_caps(at, sms_cap="2", block=True)
-    assert "**Caps changed** by Alice (unverified)" in shown(at.success[0].value)
+    # No sign-in configured: the one local operator, recorded as such (nothing typed).
+    assert "**Caps changed** by local operator" in shown(at.success[0].value)
     client = runtime().client
 
     # The very next send through the API: three messages over a cap of two are refused whole.
@@ -311,11 +313,23 @@ def test_a_cap_edit_changes_what_the_gateway_enforces_and_is_audited(data_dir: P
     with ledger_of(data_dir) as book:
         trail = [(c.field, c.before, c.after, c.changed_by) for c in book.cap_changes()]
     assert trail == [
-        ("daily_spend_cap", None, Decimal("0.12"), "Alice (unverified)"),
-        ("daily_sms_cap", 2, None, "Alice (unverified)"),
-        ("block_on_limit", False, True, "Alice (unverified)"),
-        ("daily_sms_cap", None, 2, "Alice (unverified)"),
+        ("daily_spend_cap", None, Decimal("0.12"), "local operator"),
+        ("daily_sms_cap", 2, None, "local operator"),
+        ("block_on_limit", False, True, "local operator"),
+        ("daily_sms_cap", None, 2, "local operator"),
     ]
+    # And the team's audit log: one "caps_change" per confirmed change, before → after.
+    with ledger_of(data_dir) as book:
+        logged = [
+            (e.actor, e.outcome, e.before, e.after)
+            for e in book.audit_entries(AuditFilter(actions=["caps_change"]))
+        ]
+    assert logged == [
+        ("local operator", "done", {"daily_sms_cap": 2, "daily_spend_cap": None},
+         {"daily_sms_cap": None, "daily_spend_cap": "0.12"}),
+        ("local operator", "done", {"block_on_limit": False, "daily_sms_cap": None},
+         {"block_on_limit": True, "daily_sms_cap": 2}),
+    ]  # fmt: skip
     table = at.dataframe[0].value
     assert list(table["Field"]) == [
         "Daily spend cap",
@@ -420,3 +434,73 @@ def test_cancel_in_the_confirmation_changes_nothing(data_dir: Path) -> None:
     with ledger_of(data_dir) as book:
         assert book.cap_changes() == []
     assert not re.search("Caps changed", " ".join(s.value for s in at.success))
+
+
+# -- Limits → Team controls --------------------------------------------------------------------
+
+
+def save_controls(at: AppTest, threshold: str, floor: str) -> None:
+    at.text_input(key="limits_approval_threshold").input(threshold)
+    at.text_input(key="limits_balance_floor").input(floor)
+    at.button(key="limits_controls_save").click().run()
+    assert not at.exception, at.exception
+
+
+def test_the_team_controls_are_exact_audited_and_refuse_bad_amounts(data_dir: Path) -> None:
+    at = start("pages/limits.py")
+    assert any("Approvals need sign-in" in i.value for i in at.info)  # nobody signs in here
+    assert at.text_input(key="limits_approval_threshold").value == ""  # off
+    assert at.text_input(key="limits_approval_threshold").label == "Approval threshold (USD)"
+
+    save_controls(at, "250.50", "10 USD")
+    assert not at.error
+    told = shown(at.success[0].value)
+    assert "Team controls saved** by local operator" in told
+    assert (
+        "Approval threshold: off → 250.50 USD" in told and "Balance floor: off → 10.00 USD" in told
+    )
+    with ledger_of(data_dir) as book:
+        assert book.money_setting(APPROVAL_THRESHOLD) == 250_500_000
+        assert book.money_setting(BALANCE_FLOOR) == 10_000_000
+    assert at.text_input(key="limits_approval_threshold").value == "250.5"
+    assert any("set by local operator at" in c.value for c in at.caption)
+
+    # Bad input: every problem named, and neither control changes (not even the good one).
+    for threshold, floor, problem in [
+        ("0.0000001", "20", "Approval threshold: 0.0000001 has more than 6 decimals"),
+        ("-1", "20", "Approval threshold: the amount cannot be negative"),
+        ("1e3", "20", "Approval threshold: “1e3” is not an amount"),
+        ("100", "ten", "Balance floor: “ten” is not an amount"),
+        ("10000000000", "20", "Approval threshold: at most 999,999,999 USD"),
+    ]:
+        save_controls(at, threshold, floor)
+        error = shown(at.error[0].value)
+        assert "Nothing was changed" in error and problem in error, error
+    with ledger_of(data_dir) as book:
+        assert book.money_setting(APPROVAL_THRESHOLD) == 250_500_000
+        assert book.money_setting(BALANCE_FLOOR) == 10_000_000
+
+    # Exact to the micro-unit; empty turns a control off.
+    save_controls(at, "0.000001", "")
+    assert "Balance floor: 10.00 USD → off" in shown(at.success[0].value)
+    with ledger_of(data_dir) as book:
+        assert book.money_setting(APPROVAL_THRESHOLD) == 1
+        assert book.money_setting(BALANCE_FLOOR) is None
+        log = [
+            (e.actor, e.target, e.before, e.after)
+            for e in book.audit_entries(AuditFilter(actions=["setting_change"]))
+        ]
+    assert log == [
+        ("local operator", BALANCE_FLOOR, {BALANCE_FLOOR: "10"}, {BALANCE_FLOOR: None}),
+        ("local operator", APPROVAL_THRESHOLD, {APPROVAL_THRESHOLD: "250.5"},
+         {APPROVAL_THRESHOLD: "0.000001"}),
+        ("local operator", BALANCE_FLOOR, {BALANCE_FLOOR: None}, {BALANCE_FLOOR: "10"}),
+        ("local operator", APPROVAL_THRESHOLD, {APPROVAL_THRESHOLD: None},
+         {APPROVAL_THRESHOLD: "250.5"}),
+    ]  # fmt: skip
+
+    # Saving what is in force changes nothing and logs nothing.
+    save_controls(at, "0.000001", "")
+    assert "no change" in at.success[0].value
+    with ledger_of(data_dir) as book:
+        assert len(book.audit_entries(AuditFilter(actions=["setting_change"]))) == 4

@@ -1,11 +1,11 @@
 """User text is shown as text on every page: no link, no image, no markup is made from it.
 
-A campaign, a short link, a cap change, a top-up and searches are made with hostile text
-(Markdown links and images, bare URLs that Streamlit's Markdown would autolink, an e-mail
-address, HTML); then every element Streamlit renders as Markdown — bodies, captions, alerts,
-labels, ``help=`` tooltips, metric labels, expander and tab labels, dialog titles, progress
-texts — is read from the page's tree and must not hold any of it raw. Plotly labels too (Plotly
-reads ``<a href>`` in them). The browser's view of the same is in
+A campaign, a short link, team controls, a member's removal, a top-up and searches are made
+with hostile text (Markdown links and images, bare URLs that Streamlit's Markdown would
+autolink, an e-mail address, HTML); then every element Streamlit renders as Markdown —
+bodies, captions, alerts, labels, ``help=`` tooltips, metric labels, expander and tab labels,
+dialog titles, progress texts — is read from the page's tree and must not hold any of it raw.
+Plotly labels too (Plotly reads ``<a href>`` in them). The browser's view of the same is in
 ``tests/browser/test_plain_text.py``.
 """
 
@@ -178,14 +178,38 @@ def test_hostile_user_text_is_plain_text_on_every_page(data_dir: Path) -> None:
         if "Message" in d.value
     )
 
-    # -- a cap change made by a hostile name; a top-up of a hostile address --------------------
+    # -- a cap change (recorded as the actor: nothing typed), hostile team controls ------------
     at.switch_page("pages/limits.py").run()
     at.text_input(key="limits_sms_cap").input("1000")
-    at.text_input(key="limits_who").input(HOSTILE)
     at.button(key="limits_review").click().run()
     check(at, "limits dialog")
     at.button(key="limits_confirm").click().run()
-    assert any(f"by {HOSTILE} (unverified)" in t for t in check(at, "limits changed"))
+    assert any("by local operator" in t for t in check(at, "limits changed"))
+    at.text_input(key="limits_approval_threshold").input(HOSTILE)
+    at.button(key="limits_controls_save").click().run()
+    assert any(f"“{HOSTILE}” is not an amount" in t for t in check(at, "team controls"))
+
+    # -- a member added, then removed for a hostile reason; the Audit page searched -----------
+    at.switch_page("pages/members.py").run()
+    at.text_input(key="members_invite_email").input(HOSTILE)
+    at.multiselect(key="members_invite_roles").set_value(["support"])
+    at.button(key="members_invite").click().run()
+    assert any(repr(HOSTILE[:80]) in t for t in check(at, "members invite refused"))
+    at.text_input(key="members_invite_email").input("x@evil.example")
+    at.button(key="members_invite").click().run()
+    assert any("x@evil.example** is a member now" in t for t in check(at, "members invited"))
+    at.selectbox(key="members_pick").set_value("x@evil.example").run()
+    at.button(key="members_remove").click().run()
+    assert any("Remove x@evil.example?" in t for t in check(at, "members remove"))
+    at.text_input(key="members_remove_reason").input(HOSTILE)
+    at.button(key="members_remove_confirm").click().run()
+    check(at, "members removed")
+    at.switch_page("pages/audit.py").run()
+    at.text_input(key="audit_text").input(HOSTILE).run()
+    check(at, "audit search")
+    assert any(HOSTILE in list(d.value.get("Detail", [])) for d in at.dataframe)  # a cell
+
+    # -- a top-up of a hostile address ---------------------------------------------------------
 
     at.switch_page("pages/settings.py").run()
     at.text_input(key="settings_topup_email").input("x@evil.example [c](https://evil.example)")

@@ -3,9 +3,11 @@
 New campaign: every row is checked and priced before anything is sent; Confirm writes the
 plan to the ledger and sends it in a background thread of the server (closing the tab does
 not stop it). Campaigns: progress polled from the ledger, pause reasons with what to do,
-Resume for paused and interrupted campaigns, each campaign's messages. Campaigns still to
-finish are named at the top whatever the tab; ``?campaign=<id>`` (the sidebar's links) opens
-one.
+Resume for paused and interrupted campaigns, each campaign's messages. Over the team's
+approval threshold, Confirm holds the campaign for approval (Approvals page) instead of
+sending it. Campaigns still to finish are named at the top whatever the tab;
+``?campaign=<id>`` (the sidebar's links) opens one. An approver without the campaigns role
+sees the campaigns, not the form.
 
 The two views live in ``console.messaging.campaign_new`` and ``console.messaging.campaign_list``.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from console.messaging.approvals import flash
 from console.messaging.campaign_list import active_campaigns, campaign_list, open_campaign
 from console.messaging.campaign_new import confirm, new_campaign
 from console.messaging.campaign_state import LIST, NEW
@@ -41,7 +44,12 @@ if "campaigns_focus" in state:
     state["campaigns_tab"] = LIST
     state["campaigns_name"] = ""  # a second Send needs a new name: no double send by mistake
 
-active_campaigns(console)  # sending or paused: named whatever the tab
+flash()  # what a withdrawal of an approval request did
+active_campaigns(console)  # sending, paused or awaiting approval: named whatever the tab
+
+if not console.actor.can(Permission.CAMPAIGNS):  # an approver: the campaigns, not the form
+    campaign_list(console)
+    st.stop()
 
 # The tabs track state so that Confirm can turn to the campaign; both are drawn on every run,
 # so the uploaded file and the template survive a look at the list.

@@ -2,7 +2,9 @@
 
 Every send is in the ledger before its request goes out (pending, then sent or refused), so
 the page lists this console's recent sends — a reload or another tab loses nothing — and
-offers *Check what happened* for one whose answer was lost. Views: ``console.messaging.send``.
+offers *Check what happened* for one whose answer was lost. Over the team's approval
+threshold a send waits for another member's approval instead (Approvals page). Views:
+``console.messaging.send``.
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ with summary, st.container(border=True):
             spend_left = "no spend cap" if room.spend_left is None else money(room.spend_left, cur)
             st.caption(f"Left under today's caps: **{sms_left}** · **{spend_left}**")
     sv.show_check(check)  # what the caps and the balance say: said again in the dialog
+    sv.approval_note(console, estimate.total if estimate.recipients else None, cur)
 
     blockers = []
     if not report.valid:

@@ -15,12 +15,15 @@ import time
 
 import streamlit as st
 
+from console.access import require
 from console.messaging import campaigns as cv
-from console.messaging.campaign_state import LIST, engine_for, keep_run, pause
+from console.messaging.approvals import campaign_approval
+from console.messaging.campaign_state import LIST, engine_for, pause, refusals, start_campaign
 from console.shell import Console, account_changed
 from console.views import StatusRow, money, plain, status_badge, status_csv, status_frame
 from kedacore.campaign import CampaignBusyError, CampaignEngine, CampaignProgress
 from kedacore.ledger.campaign_snapshot import NEWEST, CampaignFigures, CampaignSnapshot
+from kedacore.team import Permission
 
 MESSAGES_SHOWN = 500  # rows of the messages table; the CSV export has them all
 LIST_LENGTH = 100  # campaigns in the list, newest first
@@ -32,6 +35,7 @@ Shape = tuple[bool, str, bool]
 
 def campaign_list(console: Console) -> None:
     """Pick a campaign to follow; below, the list of all with their figures."""
+    refusals()  # an action a callback refused (Pause, for a member without the permission)
     state = st.session_state
     pick = state.get("campaigns_pick")
     engine = engine_for(console, cv.CampaignOptions())
@@ -174,7 +178,7 @@ def campaign_detail(
     cur = campaign.currency
     for column, (name, amount, why) in zip(st.columns(4), cv.money_figures(figures), strict=True):
         column.metric(name, money(amount, cur), help=why)
-    draw_state(figures.id, engine, progress, label, figures)
+    draw_state(console, engine, progress, label, figures)
     if label == "paused" and console.balance is not None:
         note = cv.balance_note(progress, console.balance.balance, console.balance.currency)
         if note:
@@ -257,13 +261,19 @@ def draw_list(console: Console, snapshot: CampaignSnapshot, running: dict[int, b
 
 
 def draw_state(
-    campaign_id: int,
+    console: Console,
     engine: CampaignEngine,
     progress: CampaignProgress,
     label: str,
     figures: CampaignFigures,
 ) -> None:
-    """What the campaign is doing, why it stopped, what to do, and the buttons for it."""
+    """What the campaign is doing, why it stopped, what to do, and the buttons for it (for
+    members who run campaigns; each re-checks the permission when it runs)."""
+    campaign_id = figures.id
+    may = console.actor.can(Permission.CAMPAIGNS)
+    campaign_approval(console, campaign_id, label)  # waiting, rejected, or by whom approved
+    if label in ("awaiting approval", "rejected"):
+        return
     failed = st.session_state.get("campaigns_runs", {}).get(campaign_id)
     if failed is not None and failed.error is not None and not progress.running:
         # Not a pause the engine chose (those have a reason below): the run itself broke.
@@ -285,13 +295,14 @@ def draw_state(
         st.caption("Sending in the background: you can leave this page; the campaign goes on.")
         # A callback, not `if st.button(...)`: it runs before the script, so a click is heard
         # even when this run of the fragment redraws the page at once (page_shape changed).
-        st.button(
-            "Pause",
-            key="campaigns_stop",
-            icon=":material/pause:",
-            on_click=pause,
-            args=(engine, campaign_id),
-        )
+        if may:
+            st.button(
+                "Pause",
+                key="campaigns_stop",
+                icon=":material/pause:",
+                on_click=pause,
+                args=(engine, campaign_id),
+            )
         return
     if label == "done":
         if progress.error:  # requests refused as invalid
@@ -318,23 +329,35 @@ def draw_state(
     st.warning(reason, icon=":material/pause_circle:")
     fix = cv.fix_for(progress.error if label == "paused" else None)
     row = st.container(horizontal=True, vertical_alignment="center")
-    if cv.resumable(progress):
+    target = f"campaign {campaign_id}"
+    if cv.resumable(progress) and may:
         if row.button(
             "Resume", key="campaigns_resume", type="primary", icon=":material/play_arrow:"
         ):
+            actor = require(console.ledger, Permission.CAMPAIGNS, "resume campaigns", target=target)
             # Another session may have resumed it a moment ago: start returns that run then.
-            keep_run(campaign_id, engine.start(campaign_id))
+            start_campaign(console, campaign_id, by=actor.name, action="campaign_resume")
             st.rerun()
         with row.popover("Cancel the rest…", icon=":material/cancel:"):
             st.markdown(
                 f"The {progress.recipients_left:,} recipient(s) not sent yet will never be sent."
             )
             if st.button("Cancel the campaign", key="campaigns_cancel_rest"):
+                actor = require(
+                    console.ledger, Permission.CAMPAIGNS, "cancel campaigns", target=target
+                )
                 # Resumed by another session meanwhile: the page then shows it sending.
                 with contextlib.suppress(CampaignBusyError):
                     engine.cancel(campaign_id)
+                    console.ledger.audit(
+                        actor.name,
+                        "campaign_cancel",
+                        target=target,
+                        before={"status": progress.status},
+                        after={"status": "cancelled", "recipients_left": progress.recipients_left},
+                    )
                 st.rerun()
-    if progress.batches_uncertain:
+    if progress.batches_uncertain and may:
         with row.popover("Resend the unknown ones…", icon=":material/help:"):
             st.markdown(
                 f"{progress.recipients_uncertain:,} recipient(s) in "
@@ -344,9 +367,18 @@ def draw_state(
                 "nothing."
             )
             if st.button("I checked: resend them", key="campaigns_resend_uncertain"):
+                actor = require(
+                    console.ledger, Permission.CAMPAIGNS, "resend campaign requests", target=target
+                )
                 with contextlib.suppress(CampaignBusyError):
-                    engine.resend_uncertain(campaign_id)
-                    keep_run(campaign_id, engine.start(campaign_id))
+                    released = engine.resend_uncertain(campaign_id)
+                    start_campaign(
+                        console,
+                        campaign_id,
+                        by=actor.name,
+                        action="campaign_resume",
+                        detail=f"{released:,} request(s) of unknown fate sent again, checked first",
+                    )
                 st.rerun()
     if fix:
         row.page_link(fix[0], label=fix[1], icon=":material/arrow_forward:")

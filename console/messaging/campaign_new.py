@@ -17,8 +17,10 @@ from decimal import Decimal
 
 import streamlit as st
 
+from console import access
+from console.messaging import approval_rules as rules
 from console.messaging import campaigns as cv
-from console.messaging.campaign_state import LIST, engine_for, keep_run
+from console.messaging.campaign_state import LIST, engine_for, start_campaign
 from console.shell import Console, account_changed, country_select
 from console.views import money, plain
 from kedacore.api.types import Pricing
@@ -39,6 +41,7 @@ from kedacore.campaign.recipients import (
     read_recipients,
 )
 from kedacore.campaign.recipients.encoding import ENCODINGS, label
+from kedacore.team import Permission
 
 
 class ParsedCache:
@@ -219,10 +222,13 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
     cur = pricing.currency
     if "campaigns_started" in state:  # until the next campaign is confirmed
         started = console.ledger.campaign_label(state["campaigns_started"]) or "The campaign"
+        waits = console.ledger.campaign_status(state["campaigns_started"]) == "awaiting"
         st.success(
-            f"Campaign {plain(started)} was started: follow it under **{LIST}**. The file and "
-            "template are kept here for another campaign.",
-            icon=":material/rocket_launch:",
+            f"Campaign {plain(started)} "
+            + ("waits for approval" if waits else "was started")
+            + f": follow it under **{LIST}**. The file and template are kept here for another "
+            "campaign.",
+            icon=":material/approval:" if waits else ":material/rocket_launch:",
         )
     compose, summary = st.columns([3, 2], gap="large")
     table: RecipientFile | None = None
@@ -504,20 +510,27 @@ def confirm(console: Console, cur: str, pending: dict) -> None:
         st.caption(f"{pending['skipped']:,} row(s) with problems are left out.")
     for text in pending["warnings"]:
         st.warning(text, icon=":material/warning:")
+    gate = rules.gate(console.ledger, console.actor)
+    holds = gate.holds(plan.total)
+    if holds:
+        approvers = console.ledger.approvers(besides=console.actor.name)
+        st.info(
+            f"**It waits for approval:** {money(plan.total, cur)} is over the team's approval "
+            f"threshold of {money(gate.threshold, cur)}. Nothing is sent or frozen until "
+            f"{plain(rules.who_approves(approvers))} approves it on the Approvals page.",
+            icon=":material/approval:",
+        )
+    elif note := gate.unheld(plan.total, cur):
+        st.caption(note)
     st.caption(
         "Sending goes on in the background: you can close this page and come back; an "
         "interrupted campaign can be resumed and no recipient gets the message twice."
         + (" Sandbox: nothing leaves this machine." if console.sandbox else "")
     )
     yes, no = st.columns(2)
-    if yes.button("Confirm and send", key="campaigns_confirm", type="primary", width="stretch"):
-        engine = engine_for(console, pending["options"])
-        who = console.runtime.account.email if console.runtime.account else "console"
-        campaign_id = engine.create(plan, name=pending["name"], created_by=who)
-        campaign = console.ledger.campaign(campaign_id)
-        assert campaign is not None
-        cv.save_options(console.settings.data_dir, campaign, pending["options"])
-        keep_run(campaign_id, engine.start(campaign_id))
+    label = "Confirm and ask for approval" if holds else "Confirm and send"
+    if yes.button(label, key="campaigns_confirm", type="primary", width="stretch"):
+        campaign_id = create_campaign(console, pending)
         _dismiss()
         account_changed()
         st.session_state["campaigns_focus"] = campaign_id
@@ -525,3 +538,39 @@ def confirm(console: Console, cur: str, pending: dict) -> None:
     if no.button("Cancel", key="campaigns_cancel", width="stretch"):
         _dismiss()
         st.rerun()
+
+
+def create_campaign(console: Console, pending: dict) -> int:
+    """Confirm: the permission checked again, the plan written (audited), then the campaign
+    started — or, over the approval threshold, held for another member's approval."""
+    actor = access.require(
+        console.ledger, Permission.CAMPAIGNS, "start campaigns", target="campaign"
+    )
+    plan: CampaignPlan = pending["plan"]
+    engine = engine_for(console, pending["options"])
+    campaign_id = engine.create(plan, name=pending["name"], created_by=actor.name)
+    campaign = console.ledger.campaign(campaign_id)
+    assert campaign is not None
+    console.ledger.audit(
+        actor.name,
+        "campaign_create",
+        target=f"campaign {campaign_id}",
+        after={
+            "name": campaign.name,
+            "recipients": campaign.recipients,
+            "requests": campaign.batches,
+            "estimate": plan.total,
+            "currency": campaign.currency,
+            "rows_left_out": pending["skipped"],
+        },
+    )
+    cv.save_options(console.settings.data_dir, campaign, pending["options"])
+    gate = rules.gate(console.ledger, actor)  # read again: finance may have changed it
+    if gate.holds(plan.total):
+        assert gate.threshold_micros is not None
+        console.ledger.hold_campaign(
+            campaign_id, by=actor.name, threshold_micros=gate.threshold_micros
+        )
+    else:
+        start_campaign(console, campaign_id, by=actor.name)
+    return campaign_id

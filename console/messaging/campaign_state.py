@@ -1,19 +1,26 @@
-"""What the Campaigns page's two views share: the tab names, the engine, this session's runs.
+"""What the Campaigns page's views (and the Approvals page) share: the tab names, the engine,
+starting a campaign, this session's runs.
 
-The new-campaign view starts runs and the list view resumes them; both build an engine the
-same way and remember the runs they start in ``st.session_state["campaigns_runs"]`` so the
-list can show the error of a run that broke.
+The new-campaign view starts runs, the list view resumes them, an approval starts the
+campaign it approves: all through :func:`start_campaign`, which builds the engine with the
+campaign's saved options, remembers the run in ``st.session_state["campaigns_runs"]`` (so the
+list can show the error of a run that broke) and writes the audit entry with who did it.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import streamlit as st
 
-from console.messaging.campaigns import CampaignOptions
+from console import access
+from console.messaging.campaigns import CampaignOptions, load_options
 from console.shell import Console
 from kedacore.campaign import CampaignEngine, CampaignRun
+from kedacore.ledger import Ledger
+from kedacore.money import from_micros
+from kedacore.team import Actor, Permission
 
 NEW, LIST = "New campaign", "Campaigns"
 
@@ -59,12 +66,64 @@ def _number(name: str, default: float) -> float:
         return default
 
 
+REFUSED = "campaigns_refused"  # a refusal heard in a callback, said by the next run
+
+
+def permitted(ledger: Ledger, permission: Permission, what: str, target: str) -> Actor | None:
+    """``console.access.require`` for a callback (which must not stop the script): the
+    actor, or None after auditing the refusal and keeping its sentence for :func:`refusals`."""
+    actor = access.who(ledger)
+    if actor is not None and actor.can(permission):
+        return actor
+    ledger.audit(
+        actor.name if actor else "someone signed out",
+        "refused",
+        target=target,
+        detail=f"{what} (needs {permission.value})",
+        outcome="refused",
+    )
+    st.session_state[REFUSED] = access.refusal(permission, what)
+    return None
+
+
+def refusals() -> None:
+    """Say a refusal a callback heard (once)."""
+    text = st.session_state.pop(REFUSED, None)
+    if text:
+        st.error(text, icon=":material/block:")
+
+
 def pause(engine: CampaignEngine, campaign_id: int) -> None:
     """Pause's callback: it runs before the script does, so a click is never lost to a rerun
     (the campaign is "pausing…" in the ledger until its run confirms with "paused")."""
-    engine.stop(campaign_id)
+    target = f"campaign {campaign_id}"
+    actor = permitted(engine.ledger, Permission.CAMPAIGNS, "pause campaigns", target)
+    if actor is not None and engine.stop(campaign_id):
+        engine.ledger.audit(actor.name, "campaign_pause", target=target)
 
 
 def keep_run(campaign_id: int, run: CampaignRun) -> None:
     """Remember a background run this session started, to show its error if it breaks."""
     st.session_state.setdefault("campaigns_runs", {})[campaign_id] = run
+
+
+def start_campaign(
+    console: Console, campaign_id: int, *, by: str, action: str = "campaign_start", detail: str = ""
+) -> CampaignRun:
+    """Start (or resume) a campaign in the background with its saved send options and audit
+    it (``action``: campaign_start or campaign_resume) with who did it; the run already under
+    way, if another session started it a moment ago."""
+    campaign = console.ledger.campaign(campaign_id)
+    if campaign is None:
+        raise KeyError(f"no campaign {campaign_id!r}")
+    engine = engine_for(console, load_options(console.settings.data_dir, campaign))
+    run = engine.start(campaign_id)
+    keep_run(campaign_id, run)
+    after: dict[str, Any] = {
+        "name": campaign.name,
+        "recipients": campaign.recipients,
+        "estimate": from_micros(campaign.estimated_micros),
+        "currency": campaign.currency,
+    }
+    console.ledger.audit(by, action, target=f"campaign {campaign_id}", after=after, detail=detail)
+    return run

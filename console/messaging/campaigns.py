@@ -58,13 +58,17 @@ PROBLEM_LABELS = {
 STATUS_LABELS = {
     "draft": "draft",
     "planned": "not started",
+    "awaiting": "awaiting approval",
     "sending": "sending",
     "pausing": "pausing…",
     "paused": "paused",
     "done": "done",
     "cancelled": "cancelled",
+    "rejected": "rejected",
 }
 STATUS_COLORS = {
+    "awaiting approval": "violet",
+    "rejected": "red",
     "sending": "blue",
     "pausing…": "orange",
     "paused": "orange",

@@ -8,6 +8,11 @@ flight as such, and offers *Check what happened* for a pending send whose answer
 the same request with the same clientRef, which KedaSMS answers with the first result.
 The send waits in ``st.session_state["send_pending"]`` between the Send click and the dialog;
 the last outcome of this session is ``st.session_state["send_last"]``.
+
+Over the team's approval threshold (members sign in), Confirm sends nothing: the send is
+recorded as *awaiting* with its approval request (``kedacore.ledger.approvals``) and goes out
+— with the same clientRef, through :func:`deliver` — when another member approves it on the
+Approvals page. Every answer is audited with who made the send go out.
 """
 
 from __future__ import annotations
@@ -23,20 +28,29 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from console import access
+from console.messaging import approval_rules as rules
 from console.shell import Console, account_changed, advice
 from console.views import local_time, money, plain
 from console.wording import explain
 from kedacore import APIError, ConfigurationError, KedaError
 from kedacore.api.types import Balance, Limits, SendResult
 from kedacore.ledger import LedgerSend
+from kedacore.ledger.approvals import ApprovalError
 from kedacore.money import to_micros
 from kedacore.segments import GSM7_EXTENSION, UCS2, count_segments
+from kedacore.team import Actor, Permission
 
 IN_FLIGHT = timedelta(seconds=60)  # the client's timeout and retries fit well within it
 CHECKABLE = timedelta(hours=23)  # KedaSMS keeps a clientRef 24 h: later, a check sends again
 RECENT = 20  # sends listed
 REFRESH = 2  # seconds between looks at the ledger while a send is in flight
 STATE_WORDS = {"DELIVERED": "delivered", "UNDELIVERED": "undelivered", "FAILED": "failed"}
+HELD = {  # a send that did not go out for the team's approval, in words (before the why)
+    "awaiting": "Waiting for approval",
+    "rejected": "Not sent",
+    "withdrawn": "Not sent",
+}
 REFUSALS = {  # the service's code of a refusal, in a few words (the whole why: select the row)
     "3002": "over today's SMS cap",
     "3003": "over today's spend cap",
@@ -138,6 +152,19 @@ def cap_check(
     return CapCheck(tuple(refusals), tuple(alerts), over_caps, over_balance)
 
 
+def approval_note(console: Console, total: Decimal | None, currency: str) -> None:
+    """Over the approval threshold: that it will wait (or, for the local operator, why not)."""
+    gate = rules.gate(console.ledger, console.actor)
+    if gate.holds(total):
+        st.info(
+            f"Over the team's approval threshold of {money(gate.threshold, currency)}: it will "
+            "wait for a finance or admin member's approval before anything is sent.",
+            icon=":material/approval:",
+        )
+    elif note := gate.unheld(total, currency):
+        st.caption(note)
+
+
 def show_check(check: CapCheck) -> None:
     """The refusals in red, the alerts in orange (on the form, and again in the dialog)."""
     for text in check.refusals:
@@ -151,9 +178,11 @@ def show_check(check: CapCheck) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """How one request for a recorded send ended."""
+    """How one request for a recorded send ended (or why none went out yet)."""
 
-    kind: str  # sent / refused / unknown (no clear answer) / unrecorded (sent, ledger failed)
+    # sent / refused / unknown (no clear answer) / unrecorded (sent, ledger failed) /
+    # awaiting (over the approval threshold: nothing sent until another member approves it)
+    kind: str
     client_ref: str
     result: SendResult | None = None
     error: KedaError | None = None
@@ -167,8 +196,9 @@ def definite(exc: KedaError) -> bool:
     )
 
 
-def deliver(console: Console, record: LedgerSend) -> Delivery:
-    """Send a recorded send with its clientRef and record the answer in the ledger.
+def deliver(console: Console, record: LedgerSend, *, actor: str) -> Delivery:
+    """Send a recorded send with its clientRef and record the answer in the ledger, audited
+    as ``actor``'s (who made it go out: its sender, or the member who approved it).
 
     No Streamlit call in here: a rerun or a closed tab cannot cut it between the request
     and the record of its answer.
@@ -188,14 +218,14 @@ def deliver(console: Console, record: LedgerSend) -> Delivery:
         told = explain(exc, currency=record.currency)
         try:
             if definite(exc):
-                ledger.refuse_send(ref, told, code=getattr(exc, "code", None))
+                ledger.refuse_send(ref, told, code=getattr(exc, "code", None), actor=actor)
             else:
-                ledger.note_send_error(ref, told)
+                ledger.note_send_error(ref, told, actor=actor)
         except (SQLAlchemyError, OSError):
             pass  # the send stays pending in the ledger: checking it is still right
         return Delivery("refused" if definite(exc) else "unknown", ref, error=exc)
     try:
-        ledger.finish_send(ref, result)
+        ledger.finish_send(ref, result, actor=actor)
     except (SQLAlchemyError, OSError) as exc:
         return Delivery("unrecorded", ref, result=result, problem=type(exc).__name__)
     return Delivery("sent", ref, result=result)
@@ -206,33 +236,42 @@ def session_tag() -> str:
     return st.session_state.setdefault("send_session", secrets.token_hex(3))
 
 
-def signed_in() -> str | None:
-    """The e-mail (or name) of the user signed in with ``st.login``, if auth is configured."""
-    try:
-        if st.user.get("is_logged_in"):
-            return str(st.user.get("email") or st.user.get("name") or "") or None
-    except Exception:  # no auth configured: st.user has nothing to say
-        return None
-    return None
-
-
-def start_send(console: Console, pending: dict[str, Any], currency: str) -> Delivery | str:
-    """Record the send as pending, then send it; a sentence (Markdown) if it could not be
-    recorded, in which case nothing was sent."""
+def start_send(
+    console: Console, pending: dict[str, Any], currency: str, actor: Actor
+) -> Delivery | str:
+    """Record the send, then send it — or, over the approval threshold, hold it for another
+    member's approval (nothing sent); a sentence (Markdown) if it could not be recorded, in
+    which case nothing was sent."""
     estimate = pending["estimate"]
+    gate = rules.gate(console.ledger, actor)
+    facts = {
+        "country": pending["country"],
+        "sender": pending["sender"],
+        "content": pending["content"],
+        "recipients": pending["numbers"],
+        "currency": currency,
+        "track_click": pending["track"],
+        "session": session_tag(),
+    }
     try:
+        if gate.holds(estimate):
+            assert gate.threshold_micros is not None
+            console.ledger.hold_send(
+                pending["client_ref"],
+                estimated_micros=to_micros(estimate),
+                threshold_micros=gate.threshold_micros,
+                created_by=actor.name,
+                **facts,
+            )
+            return Delivery("awaiting", pending["client_ref"])
         record = console.ledger.begin_send(
             pending["client_ref"],
-            country=pending["country"],
-            sender=pending["sender"],
-            content=pending["content"],
-            recipients=pending["numbers"],
-            currency=currency,
-            track_click=pending["track"],
             estimated_micros=to_micros(estimate) if estimate is not None else None,
-            created_by=signed_in(),
-            session=session_tag(),
+            created_by=actor.name,
+            **facts,
         )
+    except ApprovalError as exc:  # its reference was used already (cannot happen twice)
+        return f"**Nothing was sent:** {plain(exc)}."
     except (SQLAlchemyError, OSError) as exc:
         return (
             "**Nothing was sent:** the console could not record the send in its ledger first "
@@ -241,7 +280,7 @@ def start_send(console: Console, pending: dict[str, Any], currency: str) -> Deli
         )
     if not record.pending:  # the same confirmation twice: it was answered already
         return Delivery(record.state, record.client_ref)
-    return deliver(console, record)
+    return deliver(console, record, actor=actor.name)
 
 
 # -- the recent sends (no Streamlit) ------------------------------------------------------
@@ -256,6 +295,8 @@ def who(record: LedgerSend, session: str) -> str:
 
 def outcome(record: LedgerSend, now: datetime, counts: dict[str, int]) -> str:
     """What became of a send, in words (plain text, for a table cell)."""
+    if record.state in HELD:
+        return HELD[record.state] + (f": {record.error}" if record.error else "")
     if record.state == "sent":
         done = [f"{counts[s]:,} {w}" for s, w in STATE_WORDS.items() if counts.get(s)]
         going = counts.get("QUEUED", 0) + counts.get("SENT", 0)
@@ -279,7 +320,7 @@ def cost(record: LedgerSend) -> str:
     """Debited once sent; the estimate until then; nothing for a refusal."""
     if record.debited is not None:
         return money(record.debited, record.currency)
-    if record.state == "refused":
+    if record.state in ("refused", "rejected", "withdrawn"):
         return "not charged"
     if record.estimated is not None:
         return f"{money(record.estimated, record.currency)} (estimate)"
@@ -338,18 +379,31 @@ def confirm(console: Console, pending: dict[str, Any], currency: str) -> None:
     st.markdown(f"Estimated cost: **{money(pending['estimate'], currency)}**")
     check = cap_check(console.limits, console.balance, n, pending["estimate"])
     show_check(check)
+    gate = rules.gate(console.ledger, console.actor)
+    holds = gate.holds(pending["estimate"])
+    if holds:
+        approvers = console.ledger.approvers(besides=console.actor.name)
+        st.info(
+            f"**It waits for approval:** {money(pending['estimate'], currency)} is over the "
+            f"team's approval threshold of {money(gate.threshold, currency)}. Nothing is sent "
+            f"until {plain(rules.who_approves(approvers))} approves it on the Approvals page.",
+            icon=":material/approval:",
+        )
+    elif note := gate.unheld(pending["estimate"], currency):
+        st.caption(note)
     if console.sandbox:
         st.caption("Sandbox: nothing leaves this machine.")
     yes, no = st.columns(2)
     if yes.button(
-        "Confirm and send",
+        "Confirm and ask for approval" if holds else "Confirm and send",
         key="send_confirm",
         type="primary",
         width="stretch",
         disabled=bool(check.refusals),
     ):
+        actor = access.require(console.ledger, Permission.SEND, "send messages", target="send")
         with st.spinner("Sending…"):
-            outcome_ = start_send(console, pending, currency)
+            outcome_ = start_send(console, pending, currency, actor)
         st.session_state["send_last"] = outcome_
         _dismiss()
         account_changed()
@@ -370,7 +424,9 @@ def last_outcome(console: Console) -> None:
     told = (
         advice(last.error, sandbox=console.sandbox, currency=console.currency) if last.error else ""
     )
-    if last.kind == "refused":
+    if last.kind == "awaiting":
+        waiting(console, last.client_ref)
+    elif last.kind == "refused":
         st.error(f"**The message was not sent.** {told}", icon=":material/block:")
     elif last.kind == "unknown":
         st.warning(
@@ -380,6 +436,26 @@ def last_outcome(console: Console) -> None:
         )
     elif last.result is not None:
         _sent(last.result, last.problem)
+
+
+def waiting(console: Console, client_ref: str) -> None:
+    """A send held for approval: what it waits for, and who can approve it."""
+    item = console.ledger.approval_of("send", client_ref)
+    if item is None:
+        return
+    if not item.waiting:
+        st.info(plain(rules.decision_text(item)), icon=":material/approval:")
+        return
+    approvers = console.ledger.approvers(besides=item.requested_by)
+    st.info(
+        f"**Waiting for approval — nothing was sent.** It costs "
+        f"{money(item.estimate, item.currency)}, over the team's approval threshold of "
+        f"{money(item.threshold, item.currency)}: {plain(rules.who_approves(approvers))} can "
+        "approve it on the Approvals page, where you can also withdraw it. Its reference "
+        f"is {plain(item.ref)}; it is sent with it once approved.",
+        icon=":material/approval:",
+    )
+    st.page_link("pages/approvals.py", label="Approvals", icon=":material/arrow_forward:")
 
 
 def _sent(result: SendResult, problem: str) -> None:
@@ -437,9 +513,12 @@ def open_sends(console: Console) -> None:
                 icon=":material/help:",
             )
             if st.button("Check what happened", key=f"send_check_{r.id}", icon=":material/sync:"):
+                actor = access.require(
+                    console.ledger, Permission.SEND, "check a send", target=f"send {r.client_ref}"
+                )
                 with st.spinner("Asking KedaSMS…"):
                     st.session_state["send_last"] = deliver(
-                        console, console.ledger.retry_send(r.client_ref)
+                        console, console.ledger.retry_send(r.client_ref), actor=actor.name
                     )
                 account_changed()
                 st.rerun()
@@ -474,6 +553,12 @@ def details(console: Console, r: LedgerSend, now: datetime, counts: dict) -> Non
             f"{plain(r.country)}, {plain(cost(r))}"
             + (f", task {plain(r.task_id)}" if r.task_id else "")
         )
+        item = console.ledger.approval_of("send", r.client_ref)
+        if item is not None:
+            shown = rules.decision_text(item)
+            if not item.waiting and item.state == "approved":
+                shown = f"{shown} (over the threshold of {money(item.threshold, item.currency)})"
+            st.info(plain(shown), icon=":material/approval:")
         if r.error and r.state == "refused":
             st.error(plain(r.error), icon=":material/block:")
         elif r.error and r.pending:

@@ -58,6 +58,9 @@ T = TypeVar("T")
 # the 2-core machine, 64 sent a personalised campaign of 10,000 in 3.6 s where 32 took 4.1 s
 # and 16 took 4.9 s (docs/benchmarks.md). A rate limit is handled by retries.
 DEFAULT_CONCURRENCY = 64
+# Statuses no run may send: waiting for another member's approval, or rejected by one
+# (kedacore.ledger.approvals). An approval makes the campaign planned again.
+HELD = {"awaiting": "waits for approval", "rejected": "was rejected"}
 
 ClientFactory = Callable[[], AsyncKedaClient]
 
@@ -162,7 +165,14 @@ class CampaignEngine:
         """Cancel a campaign that is not running: its planned batches will never be sent."""
         if self.is_running(campaign_id):
             raise CampaignBusyError(f"campaign {campaign_id} is being sent; stop it first")
+        self._not_held(campaign_id)
         self.ledger.set_campaign_status(campaign_id, "cancelled", error="cancelled")
+
+    def _not_held(self, campaign_id: int, status: str | None = None) -> None:
+        """ValueError when the campaign waits for approval or was rejected."""
+        status = status if status is not None else self.ledger.campaign_status(campaign_id)
+        if status in HELD:
+            raise ValueError(f"campaign {campaign_id} {HELD[status]}; it cannot be sent")
 
     # -- running -----------------------------------------------------------------------------
 
@@ -211,6 +221,7 @@ class CampaignEngine:
         The thread belongs to the server process, not to a browser session: closing the tab
         does not stop it. A page polls :meth:`progress` (from the ledger) or ``run.progress``.
         """
+        self._not_held(campaign_id)  # said here, not in a thread nobody watches
         handle = CampaignRun(campaign_id)
         current = claim(self.ledger.url, campaign_id, handle)  # before the thread: no race
         if current is not handle:
@@ -274,6 +285,7 @@ class CampaignEngine:
             raise KeyError(f"no campaign {campaign_id!r}")
         if campaign.status == "cancelled":
             raise ValueError(f"campaign {campaign_id} was cancelled; it cannot be sent")
+        self._not_held(campaign_id, campaign.status)
         # Requests that went out more than 23 h ago, answer lost: held, not sent again.
         self.ledger.hold_uncertain_batches(campaign_id)
         pending = deque(self.ledger.campaign_batches(campaign_id, states=["planned"]))

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
@@ -35,8 +35,13 @@ from kedacore.redaction import redact_text
 if TYPE_CHECKING:
     from datetime import datetime
 
-# pausing: a pause was asked for while a run sends it; the run makes it paused (engine.stop)
-CAMPAIGN_STATUSES = ("draft", "planned", "sending", "pausing", "paused", "done", "cancelled")
+# pausing: a pause was asked for while a run sends it; the run makes it paused (engine.stop).
+# awaiting: planned, over the approval threshold, nothing sent until another member approves
+# it (then planned, and started) or rejects it (rejected, for good) — kedacore.ledger.approvals.
+CAMPAIGN_STATUSES = (
+    "draft", "planned", "awaiting", "sending", "pausing", "paused", "done", "cancelled",
+    "rejected",
+)  # fmt: skip
 # uncertain: the request went out more than 23 h ago and its answer was lost (batches.py)
 BATCH_STATES = ("planned", "sent", "refused", "uncertain")
 
@@ -219,6 +224,12 @@ class CampaignsMixin:
         with writing(self.engine) as conn:
             return conn.execute(query.values(**values)).rowcount > 0
 
+    def campaign_outline(self, campaign_id: int) -> tuple[dict[str, int], str | None]:
+        """What a campaign sends where: recipients by country (most first) and the first
+        request's text (None without a plan) — what an approver is shown."""
+        with reading(self.engine) as conn:
+            return outline(conn, campaign_id)
+
     def campaign_status_counts(self, campaign_id: int) -> dict[str, int]:
         """How many of a campaign's recorded messages are in each status."""
         query = (
@@ -321,6 +332,25 @@ class CampaignsMixin:
             )
             conn.execute(delete(s.campaigns).where(s.campaigns.c.demo.is_(True)))
         return int(removed)
+
+
+def outline(conn: Connection, campaign_id: int) -> tuple[dict[str, int], str | None]:
+    """CampaignsMixin.campaign_outline in the transaction of ``conn``."""
+    b = s.campaign_batches.c
+    total = func.sum(b.recipient_count)
+    countries = {
+        country: int(n)
+        for country, n in conn.execute(
+            select(b.country, total)
+            .where(b.campaign_id == campaign_id)
+            .group_by(b.country)
+            .order_by(total.desc(), b.country)
+        )
+    }
+    first = conn.execute(
+        select(b.content).where(b.campaign_id == campaign_id).order_by(b.seq).limit(1)
+    ).scalar()
+    return countries, first
 
 
 def _campaigns_query() -> Any:

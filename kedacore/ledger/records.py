@@ -237,6 +237,11 @@ class LedgerSend:
         return self.state == "pending"
 
     @property
+    def awaiting(self) -> bool:
+        """Over the approval threshold: nothing sent until another member approves it."""
+        return self.state == "awaiting"
+
+    @property
     def estimated(self) -> Decimal | None:
         return from_micros(self.estimated_micros) if self.estimated_micros is not None else None
 
@@ -251,3 +256,39 @@ class LedgerSend:
         mapping["recipients"] = tuple(json.loads(mapping["recipients"]))
         mapping["track_click"] = bool(mapping["track_click"])
         return cls(**mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class Approval(_FromRow):
+    """A campaign or a send waiting for (or decided by) a second person (maker–checker);
+    ``summary`` says what it is in one line (kedacore.ledger.approvals)."""
+
+    id: int
+    kind: str  # campaign / send
+    ref: str  # the campaign's id, or the send's clientRef
+    summary: str
+    requested_by: str
+    requested_at: datetime
+    estimate_micros: int
+    threshold_micros: int
+    currency: str
+    state: str  # waiting / approved / rejected / withdrawn
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+
+    @property
+    def waiting(self) -> bool:
+        return self.state == "waiting"
+
+    @property
+    def estimate(self) -> Decimal:
+        return from_micros(self.estimate_micros)
+
+    @property
+    def threshold(self) -> Decimal:
+        return from_micros(self.threshold_micros)
+
+    @property
+    def campaign_id(self) -> int | None:
+        return int(self.ref) if self.kind == "campaign" and self.ref.isdigit() else None

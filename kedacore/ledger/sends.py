@@ -13,6 +13,14 @@
 
 ``sent`` is a fact (money moved) and wins over anything recorded before it; a refusal never
 replaces it. Errors are stored redacted (``kedacore.redaction.redact_text``).
+
+A send over the team's approval threshold starts as ``awaiting`` instead (written with its
+approval request, ``kedacore.ledger.approvals``): no request goes out until another member
+approves it, which makes it ``pending`` — then as above — or rejects it (``rejected``); its
+creator may withdraw it (``withdrawn``).
+
+Given the ``actor`` (who made it go out), the answer's audit entry — ``send`` done, refused
+or failed (no clear answer) — is written in the same transaction as the answer.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -30,10 +39,11 @@ from kedacore.ledger import schema as s
 from kedacore.ledger.engine import reading, writing
 from kedacore.ledger.queries import chunks, unique
 from kedacore.ledger.records import LedgerSend
-from kedacore.money import to_micros
+from kedacore.money import from_micros, to_micros
 from kedacore.redaction import redact_text
 
-SEND_STATES = ("pending", "sent", "refused")
+# awaiting approval → pending → sent / refused; awaiting → rejected / withdrawn (never sent)
+SEND_STATES = ("awaiting", "pending", "sent", "refused", "rejected", "withdrawn")
 MAX_ERROR = 2000  # characters of an error kept
 
 
@@ -41,10 +51,46 @@ def _error(text: str) -> str:
     return redact_text(text)[:MAX_ERROR]
 
 
+def send_values(
+    client_ref: str,
+    state: str,
+    now: datetime,
+    *,
+    country: str,
+    sender: str | None,
+    content: str,
+    recipients: Sequence[str],
+    currency: str,
+    track_click: bool,
+    estimated_micros: int | None,
+    created_by: str | None,
+    session: str | None,
+) -> dict[str, Any]:
+    """A new ``sends`` row: everything it takes to send it (again) with its clientRef."""
+    return {
+        "client_ref": client_ref,
+        "state": state,
+        "created_at": now,
+        "updated_at": now,
+        "created_by": created_by,
+        "session": session,
+        "country": country.upper(),
+        "sender": sender,
+        "content": content,
+        "recipients": json.dumps(list(recipients)),
+        "recipient_count": len(recipients),
+        "track_click": bool(track_click),
+        "estimated_micros": estimated_micros,
+        "currency": currency,
+        "attempts": 1,
+    }
+
+
 class SendsMixin:
     """The Send page's record of its sends (see the module docstring)."""
 
     engine: Any
+    audit: Any  # TeamMixin.audit (an annotation only: a stub here would shadow it)
 
     def now(self) -> datetime:
         raise NotImplementedError
@@ -71,24 +117,20 @@ class SendsMixin:
         The same ``client_ref`` again (a double click, a rerun) returns the first record
         unchanged: it is the same send.
         """
-        now = self.now()
-        row = {
-            "client_ref": client_ref,
-            "state": "pending",
-            "created_at": now,
-            "updated_at": now,
-            "created_by": created_by,
-            "session": session,
-            "country": country.upper(),
-            "sender": sender,
-            "content": content,
-            "recipients": json.dumps(list(recipients)),
-            "recipient_count": len(recipients),
-            "track_click": bool(track_click),
-            "estimated_micros": estimated_micros,
-            "currency": currency,
-            "attempts": 1,
-        }
+        row = send_values(
+            client_ref,
+            "pending",
+            self.now(),
+            country=country,
+            sender=sender,
+            content=content,
+            recipients=recipients,
+            currency=currency,
+            track_click=track_click,
+            estimated_micros=estimated_micros,
+            created_by=created_by,
+            session=session,
+        )
         try:
             with writing(self.engine) as conn:
                 if self._send_row(conn, client_ref) is None:
@@ -97,11 +139,14 @@ class SendsMixin:
             pass
         return self._must(client_ref)
 
-    def finish_send(self, client_ref: str, result: SendResult) -> LedgerSend:
+    def finish_send(
+        self, client_ref: str, result: SendResult, *, actor: str | None = None
+    ) -> LedgerSend:
         """The answer: the task and its messages recorded, the send ``sent``, in one transaction.
 
         Idempotent (the same answer twice changes nothing), and it wins over a refusal or an
-        error noted before: the service accepted the send, so money moved.
+        error noted before: the service accepted the send, so money moved. With ``actor``,
+        the audit entry ``send`` is written in the same transaction.
         """
         with writing(self.engine) as conn:
             row = self._send_row(conn, client_ref, lock=True)
@@ -109,6 +154,22 @@ class SendsMixin:
                 raise KeyError(client_ref)
             if row.state == "sent" and row.task_id == result.task_id:
                 return LedgerSend.from_row(row)
+            if actor:
+                self.audit(
+                    actor,
+                    "send",
+                    target=f"send {client_ref}",
+                    after={
+                        "recipients": len(result.messages) or row.recipient_count,
+                        "country": row.country,
+                        "estimate": _amount(row.estimated_micros),
+                        "debited": result.debited_amount,
+                        "currency": result.currency or row.currency,
+                        "task_id": result.task_id,
+                        "client_ref": client_ref,
+                    },
+                    conn=conn,
+                )
             self._record_send(
                 conn,
                 result,
@@ -135,17 +196,34 @@ class SendsMixin:
             )
         return self._must(client_ref)
 
-    def refuse_send(self, client_ref: str, reason: str, *, code: str | None = None) -> LedgerSend:
-        """A definite refusal (nothing was sent): kept with why. A ``sent`` send stays sent."""
+    def refuse_send(
+        self,
+        client_ref: str,
+        reason: str,
+        *,
+        code: str | None = None,
+        actor: str | None = None,
+    ) -> LedgerSend:
+        """A definite refusal (nothing was sent): kept with why. A ``sent`` send stays sent.
+        With ``actor``, audited (``send``, refused, the reason in words)."""
         return self._change(
             client_ref,
             {"state": "refused", "error": _error(reason), "error_code": code},
             unless_state="sent",
+            audit=(actor, "refused", _error(reason), code),
         )
 
-    def note_send_error(self, client_ref: str, error: str) -> LedgerSend:
-        """No clear answer (connection broke, timeout, 5xx): still pending, with what happened."""
-        return self._change(client_ref, {"error": _error(error)}, only_state="pending")
+    def note_send_error(
+        self, client_ref: str, error: str, *, actor: str | None = None
+    ) -> LedgerSend:
+        """No clear answer (connection broke, timeout, 5xx): still pending, with what happened.
+        With ``actor``, audited (``send``, failed: it may or may not have gone out)."""
+        return self._change(
+            client_ref,
+            {"error": _error(error)},
+            only_state="pending",
+            audit=(actor, "failed", "No clear answer: " + _error(error), None),
+        )
 
     def retry_send(self, client_ref: str) -> LedgerSend:
         """Count a check of a pending send (sent again with the same clientRef)."""
@@ -199,7 +277,10 @@ class SendsMixin:
         *,
         only_state: str | None = None,
         unless_state: str | None = None,
+        audit: tuple[str | None, str, str, str | None] | None = None,
     ) -> LedgerSend:
+        """Change a send unless its state says not to; ``audit``: (actor, outcome, detail,
+        code) of the ``send`` entry written with the change (none without an actor)."""
         with writing(self.engine) as conn:
             row = self._send_row(conn, client_ref, lock=True)
             if row is None:
@@ -213,4 +294,26 @@ class SendsMixin:
                     .where(s.sends.c.id == row.id)
                     .values(**values, updated_at=self.now())
                 )
+                if audit is not None and audit[0]:
+                    actor, outcome, detail, code = audit
+                    self.audit(
+                        actor,
+                        "send",
+                        target=f"send {client_ref}",
+                        after={
+                            "recipients": row.recipient_count,
+                            "country": row.country,
+                            "estimate": _amount(row.estimated_micros),
+                            "currency": row.currency,
+                            "client_ref": client_ref,
+                            **({"code": code} if code else {}),
+                        },
+                        detail=detail,
+                        outcome=outcome,
+                        conn=conn,
+                    )
         return self._must(client_ref)
+
+
+def _amount(micros: int | None) -> Decimal | None:
+    return from_micros(micros) if micros is not None else None

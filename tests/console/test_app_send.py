@@ -103,7 +103,8 @@ def test_a_send_is_listed_after_a_reload_with_its_task_and_cost(fresh: Path) -> 
     assert row["Country"] == "US" and row["Recipients"] == 2
     assert row["Cost"] == "0.10 USD"
     assert row["Outcome"].startswith("Sent")
-    assert row["By"] == "another session"  # this session did not send it
+    assert row["By"] == "local operator"  # who sent it; not "(this session)": another did
+    assert record.created_by == "local operator"
     assert row["When"]
 
 
@@ -239,12 +240,17 @@ def test_a_send_refused_by_a_cap_is_worded_kept_and_listed(fresh: Path) -> None:
     assert record.state == "refused" and record.error_code == "3002"
     row = recent(at).iloc[0]
     assert row["Outcome"].startswith("Refused") and "today's SMS cap" in row["Outcome"]
-    assert row["By"] == "this session" and row["Task"] == ""
+    assert row["By"] == "local operator (this session)" and row["Task"] == ""
     assert row["Cost"] == "not charged"
+    with ledger(fresh) as book:  # the refusal is in the audit log, with its reason in words
+        (entry,) = [e for e in book.audit_entries() if e.action == "send"]
+    assert (entry.actor, entry.outcome) == ("local operator", "refused")
+    assert "today's SMS cap" in entry.detail and entry.after["code"] == "3002"
+    assert entry.target == f"send {record.client_ref}" and entry.after["recipients"] == 2
 
     later = start()  # kept: another session sees who, when and why
     row = recent(later).iloc[0]
-    assert row["Outcome"].startswith("Refused") and row["By"] == "another session"
+    assert row["Outcome"].startswith("Refused") and row["By"] == "local operator"
 
 
 # -- (16) the character count explained ---------------------------------------------------

@@ -77,7 +77,8 @@ def test_the_table_is_made_by_create_all_also_in_an_existing_ledger(tmp_path: Pa
     with Ledger(data_dir=tmp_path) as led:
         assert "sends" in inspect(led.engine).get_table_names()
         assert begin(led).state == "pending"
-    assert s.sends.name == "sends" and set(SEND_STATES) == {"pending", "sent", "refused"}
+    assert s.sends.name == "sends"
+    assert set(SEND_STATES) == {"awaiting", "pending", "sent", "refused", "rejected", "withdrawn"}
 
 
 def test_a_send_is_pending_before_the_request_and_keeps_what_repeats_it(ledger: Ledger) -> None:

@@ -482,7 +482,7 @@ class TeamMixin:
             old = conn.execute(
                 select(s.team_settings.c.value).where(s.team_settings.c.key == key)
             ).scalar_one_or_none()
-            if old == text:
+            if old == text or (old is None and value is None):  # no row is "off" already
                 return False
             row = {"value": text, "updated_at": self.now(), "updated_by": by}
             if old is None:

@@ -119,6 +119,7 @@ def test_audit_filters_and_paging(ledger: Ledger, clock: Clock) -> None:
 
 def test_settings_are_audited_and_secrets_shown_masked(ledger: Ledger) -> None:
     assert ledger.money_setting(APPROVAL_THRESHOLD) is None
+    assert not ledger.set_team_setting(APPROVAL_THRESHOLD, None, by="f@example.com")  # off already
     assert ledger.set_team_setting(APPROVAL_THRESHOLD, "12.5", by="f@example.com")
     assert not ledger.set_team_setting(APPROVAL_THRESHOLD, "12.5", by="f@example.com")
     assert ledger.money_setting(APPROVAL_THRESHOLD) == 12_500_000

@@ -23,16 +23,13 @@ from console.finance.views import FIELD_LABELS, cap_text
 from console.views import local_time, money
 from kedacore.exports import to_csv, to_xlsx
 from kedacore.ledger import Ledger
+from kedacore.ledger.audit import ACTIONS, OUTCOMES, AuditEntry, AuditFilter
 from kedacore.ledger.caps import CAP_FIELDS
 from kedacore.ledger.team import (
-    ACTIONS,
     APPROVAL_THRESHOLD,
     BALANCE_FLOOR,
     NOTIFY_EMAILS,
     NOTIFY_WEBHOOKS,
-    OUTCOMES,
-    AuditEntry,
-    AuditFilter,
 )
 
 PAGE_SIZE = 50

@@ -18,7 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from console.access import require
 from console.shell import Console
 from console.views import local_time, money, plain
-from kedacore.ledger.team import APPROVAL_THRESHOLD, BALANCE_FLOOR, AuditFilter
+from kedacore.ledger.audit import AuditFilter
+from kedacore.ledger.team import APPROVAL_THRESHOLD, BALANCE_FLOOR
 from kedacore.money import MAX_MICROS, MoneyError, normalize, to_decimal, to_micros
 from kedacore.team import Permission
 

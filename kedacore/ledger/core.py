@@ -16,6 +16,7 @@ from kedacore.api.types import MessageStatus, SendResult
 from kedacore.ledger import rollup
 from kedacore.ledger import schema as s
 from kedacore.ledger.approvals import ApprovalsMixin
+from kedacore.ledger.audit import protect_audit_log
 from kedacore.ledger.batches import BatchesMixin
 from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
@@ -35,7 +36,7 @@ from kedacore.ledger.state import (
     parse_event,
 )
 from kedacore.ledger.statement import StatementMixin
-from kedacore.ledger.team import TeamMixin, protect_audit_log
+from kedacore.ledger.team import TeamMixin
 
 _STATE = [f.name for f in fields(MessageState)]
 # The rest of a message's rollup key and sums (kedacore.ledger.rollup), which updates never change.

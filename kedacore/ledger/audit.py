@@ -1,0 +1,234 @@
+"""The audit log: every action that moves money, changes a control or touches access — who,
+when, what, the outcome, before → after. Append-only: rows are inserted, never updated or
+deleted (no code path does, and the database's triggers refuse it: :func:`protect_audit_log`).
+
+Write an entry in the transaction of the change it records (``ledger.audit(..., conn=conn)``),
+so the log never shows a change that did not happen nor misses one that did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, or_, select
+from sqlalchemy.engine import Engine
+
+from kedacore.ledger import schema as s
+from kedacore.ledger.engine import reading, writing
+
+# What the audit log records (action → how a page names it). Grouped by the first word.
+ACTIONS: dict[str, str] = {
+    "sign_in": "Signed in",
+    "sign_out_everywhere": "Signed out everywhere",
+    "refused": "Refused (no permission)",
+    "send": "Send",
+    "send_awaiting": "Send waits for approval",
+    "campaign_create": "Campaign created",
+    "campaign_start": "Campaign started",
+    "campaign_pause": "Campaign paused",
+    "campaign_resume": "Campaign resumed",
+    "campaign_cancel": "Campaign cancelled",
+    "campaign_awaiting": "Campaign waits for approval",
+    "approve": "Approved",
+    "reject": "Rejected",
+    "withdraw": "Approval request withdrawn",
+    "caps_change": "Caps changed",
+    "setting_change": "Team setting changed",
+    "topup": "Top-up",
+    "member_add": "Member added",
+    "member_roles": "Roles changed",
+    "member_remove": "Member removed",
+    "notification": "Notification sent",
+}
+OUTCOMES = ("done", "refused", "failed")
+
+
+def protect_audit_log(engine: Engine) -> None:
+    """Make the database itself refuse UPDATE and DELETE on ``audit_log`` (idempotent)."""
+    dialect = engine.dialect.name
+    with engine.begin() as conn:
+        if dialect == "sqlite":
+            for verb in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{verb.lower()} "
+                    f"BEFORE {verb} ON audit_log "
+                    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+                )
+        elif dialect == "postgresql":
+            # Opened by several replicas at once: replace nothing that is already there.
+            have = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_trigger WHERE tgname = 'audit_log_append_only' "
+                "AND tgrelid = 'audit_log'::regclass"
+            ).first()
+            if have:
+                return
+            conn.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'audit_log is append-only'; END $$"
+            )
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
+            conn.exec_driver_sql(
+                "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+                "ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()"
+            )
+
+
+def _json(value: Any) -> str | None:
+    """Canonical JSON of a before/after value: money and ratios as decimal strings."""
+    if value is None:
+        return None
+
+    def default(item: Any) -> Any:
+        if isinstance(item, Decimal):
+            return format(item, "f")
+        if isinstance(item, (datetime, date)):
+            return item.isoformat()
+        if isinstance(item, (set, frozenset)):
+            return sorted(item)
+        raise TypeError(f"not recordable in the audit log: {type(item).__name__}")
+
+    return json.dumps(value, sort_keys=True, default=default, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    outcome: str
+    target: str
+    before: Any
+    after: Any
+    detail: str
+
+    @property
+    def action_label(self) -> str:
+        return ACTIONS.get(self.action, self.action)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the Audit page filters on; every part optional."""
+
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    actors: Sequence[str] = ()
+    actions: Sequence[str] = ()
+    outcomes: Sequence[str] = ()
+    text: str = ""  # in the target or the detail
+
+
+def _entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        outcome=row.outcome,
+        target=row.target,
+        before=json.loads(row.before) if row.before is not None else None,
+        after=json.loads(row.after) if row.after is not None else None,
+        detail=row.detail,
+    )
+
+
+def _escape_like(text: str) -> str:
+    """``text`` matched literally by LIKE … ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class AuditMixin:
+    """The audit log of the Ledger."""
+
+    engine: Any
+
+    def now(self) -> datetime:
+        raise NotImplementedError
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target: str = "",
+        before: Any = None,
+        after: Any = None,
+        detail: str = "",
+        outcome: str = "done",
+        conn: Connection | None = None,
+    ) -> None:
+        """Append one entry (in ``conn``'s transaction when given, else in its own)."""
+        if action not in ACTIONS:
+            raise ValueError(f"not an audit action: {action!r}")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"not an audit outcome: {outcome!r}")
+        if not actor.strip():
+            raise ValueError("an audit entry needs someone who acted")
+        row = {
+            "at": self.now(),
+            "actor": actor.strip()[:254],
+            "action": action,
+            "outcome": outcome,
+            "target": target[:200],
+            "before": _json(before),
+            "after": _json(after),
+            "detail": detail,
+        }
+        if conn is not None:
+            conn.execute(insert(s.audit_log), row)
+            return
+        with writing(self.engine) as own:
+            own.execute(insert(s.audit_log), row)
+
+    def _audit_query(self, where: AuditFilter) -> Any:
+        t = s.audit_log
+        query = select(t)
+        if where.since is not None:
+            query = query.where(t.c.at >= where.since)
+        if where.until is not None:
+            query = query.where(t.c.at < where.until)
+        if where.actors:
+            query = query.where(t.c.actor.in_(list(where.actors)))
+        if where.actions:
+            query = query.where(t.c.action.in_(list(where.actions)))
+        if where.outcomes:
+            query = query.where(t.c.outcome.in_(list(where.outcomes)))
+        text = where.text.strip().lower()
+        if text:
+            like = "%" + _escape_like(text) + "%"
+            query = query.where(
+                or_(
+                    func.lower(t.c.target).like(like, escape="\\"),
+                    func.lower(t.c.detail).like(like, escape="\\"),
+                    func.lower(t.c.actor).like(like, escape="\\"),
+                )
+            )
+        return query
+
+    def audit_entries(
+        self, where: AuditFilter | None = None, *, limit: int = 200, offset: int = 0
+    ) -> list[AuditEntry]:
+        """The log, newest first, filtered."""
+        t = s.audit_log
+        query = self._audit_query(where or AuditFilter())
+        query = query.order_by(t.c.id.desc()).limit(limit).offset(offset)
+        with reading(self.engine) as conn:
+            return [_entry(row) for row in conn.execute(query)]
+
+    def audit_count(self, where: AuditFilter | None = None) -> int:
+        query = self._audit_query(where or AuditFilter()).subquery()
+        with reading(self.engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(query)).scalar_one())
+
+    def audit_actors(self) -> list[str]:
+        """Everyone who appears in the log (for the Audit page's filter)."""
+        t = s.audit_log
+        with reading(self.engine) as conn:
+            return list(conn.execute(select(t.c.actor).distinct().order_by(t.c.actor)).scalars())

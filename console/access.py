@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -25,6 +26,7 @@ from kedacore.ledger import Ledger
 from kedacore.team import LOCAL_OPERATOR, Actor, Permission, normalize_email, roles_needed
 
 ALLOW_ENV = "KEDA_ALLOW_NO_SIGN_IN"
+SESSION_HOURS = 12.0  # a sign-in lasts this long, then the provider is asked again
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -37,6 +39,7 @@ class TeamConfig:
     admins: tuple[str, ...]  # [team] admins: members and admins from their first sign-in
     contact: str  # [team] contact: whom a non-member should ask (else the admins)
     allow_no_sign_in: bool  # the explicit override for a console beyond loopback
+    session_hours: float = SESSION_HOURS  # [team] session_hours: then sign in again
 
 
 def _section(secrets: Any, name: str) -> Mapping[str, Any]:
@@ -63,12 +66,19 @@ def team_config(secrets: Any, env: Mapping[str, str] | None = None) -> TeamConfi
         except ValueError:
             continue  # a typo in secrets must not name someone else; docs/team.md says so
     override = str(env.get(ALLOW_ENV) or keda.get(ALLOW_ENV.lower()) or "").strip().lower()
+    try:
+        hours = float(team.get("session_hours", SESSION_HOURS))
+    except (TypeError, ValueError):
+        hours = SESSION_HOURS
+    if not 0 < hours <= 24 * 30:  # NaN, 0, negative or beyond the cookie's 30 days
+        hours = SESSION_HOURS
     return TeamConfig(
         sign_in=bool(auth),
         providers=providers if "client_id" not in auth else (),
         admins=tuple(admins),
         contact=str(team.get("contact") or "").strip(),
         allow_no_sign_in=override in _TRUE,
+        session_hours=hours,
     )
 
 
@@ -159,8 +169,8 @@ def resolve(ledger: Ledger, config: TeamConfig) -> Actor | str:
         email = normalize_email(raw)
     except ValueError:
         return f"not_member:{raw or user.get('sub') or '?'}"
-    if user.get("email_verified") is False:
-        return f"unverified:{email}"
+    if str(user.get("email_verified", True)).strip().lower() in {"false", "0", "no", ""}:
+        return f"unverified:{email}"  # False, "false", 0 …: the provider does not vouch for it
     member = ledger.member(email)
     if email in config.admins and (member is None or "admin" not in member.roles):
         ledger.ensure_admins([email])
@@ -168,11 +178,13 @@ def resolve(ledger: Ledger, config: TeamConfig) -> Actor | str:
     if member is None:
         return f"not_member:{email}"
     issued = _int(user.get("iat"))
-    if member.signed_out_at is not None and (
-        issued is None or issued <= int(member.signed_out_at.timestamp())
-    ):
+    if issued is None:  # an ID token always says when it was issued (OpenID Connect Core 2)
+        return f"no_time:{email}"
+    if member.signed_out_at is not None and issued <= int(member.signed_out_at.timestamp()):
         return "signed_out_everywhere"
-    if issued is None or member.last_sign_in_iat != issued:
+    if time.time() - issued > config.session_hours * 3600:
+        return "expired"
+    if member.last_sign_in_iat != issued:
         ledger.note_sign_in(email, issued)
     return Actor(email, member.roles, display=str(user.get("name") or ""))
 
@@ -195,15 +207,27 @@ def gate(ledger: Ledger, address: str | None, exposed: bool) -> Actor:
         return found
     if found == "signed_out":
         _sign_in_page(config)
-    if found == "signed_out_everywhere":
+    if found in ("signed_out_everywhere", "expired"):
         _gate_page(
-            "You were signed out",
-            "Your sessions were ended (sign out everywhere). Sign in again to carry on.",
+            "You were signed out" if found != "expired" else "Your sign-in has expired",
+            "Your sessions were ended (sign out everywhere). Sign in again to carry on."
+            if found != "expired"
+            else f"A sign-in lasts {config.session_hours:g} hours here. Sign in again to carry on.",
             ":material/logout:",
         )
         st.button("Sign in again", key="access_relogin", type="primary", on_click=st.logout)
         _stop()
     kind, _, email = found.partition(":")
+    if kind == "no_time":
+        _gate_page(
+            "Your sign-in cannot be used",
+            "Your sign-in provider did not say when you signed in (the ID token's `iat`), so "
+            "this console cannot tell an old session from a new one. Ask your admin to check "
+            "the provider's configuration.",
+            ":material/error:",
+        )
+        st.button("Sign out", key="access_logout", on_click=st.logout)
+        _stop()
     if kind == "unverified":
         _gate_page(
             "Your e-mail address is not verified",

@@ -14,6 +14,7 @@ import secrets
 import streamlit as st
 
 from console.messaging import send as sv
+from console.messaging import send_recent as recent
 from console.shell import account_changed, country_select, keda_errors, page_setup
 from console.views import (
     check_numbers,
@@ -36,7 +37,7 @@ with keda_errors("The price table could not be read", sandbox=console.sandbox):
 state = st.session_state
 cur = pricing.currency
 sv.last_outcome(console)  # this session's last send, above the form where it is seen
-sv.open_sends(console)  # any send without an answer yet, whoever sent it
+recent.open_sends(console)  # any send without an answer yet, whoever sent it
 
 compose, summary = st.columns([3, 2], gap="large")
 
@@ -197,4 +198,4 @@ if clicked and not blockers:
 if "send_pending" in state:
     sv.confirm(console, state["send_pending"], cur)
 
-sv.recent_sends(console)
+recent.recent_sends(console)

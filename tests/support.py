@@ -380,3 +380,13 @@ class ReceiverHandle:
         """msgid → status, for every message of the ledger."""
         with self.ledger.engine.connect() as conn:
             return dict(conn.exec_driver_sql("SELECT msgid, status FROM messages").all())
+
+
+# A sign-in's time (the ID token's ``iat``) for AppTest runs signed in: shortly before the tests
+# started, so that it is neither in the future nor older than a session lasts (12 hours).
+SIGNED_IN_AT = int(time.time()) - 600
+
+
+def signed_at(offset: int = 0) -> int:
+    """``SIGNED_IN_AT`` + ``offset`` seconds: distinct sign-ins of one test are distinct offsets."""
+    return SIGNED_IN_AT + offset

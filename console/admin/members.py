@@ -261,7 +261,7 @@ def manage(ledger: Ledger, members: Sequence[Member], config: TeamConfig, actor:
     if row.button("Remove…", key="members_remove", icon=":material/person_remove:"):
         state["members_removing"] = member.email
     if save:
-        _save_roles(ledger, member, roles)
+        _save_roles(ledger, member, roles, config)
     if out:
         who = require(ledger, Permission.MEMBERS, "sign a member out", target=member.email)
         ledger.sign_out_everywhere(member.email, by=who.name)
@@ -273,10 +273,10 @@ def manage(ledger: Ledger, members: Sequence[Member], config: TeamConfig, actor:
         _confirm_removal(ledger, member, config)
 
 
-def _save_roles(ledger: Ledger, member: Member, roles: Sequence[str]) -> None:
+def _save_roles(ledger: Ledger, member: Member, roles: Sequence[str], config: TeamConfig) -> None:
     actor = require(ledger, Permission.MEMBERS, "change a member's roles", target=member.email)
     try:
-        after = ledger.set_member_roles(member.email, roles, by=actor.name)
+        after = ledger.set_member_roles(member.email, roles, by=actor.name, protected=config.admins)
     except ValueError as exc:
         st.session_state.pop("members_roles_of", None)  # the box shows what is stored again
         st.session_state["members_error"] = f"**The roles were not changed.** {plain(exc)}"
@@ -300,8 +300,8 @@ def _confirm_removal(ledger: Ledger, member: Member, config: TeamConfig) -> None
         )
         if member.email in config.admins:
             st.caption(
-                "Named in `[team] admins` in secrets: they become an admin again at their next "
-                "sign-in. Take them out of secrets too."
+                "Named in `[team] admins` in secrets: take them out of secrets first, or the "
+                "removal is refused."
             )
         reason = st.text_input(
             "Reason (optional, kept in the audit log)", key="members_remove_reason", max_chars=500
@@ -318,7 +318,9 @@ def _confirm_removal(ledger: Ledger, member: Member, config: TeamConfig) -> None
     state.pop("members_removing", None)
     actor = require(ledger, Permission.MEMBERS, "remove a member", target=member.email)
     try:
-        ledger.remove_member(member.email, by=actor.name, reason=reason.strip())
+        ledger.remove_member(
+            member.email, by=actor.name, reason=reason.strip(), protected=config.admins
+        )
     except ValueError as exc:
         state["members_error"] = f"**Nobody was removed.** {plain(exc)}"
         st.rerun()

@@ -242,7 +242,7 @@ sends = Table(
 
 # -- the team (Step 8): members, the audit log, approvals, settings, balances, notifications --
 
-# A member of the team: keyed by e-mail (lower case). ``roles`` is comma-separated
+# A member of the team (or one removed: ``removed_at``): keyed by e-mail (lower case). ``roles`` is comma-separated
 # (kedacore.team.ROLES). ``signed_out_at``: sessions signed in before it are over ("sign out
 # everywhere"); ``last_sign_in_iat``: the ID token of the last sign-in, so that a sign-in is
 # audited once, not at every page view.
@@ -257,6 +257,7 @@ members = Table(
     Column("signed_out_at", UTCDateTime),
     Column("last_sign_in_at", UTCDateTime),
     Column("last_sign_in_iat", BigInteger),
+    Column("removed_at", UTCDateTime),  # removed: no access, old sessions over; kept for history
 )
 
 # Append-only: rows are inserted, never updated or deleted (no code path does; triggers refuse
@@ -338,21 +339,33 @@ topups = Table(
     Index("ix_topups_day", "day"),
 )
 
-# A notification: at most one per cause per day (the unique key), with where it went.
+# A notification: at most one per cause per day (the unique key), with where it went and its
+# delivery (kedacore.ledger.notices): pending → delivered, or failed once given up. A delivery
+# is claimed by a conditional UPDATE (attempts + 1, leased_until) so that exactly one thread,
+# process or replica makes each attempt; a failed one is tried again at next_attempt_at.
 notifications = Table(
     "notifications",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("cause", String(80), nullable=False),  # "usage_alert", "campaign_paused:12"…
+    Column("cause", String(80), nullable=False),  # "usage_alert", "campaign_paused:12:…"…
     Column("day", Date, nullable=False),
     Column("kind", String(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("subject", String(300), nullable=False),
     Column("body", Text, nullable=False),
     Column("link", Text, nullable=False, default=""),
-    Column("deliveries", Text, nullable=False, default="[]"),  # JSON: channel, to (masked), ok
+    Column("facts", Text, nullable=False, default="{}"),  # JSON: the webhook's figures (retries)
+    # JSON: channel, to (masked), ok, error (an HTTP status, never an answer's body), ref
+    Column("deliveries", Text, nullable=False, default="[]"),
+    Column("state", String(10), nullable=False, default="pending"),  # pending/delivered/failed
+    Column("attempts", Integer, nullable=False, default=0),  # attempts claimed so far
+    Column("next_attempt_at", UTCDateTime),  # pending: not tried again before
+    Column("leased_until", UTCDateTime),  # an attempt under way (its claimant's, until then)
+    Column("last_attempt_at", UTCDateTime),
+    Column("note", String(200), nullable=False, default=""),  # why it failed (given up)
     UniqueConstraint("cause", "day", name="uq_notifications_cause_day"),
     Index("ix_notifications_created", "created_at"),
+    Index("ix_notifications_state", "state", "next_attempt_at"),
 )
 
 # Upper bounds (ms, exclusive) of the delivery-latency histogram's buckets; the last bucket

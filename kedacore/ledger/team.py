@@ -82,6 +82,27 @@ def _member(row: Any) -> Member:
     )
 
 
+def _current(email: str) -> Any:
+    """The WHERE of a member who is one now (not removed)."""
+    return (s.members.c.email == email) & s.members.c.removed_at.is_(None)
+
+
+def _locked(conn: Connection, email: str) -> Any:
+    """The member's row, whether removed or not, locked for this transaction (PostgreSQL)."""
+    query = select(s.members).where(s.members.c.email == email)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def _named_in_secrets(email: str, protected: Iterable[str], what: str) -> None:
+    if email in set(protected):
+        raise ValueError(
+            f"{email} is named an admin in secrets ([team] admins): they cannot {what} here. "
+            "Take them out of .streamlit/secrets.toml first."
+        )
+
+
 def _roles_text(roles: Iterable[str]) -> str:
     found = parse_roles(roles)
     return ",".join(r for r in ROLES if r in found)
@@ -99,51 +120,68 @@ class TeamMixin(AuditMixin):
     # -- members ------------------------------------------------------------------------------
 
     def member(self, email: str) -> Member | None:
+        """The member by this address (any case), or None — also when they were removed."""
         try:
             key = normalize_email(email)
         except ValueError:
             return None
         with reading(self.engine) as conn:
-            row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
+            row = conn.execute(select(s.members).where(_current(key))).first()
         return _member(row) if row else None
 
     def members(self) -> list[Member]:
+        t = s.members
         with reading(self.engine) as conn:
-            rows = conn.execute(select(s.members).order_by(s.members.c.email))
+            rows = conn.execute(select(t).where(t.c.removed_at.is_(None)).order_by(t.c.email))
             return [_member(row) for row in rows]
 
     def add_member(self, email: str, roles: Iterable[str], *, by: str) -> Member:
-        """Add a member (ValueError when the address or a role is wrong, or already a member)."""
+        """Add a member (ValueError when the address or a role is wrong, or already a member).
+
+        Someone removed before comes back as new: every session they had is over.
+        """
         key = normalize_email(email)
         text = _roles_text(roles)
         if not text:
             raise ValueError("give the member at least one role")
         now = self.now()
         with writing(self.engine) as conn:
-            exists = conn.execute(select(s.members.c.email).where(s.members.c.email == key)).first()
-            if exists:
+            row = _locked(conn, key)
+            if row is not None and row.removed_at is None:
                 raise ValueError(f"{key} is a member already: change their roles instead")
-            conn.execute(
-                insert(s.members),
-                {"email": key, "roles": text, "added_by": by, "added_at": now, "updated_at": now},
-            )
+            fresh = {"roles": text, "added_by": by, "added_at": now, "updated_at": now}
+            if row is None:
+                conn.execute(insert(s.members), {"email": key, **fresh})
+            else:  # removed before: nothing of their old sessions survives
+                conn.execute(
+                    update(s.members)
+                    .where(s.members.c.email == key)
+                    .values(removed_at=None, signed_out_at=now, last_sign_in_iat=None, **fresh)
+                )
             self.audit(by, "member_add", target=key, after={"roles": text.split(",")}, conn=conn)
         member = self.member(key)
         assert member is not None
         return member
 
-    def set_member_roles(self, email: str, roles: Iterable[str], *, by: str) -> Member:
+    def set_member_roles(
+        self, email: str, roles: Iterable[str], *, by: str, protected: Iterable[str] = ()
+    ) -> Member:
+        """Change a member's roles. ``protected``: the admins named in secrets, who stay admins."""
         key = normalize_email(email)
         text = _roles_text(roles)
         if not text:
             raise ValueError("a member needs at least one role: remove them instead")
         with writing(self.engine) as conn:
-            row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
-            if row is None:
+            self._lock_members(conn)
+            row = _locked(conn, key)
+            if row is None or row.removed_at is not None:
                 raise ValueError(f"{key} is not a member")
             if row.roles == text:
                 return _member(row)
-            self._keep_an_admin(conn, key, "admin" in text.split(","))
+            stays_admin = "admin" in text.split(",")
+            self._keep_an_admin(conn, key, stays_admin)
+            if not stays_admin:
+                _named_in_secrets(key, protected, "stop being an admin")
             conn.execute(
                 update(s.members)
                 .where(s.members.c.email == key)
@@ -161,14 +199,25 @@ class TeamMixin(AuditMixin):
         assert member is not None
         return member
 
-    def remove_member(self, email: str, *, by: str, reason: str = "") -> None:
+    def remove_member(
+        self, email: str, *, by: str, reason: str = "", protected: Iterable[str] = ()
+    ) -> None:
+        """Remove a member: they lose access at once and every session of theirs is over. The
+        row stays (removed), so that adding them again never revives an old session."""
         key = normalize_email(email)
         with writing(self.engine) as conn:
-            row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
-            if row is None:
+            self._lock_members(conn)
+            row = _locked(conn, key)
+            if row is None or row.removed_at is not None:
                 raise ValueError(f"{key} is not a member")
             self._keep_an_admin(conn, key, False)
-            conn.execute(s.members.delete().where(s.members.c.email == key))
+            _named_in_secrets(key, protected, "be removed")
+            now = self.now()
+            conn.execute(
+                update(s.members)
+                .where(s.members.c.email == key)
+                .values(removed_at=now, signed_out_at=now, last_sign_in_iat=None, updated_at=now)
+            )
             self.audit(
                 by,
                 "member_remove",
@@ -178,23 +227,30 @@ class TeamMixin(AuditMixin):
                 conn=conn,
             )
 
+    def _lock_members(self, conn: Connection) -> None:
+        """Serialise changes that count the admins (PostgreSQL; SQLite's writers already are)."""
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("LOCK TABLE members IN SHARE ROW EXCLUSIVE MODE")
+
     def _keep_an_admin(self, conn: Connection, email: str, stays_admin: bool) -> None:
         """Refuse the change that would leave the team without an admin member."""
         if stays_admin:
             return
-        rows = conn.execute(select(s.members.c.email, s.members.c.roles)).all()
+        t = s.members
+        rows = conn.execute(select(t.c.email, t.c.roles).where(t.c.removed_at.is_(None))).all()
         admins = [r.email for r in rows if "admin" in r.roles.split(",")]
         if admins == [email]:
             raise ValueError(f"{email} is the team's only admin: make someone else an admin first")
 
     def ensure_admins(self, emails: Iterable[str]) -> list[str]:
-        """Members for the admins named in secrets (added by "secrets"; admin role kept)."""
+        """Members for the admins named in secrets, at their first sign-in (added by "secrets");
+        one who lost the admin role gets it back. One removed stays removed."""
         added = []
         now = self.now()
         for email in emails:
             key = normalize_email(email)
             with writing(self.engine) as conn:
-                row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
+                row = _locked(conn, key)
                 if row is None:
                     conn.execute(
                         insert(s.members),
@@ -210,7 +266,7 @@ class TeamMixin(AuditMixin):
                         "secrets", "member_add", target=key, after={"roles": ["admin"]}, conn=conn
                     )
                     added.append(key)
-                elif "admin" not in row.roles.split(","):
+                elif row.removed_at is None and "admin" not in row.roles.split(","):
                     roles = _roles_text([*row.roles.split(","), "admin"])
                     conn.execute(
                         update(s.members)
@@ -232,7 +288,7 @@ class TeamMixin(AuditMixin):
         """Record a member's sign-in once per ID token; True when this one is new (audited)."""
         key = normalize_email(email)
         with writing(self.engine) as conn:
-            row = conn.execute(select(s.members).where(s.members.c.email == key)).first()
+            row = conn.execute(select(s.members).where(_current(key))).first()
             if row is None or (issued_at is not None and row.last_sign_in_iat == issued_at):
                 return False
             conn.execute(
@@ -249,7 +305,7 @@ class TeamMixin(AuditMixin):
         with writing(self.engine) as conn:
             done = conn.execute(
                 update(s.members)
-                .where(s.members.c.email == key)
+                .where(_current(key))
                 .values(signed_out_at=self.now(), last_sign_in_iat=None)
             )
             if done.rowcount != 1:

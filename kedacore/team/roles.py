@@ -60,7 +60,12 @@ MAX_EMAIL = 254
 
 def normalize_email(text: str) -> str:
     """An e-mail address as members are keyed: trimmed, lower case; ValueError if not one."""
-    value = (text or "").strip().lower()
+    raw = (text or "").strip()
+    # ASCII only: str.lower() folds some other letters into ASCII ones (the Kelvin sign "K"
+    # becomes "k"), and one member must never be reachable by another's look-alike address.
+    if not raw.isascii():
+        raise ValueError(f"{raw[:80]!r} is not an e-mail address this console takes (ASCII only)")
+    value = raw.lower()
     if len(value) > MAX_EMAIL or not _EMAIL.match(value):
         raise ValueError(f"{text.strip()[:80]!r} is not an e-mail address (name@example.com)")
     return value

@@ -13,7 +13,7 @@ from console import runtime as _runtime
 from console.access import team_config
 from kedacore.ledger import Ledger
 from tests.console.test_app import APP, clean_env
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, signed_at
 
 AUTH = {
     "redirect_uri": "http://localhost:8501/oauth2callback",
@@ -83,7 +83,7 @@ def test_signed_out_sees_only_the_sign_in_page(ledger: Ledger) -> None:
 
 
 def test_a_stranger_is_told_whom_to_ask_and_sees_nothing(ledger: Ledger) -> None:
-    at = signed_in({"email": "stranger@example.com", "iat": 10})
+    at = signed_in({"email": "stranger@example.com", "iat": signed_at(10)})
     assert titles(at) == ["You are not a member of this team"]
     text = at.info[0].value.replace("\\", "").replace("\u2060", "")
     assert ("stranger@example.com" in text and ADMIN not in text) or "mia" not in text
@@ -91,14 +91,14 @@ def test_a_stranger_is_told_whom_to_ask_and_sees_nothing(ledger: Ledger) -> None
 
 
 def test_an_unverified_address_is_refused(ledger: Ledger) -> None:
-    at = signed_in({"email": "mia@example.com", "email_verified": False, "iat": 10})
+    at = signed_in({"email": "mia@example.com", "email_verified": False, "iat": signed_at(10)})
     assert titles(at) == ["Your e-mail address is not verified"]
     assert not at.sidebar.metric
 
 
 def test_a_secrets_admin_becomes_a_member_at_first_sign_in(ledger: Ledger) -> None:
     assert ledger.member(ADMIN) is None
-    at = signed_in({"email": "Boss@Example.com", "name": "The Boss", "iat": 100})
+    at = signed_in({"email": "Boss@Example.com", "name": "The Boss", "iat": signed_at(100)})
     assert not at.exception and titles(at) == ["Send"]
     boss = ledger.member(ADMIN)
     assert boss is not None and boss.roles == {"admin"} and boss.added_by == "secrets"
@@ -106,18 +106,19 @@ def test_a_secrets_admin_becomes_a_member_at_first_sign_in(ledger: Ledger) -> No
     assert "The Boss" in sidebar and "admin" in sidebar
     signed = [e for e in ledger.audit_entries() if e.action == "sign_in" and e.actor == ADMIN]
     assert len(signed) == 1
-    signed_in({"email": ADMIN, "iat": 100})  # the same sign-in, another page view
+    signed_in({"email": ADMIN, "iat": signed_at(100)})  # the same sign-in, another page view
     assert (
         len([e for e in ledger.audit_entries() if e.action == "sign_in" and e.actor == ADMIN]) == 1
     )
 
 
 def test_a_marketing_member_forced_onto_limits_is_refused_and_audited(ledger: Ledger) -> None:
-    at = signed_in({"email": "mia@example.com", "iat": 20})
+    at = signed_in({"email": "mia@example.com", "iat": signed_at(20)})
     assert titles(at) == ["Send"]
     for page in ("limits", "audit", "members", "spend", "statement"):
         alone = signed_in(
-            {"email": "mia@example.com", "iat": 20}, str(REPO_ROOT / "pages" / f"{page}.py")
+            {"email": "mia@example.com", "iat": signed_at(20)},
+            str(REPO_ROOT / "pages" / f"{page}.py"),
         )
         assert not alone.exception, (page, alone.exception)
         assert titles(alone) == [], page  # the page drew nothing of its own
@@ -131,9 +132,9 @@ def test_a_marketing_member_forced_onto_limits_is_refused_and_audited(ledger: Le
 
 def test_sign_out_everywhere_ends_older_sessions(ledger: Ledger) -> None:
     ledger.add_member("sue@example.com", ["support"], by="local operator")
-    assert titles(signed_in({"email": "sue@example.com", "iat": 1_000})) == ["Status"]
+    assert titles(signed_in({"email": "sue@example.com", "iat": signed_at(1)})) == ["Status"]
     ledger.sign_out_everywhere("sue@example.com", by="sue@example.com")
-    old = signed_in({"email": "sue@example.com", "iat": 1_000})
+    old = signed_in({"email": "sue@example.com", "iat": signed_at(1)})
     assert titles(old) == ["You were signed out"] and not old.sidebar.metric
     import time
 
@@ -143,8 +144,42 @@ def test_sign_out_everywhere_ends_older_sessions(ledger: Ledger) -> None:
 
 def test_removing_a_member_takes_effect_at_the_next_run(ledger: Ledger) -> None:
     ledger.add_member("temp@example.com", ["finance"], by="local operator")
-    assert titles(signed_in({"email": "temp@example.com", "iat": 5})) == ["Campaigns"]
+    assert titles(signed_in({"email": "temp@example.com", "iat": signed_at(5)})) == ["Campaigns"]
     ledger.remove_member("temp@example.com", by="local operator")
-    assert titles(signed_in({"email": "temp@example.com", "iat": 5})) == [
+    assert titles(signed_in({"email": "temp@example.com", "iat": signed_at(5)})) == [
         "You are not a member of this team"
     ]
+
+
+@pytest.mark.parametrize("claim", [False, "false", "False", 0, "0", "no"])
+def test_every_spelling_of_not_verified_is_refused(ledger: Ledger, claim: object) -> None:
+    at = signed_in({"email": "mia@example.com", "email_verified": claim, "iat": signed_at(11)})
+    assert titles(at) == ["Your e-mail address is not verified"]
+
+
+def test_a_sign_in_without_its_time_is_refused_and_not_audited_at_every_view(
+    ledger: Ledger,
+) -> None:
+    before = ledger.audit_count()
+    for _ in range(3):
+        at = signed_in({"email": "mia@example.com"})
+        assert titles(at) == ["Your sign-in cannot be used"] and not at.sidebar.metric
+    assert ledger.audit_count() == before
+
+
+def test_a_sign_in_older_than_a_session_lasts_must_be_renewed(ledger: Ledger) -> None:
+    import time
+
+    stale = int(time.time()) - 13 * 3600  # sessions last 12 hours by default
+    at = signed_in({"email": "mia@example.com", "iat": stale})
+    assert titles(at) == ["Your sign-in has expired"] and not at.sidebar.metric
+    longer = AppTest.from_file(APP, default_timeout=60)
+    longer.secrets["auth"] = AUTH
+    longer.secrets["team"] = {"admins": [ADMIN], "session_hours": 24}
+    longer.user = {"is_logged_in": True, "email": "mia@example.com", "iat": stale}
+    assert titles(longer.run()) == ["Send"]
+
+
+def test_a_look_alike_address_is_not_the_member(ledger: Ledger) -> None:
+    at = signed_in({"email": "m\u0456a@example.com", "iat": signed_at(12)})  # Cyrillic і
+    assert titles(at) == ["You are not a member of this team"] and not at.sidebar.metric

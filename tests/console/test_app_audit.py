@@ -33,7 +33,7 @@ from kedacore.ledger import schema as s
 from kedacore.ledger.team import APPROVAL_THRESHOLD, AuditEntry, AuditFilter
 from tests.console.test_app import APP, clean_env
 from tests.console.test_app_team import AUTH
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, signed_at
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 
@@ -267,7 +267,7 @@ def test_a_member_without_the_audit_permission_is_refused(data_dir: Path) -> Non
         book.add_member("sup@example.com", ["support"], by="boss@example.com")
     at = AppTest.from_file(str(REPO_ROOT / "pages/audit.py"), default_timeout=60)
     at.secrets["auth"] = dict(AUTH)
-    at.user = {"is_logged_in": True, "email": "sup@example.com", "iat": 7}
+    at.user = {"is_logged_in": True, "email": "sup@example.com", "iat": signed_at(7)}
     at.run()
     assert any("Not allowed" in e.value and "finance" in e.value for e in at.error)
     assert not at.dataframe and not at.get("download_button")

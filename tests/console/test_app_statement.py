@@ -29,7 +29,7 @@ from kedacore.ledger.team import AuditFilter
 from kedacore.reconcile import reconcile
 from kedacore.settings import load_settings
 from tests.console.test_app import APP, balance, clean_env, send, shown
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, signed_at
 
 STATEMENT = "pages/statement.py"
 BOSS = "boss@example.com"
@@ -154,7 +154,7 @@ def signed_in(email: str, script: str = APP) -> AppTest:
     at = AppTest.from_file(script, default_timeout=60)
     at.secrets["auth"] = dict(AUTH)
     at.secrets["team"] = {"admins": [BOSS]}
-    at.user = {"is_logged_in": True, "email": email, "iat": 7}
+    at.user = {"is_logged_in": True, "email": email, "iat": signed_at(7)}
     return at
 
 

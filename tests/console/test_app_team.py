@@ -24,7 +24,7 @@ from kedacore.ledger.team import AuditFilter
 from kedacore.settings import load_settings
 from kedacore.team import Actor
 from tests.console.test_app import APP, clean_env, shown
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, signed_at
 
 BOSS = "boss@example.com"  # named in [team] admins
 AUTH = {
@@ -53,7 +53,7 @@ def signed_in(email: str, script: str = APP, *, iat: int = 7) -> AppTest:
     at = AppTest.from_file(script, default_timeout=60)
     at.secrets["auth"] = dict(AUTH)
     at.secrets["team"] = {"admins": [BOSS]}
-    at.user = {"is_logged_in": True, "email": email, "iat": iat}
+    at.user = {"is_logged_in": True, "email": email, "iat": signed_at(iat)}
     return at
 
 

@@ -215,3 +215,31 @@ def test_the_audit_log_is_append_only_in_the_database(ledger: Ledger) -> None:
     [entry] = again.audit_entries()
     assert (entry.actor, entry.before, entry.after) == ("finance@example.com", {"a": 1}, {"a": 2})
     again.close()
+
+
+def test_two_admins_removing_each_other_at_once_leave_one(ledger: Ledger) -> None:
+    """Each removal counts the admins left; on PostgreSQL both count under a table lock, so the
+    second waits for the first and then refuses (the team keeps an admin)."""
+    ledger.add_member("a@example.com", ["admin"], by="secrets")
+    ledger.add_member("b@example.com", ["admin"], by="secrets")
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def remove(who: str, whom: str) -> None:
+        barrier.wait()
+        try:
+            ledger.remove_member(whom, by=who)
+            outcomes[who] = "removed"
+        except ValueError as exc:
+            outcomes[who] = str(exc)
+
+    threads = [
+        threading.Thread(target=remove, args=("a@example.com", "b@example.com")),
+        threading.Thread(target=remove, args=("b@example.com", "a@example.com")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(v == "removed" for v in outcomes.values()) == [False, True], outcomes
+    assert [m.email for m in ledger.members() if "admin" in m.roles] != []

@@ -187,3 +187,49 @@ def test_concurrent_audit_writes_all_land(ledger: Ledger) -> None:
     for t in threads:
         t.join()
     assert ledger.audit_count() == 100
+
+
+def test_a_removed_member_added_again_starts_with_no_old_session(
+    ledger: Ledger, clock: Clock
+) -> None:
+    ledger.add_member("m@example.com", ["marketing"], by="a@example.com")
+    ledger.note_sign_in("m@example.com", 1_000)
+    clock.now += timedelta(hours=1)
+    ledger.remove_member("m@example.com", by="a@example.com")
+    assert ledger.member("m@example.com") is None
+    assert [m.email for m in ledger.members()] == []
+    assert not ledger.note_sign_in("m@example.com", 2_000)  # a removed member does not sign in
+    with pytest.raises(ValueError, match="not a member"):
+        ledger.sign_out_everywhere("m@example.com", by="a@example.com")
+    clock.now += timedelta(hours=1)
+    back = ledger.add_member("m@example.com", ["support"], by="a@example.com")
+    assert back.roles == {"support"} and back.signed_out_at == clock.now
+    assert back.last_sign_in_iat is None  # the session from before the removal is over
+
+
+def test_admins_named_in_secrets_are_neither_removed_nor_demoted_here(ledger: Ledger) -> None:
+    ledger.ensure_admins(["boss@example.com"])
+    ledger.add_member("other@example.com", ["admin"], by="boss@example.com")
+    for change in (
+        lambda: ledger.remove_member(
+            "boss@example.com", by="other@example.com", protected=["boss@example.com"]
+        ),
+        lambda: ledger.set_member_roles(
+            "boss@example.com", ["finance"], by="other@example.com", protected=["boss@example.com"]
+        ),
+    ):
+        with pytest.raises(ValueError, match="named an admin in secrets"):
+            change()
+    assert ledger.member("boss@example.com").roles == {"admin"}
+    # Out of secrets, the removal goes through, and the old name in secrets does not revive them.
+    ledger.remove_member("boss@example.com", by="other@example.com")
+    assert ledger.ensure_admins(["boss@example.com"]) == []
+    assert ledger.member("boss@example.com") is None
+
+
+def test_look_alike_addresses_are_refused() -> None:
+    from kedacore.team import normalize_email
+
+    for spoof in ("\u212aate@example.com", "kate@exampl\u0435.com", "k\u0430te@example.com"):
+        with pytest.raises(ValueError, match="ASCII"):
+            normalize_email(spoof)

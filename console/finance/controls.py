@@ -4,10 +4,16 @@ Both are amounts in the account's currency, off when empty, kept in the ledger's
 (``APPROVAL_THRESHOLD``, ``BALANCE_FLOOR``) as exact decimal strings; every change is audited
 there with before → after. Saving re-checks ``Permission.THRESHOLDS`` when it runs. Bad input
 changes nothing: both fields are checked before either is written.
+
+Separation of duties: raising the approval threshold or turning it off is refused (and the
+refusal audited) to a member who may also send or run campaigns — marketing, admin — or they
+could lift the control, send alone and put it back. It takes a finance member who does not
+send. Lowering it, or setting one where there was none, anyone with the permission may do.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,9 +25,9 @@ from console.access import require
 from console.shell import Console
 from console.views import local_time, money, plain
 from kedacore.ledger.audit import AuditFilter
-from kedacore.ledger.team import APPROVAL_THRESHOLD, BALANCE_FLOOR
+from kedacore.ledger.team import APPROVAL_THRESHOLD, BALANCE_FLOOR, SettingChanged
 from kedacore.money import MAX_MICROS, MoneyError, normalize, to_decimal, to_micros
-from kedacore.team import Permission
+from kedacore.team import Actor, Permission
 
 CONTROLS = {  # setting → (label, what it does)
     APPROVAL_THRESHOLD: (
@@ -36,15 +42,29 @@ CONTROLS = {  # setting → (label, what it does)
     ),
 }
 FORM_KEYS = {APPROVAL_THRESHOLD: "limits_approval_threshold", BALANCE_FLOOR: "limits_balance_floor"}
+# Commas as thousands separators only: 1,234 and 1,234,567.89 — never 250,50 nor 1,5.
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 
 
 def parse_amount(text: str, label: str, currency: str) -> Decimal | None:
-    """An amount typed for a control: empty → off; else exact, ≥ 0, at most 6 decimals."""
-    raw = text.strip().replace(",", "").replace(" ", "").replace("_", "")
+    """An amount typed for a control: empty → off; else exact, ≥ 0, at most 6 decimals.
+
+    A point is the decimal mark; a comma is taken only between groups of three digits before
+    it (``1,234,567.89``). Anything else with a comma (``250,50``, ``1,5``) is refused rather
+    than guessed: read as a thousands separator it would be a hundred times the amount meant.
+    """
+    raw = text.strip().replace(" ", "").replace("_", "")
     if raw.upper().endswith(currency.upper()):
         raw = raw[: -len(currency)]
     if not raw:
         return None
+    if "," in raw:
+        if not _GROUPED.fullmatch(raw):
+            raise ValueError(
+                f"{label}: “{text.strip()}” — use a point for decimals (250.50); a comma is "
+                "only taken between thousands (1,234,567.89)."
+            )
+        raw = raw.replace(",", "")
     try:
         amount = to_decimal(raw) if "e" not in raw.lower() else None
     except MoneyError:
@@ -102,6 +122,22 @@ def parse_controls(texts: dict[str, str], currency: str) -> ControlsForm:
     return ControlsForm(values if not errors else {}, tuple(errors))
 
 
+def loosens(before: Any, after: str | None) -> bool:
+    """Whether the approval threshold going from ``before`` to ``after`` lets more go without
+    a second person: raised, or turned off. Setting one where there was none, or lowering it,
+    is stricter."""
+    if before is None:
+        return False
+    return after is None or Decimal(after) > Decimal(str(before))
+
+
+def sends_too(actor: Actor) -> bool:
+    """Whether ``actor`` may send or run campaigns — and so must not loosen the control on their
+    own sends (separation of duties). The local operator (no sign-in) is nobody's checker:
+    approvals do not apply to them."""
+    return not actor.local and (actor.can(Permission.SEND) or actor.can(Permission.CAMPAIGNS))
+
+
 def _last_change(console: Console, key: str) -> str:
     try:
         found = console.ledger.audit_entries(
@@ -128,9 +164,37 @@ def _save(console: Console, texts: dict[str, str]) -> None:
         console.ledger, Permission.THRESHOLDS, "change the team controls", target="team controls"
     )
     before = {key: console.ledger.team_setting(key) for key in CONTROLS}
+    after = form.values[APPROVAL_THRESHOLD]
+    if loosens(before[APPROVAL_THRESHOLD], after) and sends_too(actor):
+        told = (
+            f"Raising the approval threshold ({shown(before[APPROVAL_THRESHOLD], cur)} → "
+            f"{shown(after, cur)}) or turning it off must be done by a finance member who does "
+            "not send: you may also send or run campaigns, so you would be lifting the control "
+            "on your own sends. Ask a finance member without the marketing or admin role. "
+            "Lowering it you may do."
+        )
+        console.ledger.audit(
+            actor.name,
+            "setting_change",
+            target=APPROVAL_THRESHOLD,
+            before={APPROVAL_THRESHOLD: before[APPROVAL_THRESHOLD]},
+            after={APPROVAL_THRESHOLD: after},
+            detail=told,
+            outcome="refused",
+        )
+        state["limits_controls_error"] = f"**Nothing was changed.** {plain(told)}"
+        return
     changed = []
     for key, value in form.values.items():
-        if console.ledger.set_team_setting(key, value, by=actor.name):
+        try:  # decided on ``before``: a change made meanwhile by someone else is not overwritten
+            saved = console.ledger.set_team_setting(key, value, by=actor.name, expect=before[key])
+        except SettingChanged as exc:
+            state["limits_controls_error"] = (
+                f"**{CONTROLS[key][0]} was not changed:** someone changed it meanwhile (now "
+                f"{shown(exc.current, cur)}). Look at it again and save once more."
+            )
+            return
+        if saved:
             label = CONTROLS[key][0]
             changed.append(f"{label}: {shown(before[key], cur)} → {shown(value, cur)}")
     if changed:

@@ -3,11 +3,15 @@ the requests a member made, and the decisions behind their buttons.
 
 Every decision re-checks the permission when its button runs (``console.access.require``),
 and the ledger refuses — and audits — a decision on one's own request or on one already
-taken. Approving estimates the cost again with today's prices and reads the balance and
-today's caps again (``approval_rules.recheck``): if they no longer allow it, nothing starts,
-the request keeps waiting and the approver is told what to fix. Otherwise the request is
-approved exactly once and its campaign starts (``campaign_state.start_campaign``) or its send
-goes out with its own clientRef (``send.deliver``), on behalf of the approver.
+taken, and an approval of a request whose requester is no longer a member allowed to send or
+run campaigns (reject it instead). Approving estimates the cost again with today's prices and
+reads the balance and today's caps again (``approval_rules.recheck``): if they no longer
+allow it, nothing starts, the request keeps waiting and the approver is told what to fix. If
+it costs more than the estimate the approver was shown (the figure on their page when they
+clicked), nothing starts either: the request now shows the new figure and a second click
+approves that one. Otherwise the request is approved exactly once and its campaign starts
+(``campaign_state.start_campaign``) or its send goes out with its own clientRef
+(``send.deliver``), on behalf of the approver.
 
 What a decision did is kept in ``st.session_state["approvals_flash"]`` and said at the top of
 the next run.
@@ -28,9 +32,9 @@ from console.shell import Console, account_changed, advice
 from console.views import local_time, money, plain
 from kedacore import KedaError
 from kedacore.campaign import CampaignBusyError
-from kedacore.ledger.approvals import ApprovalError
+from kedacore.ledger.approvals import ApprovalError, CostRose
 from kedacore.ledger.records import Approval
-from kedacore.money import to_micros
+from kedacore.money import from_micros, to_micros
 from kedacore.team import Permission
 
 FLASH = "approvals_flash"
@@ -78,8 +82,14 @@ def _what(console: Console, item: Approval) -> str:
 # -- decisions (each re-checks the permission when its button runs) -------------------------
 
 
-def approve(console: Console, approval_id: int, reason: str) -> Said:
-    """Approve: checks made again, then approved once and started (or sent)."""
+def approve(
+    console: Console, approval_id: int, reason: str, seen_micros: int | None = None
+) -> Said:
+    """Approve: checks made again, then approved once and started (or sent).
+
+    ``seen_micros``: the estimate the approver's page showed when they clicked; it never goes
+    out at a higher cost than that (default: the request's estimate as stored now).
+    """
     ledger = console.ledger
     actor = access.require(
         ledger, Permission.APPROVE, "approve requests", target=f"approval {approval_id}"
@@ -94,6 +104,10 @@ def approve(console: Console, approval_id: int, reason: str) -> Said:
         except ApprovalError as exc:
             return Said("error", f"**Not approved:** {plain(exc)}")
         raise AssertionError("the ledger approved a request it must refuse")
+    standing = ledger.requester_refusal(item)
+    if standing is not None:  # removed, or lost the role: nobody to send it on behalf of
+        ledger.refuse_approval(approval_id, by=actor.name, reason=standing)
+        return Said("error", f"**Not approved:** {plain(standing)}")
     if not reason.strip():
         return Said("error", f"**Not approved:** write why you approve {what}; it is kept.")
     try:
@@ -124,9 +138,22 @@ def approve(console: Console, approval_id: int, reason: str) -> Said:
     assert check.estimate is not None
     try:
         ledger.approve(
-            approval_id, by=actor.name, reason=reason, estimate_micros=to_micros(check.estimate)
+            approval_id,
+            by=actor.name,
+            reason=reason,
+            estimate_micros=to_micros(check.estimate),
+            seen_micros=seen_micros,
         )
-    except ApprovalError as exc:  # another approver decided it a moment ago
+    except CostRose as exc:  # not what they were shown: shown now, for a second click
+        now = money(from_micros(exc.now_micros), item.currency)
+        was = money(from_micros(exc.shown_micros), item.currency)
+        return Said(
+            "warning",
+            f"**Not approved yet — it costs more now:** **{now}** with today's prices, not the "
+            f"{was} you were shown. Nothing was sent: {what} keeps waiting and now shows "
+            f"{now}. Approve it again to send it at {now}, or reject it.",
+        )
+    except ApprovalError as exc:  # another approver decided it a moment ago, or the requester
         return Said("error", f"**Not approved:** {plain(exc)}")
     account_changed()
     cost = money(check.estimate, check.currency)
@@ -305,6 +332,11 @@ def request(console: Console, item: Approval) -> None:
     title, recipients, countries, text = _subject(console, item)
     own = item.requested_by == console.actor.name
     cur = item.currency
+    # The estimate this page showed on its last run — the one the approver saw when they
+    # clicked (this run reads the request afresh): it never goes out at more than that.
+    seen_key = f"approvals_seen_{item.id}"
+    seen = st.session_state.get(seen_key, item.estimate_micros)
+    st.session_state[seen_key] = item.estimate_micros
     with st.container(border=True, key=f"approvals_item_{item.id}"):
         st.markdown(f"**{plain(title)}** :violet-badge[waiting]")
         st.markdown(
@@ -320,6 +352,8 @@ def request(console: Console, item: Approval) -> None:
             st.caption(
                 "You asked for this: another finance or admin member must approve or reject it."
             )
+        elif (standing := console.ledger.requester_refusal(item)) is not None:
+            st.warning(plain(standing), icon=":material/person_off:")
         reason = st.text_input(
             "Reason (required, kept with the decision)",
             key=f"approvals_reason_{item.id}",
@@ -337,7 +371,7 @@ def request(console: Console, item: Approval) -> None:
             help="The cost, the balance and today's caps are checked again first.",
         ):
             with st.spinner("Checking the cost, the balance and the caps…"):
-                _flash(approve(console, item.id, reason))
+                _flash(approve(console, item.id, reason, seen))
             st.rerun()
         if right.button(
             "Reject",

@@ -310,7 +310,13 @@ class CampaignEngine:
             pacer=Pacer(self.rate, burst=max(1.0, self.rate / 4)) if self.rate else None,
         )
         if pending and not self.ledger.mark_campaign_sending(campaign_id):
-            state.pause_requested = True  # Pause was clicked before the first request
+            # Held for approval, rejected or cancelled since the check above: nothing is sent
+            # and its status stays. Otherwise Pause was clicked before the first request.
+            now = self.ledger.campaign_status(campaign_id)
+            if now == "cancelled":
+                raise ValueError(f"campaign {campaign_id} was cancelled; it cannot be sent")
+            self._not_held(campaign_id, now)
+            state.pause_requested = True
         results: Results = asyncio.Queue()
         writer = asyncio.create_task(sender.writer(results, tally, state))
         watcher = asyncio.create_task(self._watch(campaign_id, state, sender.finished))

@@ -17,9 +17,14 @@ A member other than the one who asked then decides, once:
 
 Deciding is exactly once: the request leaves ``waiting`` by a conditional UPDATE in a write
 transaction, so of two approvers clicking at once one decides and the other is told who did.
-Nobody decides their own request. Every decision — and every refused one — writes its audit
-entry in the same transaction. Whether the decider holds the permission is the console's
-check (``console.access.require``); the ledger keeps the rules that do not depend on it.
+Nobody decides their own request. A request is approved only while its requester is still a
+member allowed to send (a send) or run campaigns (a campaign): one removed, or whose role was
+taken away, is rejected instead. Nobody approves a cost higher than the one they were shown:
+when the cost estimated on approval is over it, the approval is refused, the request shows the
+new figure (audited), and approving again approves that one (:class:`CostRose`). Every
+decision — and every refused one — writes its audit entry in the same transaction. Whether
+the decider holds the permission is the console's check (``console.access.require``); the
+ledger keeps the rules that do not depend on it.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from kedacore.ledger.records import Approval
 from kedacore.ledger.sends import send_values
 from kedacore.money import from_micros
 from kedacore.redaction import redact_text
-from kedacore.team.roles import Permission, allowed, parse_roles
+from kedacore.team.roles import LOCAL_OPERATOR, Permission, allowed, normalize_email, parse_roles
 
 APPROVAL_KINDS = ("campaign", "send")
 APPROVAL_STATES = ("waiting", "approved", "rejected", "withdrawn")
@@ -49,6 +54,16 @@ _VERDICTS = {"approve": "approved", "reject": "rejected", "withdraw": "withdrawn
 
 class ApprovalError(ValueError):
     """A decision that was not taken; the message says why, for a person."""
+
+
+class CostRose(ApprovalError):
+    """Not approved: it costs more now than the approver was shown. The request now shows what
+    it costs (``now_micros``); approving again approves that."""
+
+    def __init__(self, message: str, *, shown_micros: int, now_micros: int) -> None:
+        super().__init__(message)
+        self.shown_micros = shown_micros
+        self.now_micros = now_micros
 
 
 def _target(kind: str, ref: str) -> str:
@@ -80,6 +95,12 @@ def campaign_summary(
         f"Campaign “{name}” to {recipients:,} recipient(s) in {_countries(countries) or '—'}, "
         f"{requests:,} request(s): {_quote(text)}"
     )
+
+
+def _amount(micros: int, currency: str) -> str:
+    """``0.14 USD``, ``1,000.00 USD``, ``0.048 USD``: every decimal, at least two."""
+    whole, _, frac = format(from_micros(micros), ",f").partition(".")
+    return f"{whole}.{frac.ljust(2, '0')} {currency}"
 
 
 def _when(value: datetime | None) -> str:
@@ -266,17 +287,22 @@ class ApprovalsMixin:
         by: str,
         reason: str,
         estimate_micros: int | None = None,
+        seen_micros: int | None = None,
     ) -> Approval:
         """Approve a waiting request (exactly once) and release its send (``pending``) or
         campaign (``planned``) for the console to send or start.
 
         Args:
             estimate_micros: the cost as re-estimated now (recorded, and the send's estimate).
+            seen_micros: the estimate the approver was shown (default: the request's own).
 
         Raises:
-            ApprovalError: no reason, their own request, or decided already (audited).
+            CostRose: ``estimate_micros`` is over what the approver was shown: not approved;
+                the request now shows ``estimate_micros`` (audited).
+            ApprovalError: no reason, their own request, decided already, or its requester
+                may no longer send or run campaigns (audited).
         """
-        return self._decide(approval_id, "approve", by, reason, estimate_micros)
+        return self._decide(approval_id, "approve", by, reason, estimate_micros, seen_micros)
 
     def reject(self, approval_id: int, *, by: str, reason: str) -> Approval:
         """Reject a waiting request with a reason: its send or campaign is ``rejected``."""
@@ -286,11 +312,17 @@ class ApprovalsMixin:
         """Who asked takes the request back: the send ``withdrawn``, the campaign ``cancelled``."""
         return self._decide(approval_id, "withdraw", by, reason, None)
 
+    def requester_refusal(self, item: Approval) -> str | None:
+        """Why ``item`` cannot be approved because of who asked for it (removed from the team,
+        or no longer allowed to send or run campaigns), or None."""
+        with reading(self.engine) as conn:
+            return _standing(conn, item.kind, item.requested_by)
+
     def refuse_approval(
         self, approval_id: int, *, by: str, reason: str, after: dict[str, Any] | None = None
     ) -> None:
-        """Audit an approval the console's checks refused (the balance, a cap): the request
-        stays waiting."""
+        """Audit an approval the console's checks refused (the requester, the balance, a cap):
+        the request stays waiting."""
         item = self.approval(approval_id)
         if item is None:
             raise KeyError(f"no approval request {approval_id!r}")
@@ -310,22 +342,31 @@ class ApprovalsMixin:
         by: str,
         reason: str,
         estimate_micros: int | None,
+        seen_micros: int | None = None,
     ) -> Approval:
         verdict = _VERDICTS[action]
         reason = redact_text((reason or "").strip())[:MAX_REASON]
         t = s.approvals
         refusal: str | None = None
+        rose: CostRose | None = None
         with writing(self.engine) as conn:
             row = conn.execute(select(t).where(t.c.id == approval_id).with_for_update()).first()
             if row is None:
                 raise KeyError(f"no approval request {approval_id!r}")
             target = _target(row.kind, row.ref)
             refusal = _refusal(row, action, by)
+            if refusal is None and action == "approve":
+                refusal = _standing(conn, row.kind, row.requested_by)
             if refusal is None and action != "withdraw" and not reason:
                 # A form left incomplete, not a refusal: nothing to audit.
                 raise ApprovalError(
                     f"Write why you {action} it: the reason is kept with the decision."
                 )
+            if refusal is None and action == "approve" and estimate_micros is not None:
+                shown = row.estimate_micros if seen_micros is None else seen_micros
+                if estimate_micros > shown:
+                    rose = self._cost_rose(conn, row, by, shown, estimate_micros)
+                    refusal = str(rose)
             if refusal is None:
                 done = conn.execute(
                     update(t)
@@ -334,7 +375,9 @@ class ApprovalsMixin:
                 ).rowcount
                 if done != 1:  # cannot happen in a write transaction; said all the same
                     refusal = "It was decided by someone else a moment ago."
-            if refusal is not None:
+            if rose is not None:
+                pass  # audited with the new figure by _cost_rose
+            elif refusal is not None:
                 self.audit(by, action, target=target, detail=refusal, outcome="refused", conn=conn)
             else:
                 self._release(conn, row, verdict, by, reason, estimate_micros)
@@ -357,11 +400,49 @@ class ApprovalsMixin:
                     detail=reason,
                     conn=conn,
                 )
+        if rose is not None:
+            raise rose
         if refusal is not None:
             raise ApprovalError(refusal)
         found = self.approval(approval_id)
         assert found is not None
         return found
+
+    def _cost_rose(
+        self, conn: Connection, row: Any, by: str, shown: int, now_micros: int
+    ) -> CostRose:
+        """Not approved: it costs ``now_micros``, more than the ``shown`` the approver saw. The
+        request (and a held send) now shows that figure — so that an approval is always of a
+        cost its approver saw — and the refused approval is audited with before → after."""
+        cur = row.currency
+        told = (
+            f"It costs {_amount(now_micros, cur)} now, more than the {_amount(shown, cur)} "
+            "shown when it was approved: nothing was approved or sent. The request now shows "
+            f"{_amount(now_micros, cur)}; approve it again to send it at that cost, or reject it."
+        )
+        conn.execute(
+            update(s.approvals)
+            .where(s.approvals.c.id == row.id, s.approvals.c.state == "waiting")
+            .values(estimate_micros=now_micros)
+        )
+        if row.kind == "send":
+            sc = s.sends.c
+            conn.execute(
+                update(s.sends)
+                .where(sc.client_ref == row.ref, sc.state == "awaiting")
+                .values(estimated_micros=now_micros, updated_at=self.now())
+            )
+        self.audit(
+            by,
+            "approve",
+            target=_target(row.kind, row.ref),
+            before={"estimate": from_micros(shown), "currency": cur},
+            after={"estimate": from_micros(now_micros), "currency": cur, "approval": row.id},
+            detail=told,
+            outcome="refused",
+            conn=conn,
+        )
+        return CostRose(told, shown_micros=shown, now_micros=now_micros)
 
     def _release(
         self,
@@ -464,6 +545,37 @@ class ApprovalsMixin:
             for m in self.members()
             if m.email != besides and allowed(parse_roles(m.roles), Permission.APPROVE)
         ]
+
+
+def _standing(conn: Connection, kind: str, requester: str) -> str | None:
+    """Why a request by ``requester`` cannot be approved any more — they were removed from the
+    team, or may no longer send (a send) or run campaigns (a campaign) — or None. The local
+    operator (a request made without sign-in) stands."""
+    if requester == LOCAL_OPERATOR:
+        return None
+    need = Permission.CAMPAIGNS if kind == "campaign" else Permission.SEND
+    doing = "run campaigns" if kind == "campaign" else "send"
+    try:
+        email = normalize_email(requester)
+    except ValueError:
+        row = None
+    else:
+        m = s.members.c
+        query = select(m.roles).where(m.email == email, m.removed_at.is_(None))
+        row = conn.execute(query).first()
+    if row is None:
+        return (
+            f"{requester}, who asked for it, is no longer a member of the team: it cannot be "
+            "approved. Reject it instead (with the reason) to close it."
+        )
+    roles = parse_roles(row.roles)
+    if not allowed(roles, need):
+        held = ", ".join(sorted(roles)) or "none"
+        return (
+            f"{requester}, who asked for it, may no longer {doing} (roles: {held}): it cannot "
+            "be approved. Reject it instead (with the reason) to close it."
+        )
+    return None
 
 
 def _refusal(row: Any, action: str, by: str) -> str | None:

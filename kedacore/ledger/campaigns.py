@@ -42,6 +42,9 @@ CAMPAIGN_STATUSES = (
     "draft", "planned", "awaiting", "sending", "pausing", "paused", "done", "cancelled",
     "rejected",
 )  # fmt: skip
+# No run may move these to sending (mark_campaign_sending): a pause asked for, waiting for
+# approval, rejected, cancelled.
+NOT_SENDABLE = ("pausing", "awaiting", "rejected", "cancelled")
 # uncertain: the request went out more than 23 h ago and its answer was lost (batches.py)
 BATCH_STATES = ("planned", "sent", "refused", "uncertain")
 
@@ -185,8 +188,10 @@ class CampaignsMixin:
             return conn.scalar(query)
 
     def mark_campaign_sending(self, campaign_id: int) -> bool:
-        """A run starts sending: ``sending``, unless a pause was asked for meanwhile (False)."""
-        return self._move(campaign_id, "sending", None, exclude=("pausing",))
+        """A run starts sending: ``sending``. False — and nothing changes — when a pause was
+        asked for meanwhile, or the campaign waits for approval, was rejected or cancelled:
+        the UPDATE itself refuses them, whatever a run checked before."""
+        return self._move(campaign_id, "sending", None, exclude=NOT_SENDABLE)
 
     def request_pause(self, campaign_id: int) -> bool:
         """Ask the run sending this campaign to pause (``pausing``); False if it is not being

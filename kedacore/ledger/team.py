@@ -31,6 +31,21 @@ from kedacore.ledger.engine import reading, writing
 from kedacore.money import from_micros, to_micros
 from kedacore.team.roles import ROLES, normalize_email, parse_roles
 
+_ANY = object()  # set_team_setting's expect: not given
+
+
+class SettingChanged(ValueError):
+    """A team setting changed since the value a change was decided on."""
+
+    def __init__(self, key: str, current: Any) -> None:
+        super().__init__(
+            f"{key} was changed by someone else meanwhile (it is now {current!r}): nothing was "
+            "changed; look again and decide"
+        )
+        self.key = key
+        self.current = current
+
+
 READING_EVERY = timedelta(minutes=1)  # a balance reading is kept this often if unchanged
 
 # The team's settings (team_settings keys). Money as decimal strings in the account's currency,
@@ -332,18 +347,31 @@ class TeamMixin(AuditMixin):
             return {row.key: json.loads(row.value) for row in rows}
 
     def set_team_setting(
-        self, key: str, value: Any, *, by: str, shown: Mapping[str, Any] | None = None
+        self,
+        key: str,
+        value: Any,
+        *,
+        by: str,
+        shown: Mapping[str, Any] | None = None,
+        expect: Any = _ANY,
     ) -> bool:
         """Set one setting (JSON-able); audited with before → after. False when unchanged.
 
         ``shown``: what the audit log records instead of the values (``{"before": …,
-        "after": …}``), for settings holding secrets (a webhook address).
+        "after": …}``), for settings holding secrets (a webhook address). ``expect``: the value
+        the change was decided on; when someone changed it meanwhile, :class:`SettingChanged`
+        and nothing is written (compare-and-set).
         """
         text = _json(value) if value is not None else "null"  # null: the setting is off
         with writing(self.engine) as conn:
-            old = conn.execute(
-                select(s.team_settings.c.value).where(s.team_settings.c.key == key)
-            ).scalar_one_or_none()
+            query = select(s.team_settings.c.value).where(s.team_settings.c.key == key)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            old = conn.execute(query).scalar_one_or_none()
+            if expect is not _ANY:
+                current = json.loads(old) if old is not None else None
+                if _json(current) != _json(expect):
+                    raise SettingChanged(key, current)
             if old == text or (old is None and value is None):  # no row is "off" already
                 return False
             row = {"value": text, "updated_at": self.now(), "updated_by": by}

@@ -30,6 +30,7 @@ from kedacore.ledger.team import APPROVAL_THRESHOLD, AuditFilter
 from kedacore.settings import load_settings
 from tests.console.test_app import APP, clean_env, shown
 from tests.console.test_app_campaigns import GOOD, compose, recipients_csv, wait_for_the_run
+from tests.support import signed_at
 
 ADMIN = "boss@example.com"
 MAKER = "m@example.com"  # marketing
@@ -69,7 +70,7 @@ def member(email: str, page: str = "pages/send.py") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30)
     at.secrets["auth"] = AUTH
     at.secrets["team"] = {"admins": [ADMIN]}
-    at.user = {"is_logged_in": True, "email": email, "iat": 7}
+    at.user = {"is_logged_in": True, "email": email, "iat": signed_at(7)}
     at.run()
     assert not at.exception, at.exception
     if page != "pages/send.py":
@@ -351,3 +352,130 @@ def test_the_local_operator_is_never_held(tmp_path: Path) -> None:
             assert "Nobody signs in to this console" in texts(at)
         finally:
             _runtime.reset()
+
+
+# -- separation of duties, the cost the approver saw, a requester who left -----------------
+
+
+def save_threshold(at: AppTest, threshold: str) -> None:
+    at.text_input(key="limits_approval_threshold").input(threshold)
+    at.button(key="limits_controls_save").click().run()
+    assert not at.exception, at.exception
+
+
+def threshold(data_dir: Path) -> str | None:
+    with book(data_dir) as led:
+        return led.team_setting(APPROVAL_THRESHOLD)
+
+
+def test_who_also_sends_cannot_raise_the_threshold_or_turn_it_off(team: Path) -> None:
+    both = member(BOTH, "pages/limits.py")  # finance and marketing
+    for typed in ("1000", ""):  # raised; turned off
+        save_threshold(both, typed)
+        said = errors(both)
+        assert "Nothing was changed" in said, said
+        assert "must be done by a finance member who does not send" in said
+        assert threshold(team) == "0.05"
+    # So the maker's own send still waits for someone else.
+    both.switch_page("pages/send.py").run()
+    ask_to_send(both, "2015550140\n2015550141\n2015550142")
+    assert waiting_id(team)
+
+    admin = member(ADMIN, "pages/limits.py")  # an admin may send too
+    save_threshold(admin, "0.10")
+    assert "must be done by a finance member who does not send" in errors(admin)
+    assert threshold(team) == "0.05"
+
+    # Stricter is anyone's to make: lowered by who sends, then raised by finance alone.
+    both = member(BOTH, "pages/limits.py")
+    save_threshold(both, "0.01")
+    assert not both.error and threshold(team) == "0.01"
+    checker = member(CHECKER, "pages/limits.py")
+    save_threshold(checker, "1000")
+    assert not checker.error and threshold(team) == "1000"
+    save_threshold(checker, "")
+    assert threshold(team) is None
+    both = member(BOTH, "pages/limits.py")
+    save_threshold(both, "0.05")  # set where there was none
+    assert not both.error and threshold(team) == "0.05"
+
+    with book(team) as led:
+        log = [
+            (e.actor, e.outcome, e.before, e.after)
+            for e in reversed(led.audit_entries(AuditFilter(actions=["setting_change"])))
+        ]
+    key = APPROVAL_THRESHOLD
+    assert log == [
+        (CHECKER, "done", {key: None}, {key: "0.05"}),  # the fixture
+        (BOTH, "refused", {key: "0.05"}, {key: "1000"}),
+        (BOTH, "refused", {key: "0.05"}, {key: None}),
+        (ADMIN, "refused", {key: "0.05"}, {key: "0.1"}),
+        (BOTH, "done", {key: "0.05"}, {key: "0.01"}),
+        (CHECKER, "done", {key: "0.01"}, {key: "1000"}),
+        (CHECKER, "done", {key: "1000"}, {key: None}),
+        (BOTH, "done", {key: None}, {key: "0.05"}),
+    ]
+
+
+def gateway_prices() -> dict[str, int]:
+    """The sandbox gateway's price table (micro-units per segment), as it charges."""
+    gateway = _runtime.runtime(load_settings(None, os.environ)).gateway
+    assert gateway is not None and gateway._server is not None
+    return gateway._server.config.app.state.gateway.prices._micros
+
+
+def test_an_approval_never_sends_at_a_higher_cost_than_the_approver_saw(
+    team: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ask_to_send(member(MAKER), "2015550150\n2015550151")  # 2 × 0.05 USD
+    approval_id = waiting_id(team)
+    checker = member(CHECKER, "pages/approvals.py")
+    assert "estimate 0.10 USD" in texts(checker)
+    before = gateway_balance()
+    monkeypatch.setitem(gateway_prices(), "US", 70_000)  # the price rises to 0.07 USD
+
+    decide(checker, approval_id, "approve", "Spring budget")
+    said = texts(checker)
+    assert "Not approved yet — it costs more now: 0.14 USD" in said, said
+    assert "not the 0.10 USD you were shown. Nothing was sent" in said
+    assert "estimate 0.14 USD" in said  # the request shows what it costs now
+    assert gateway_balance() == before and gateway_messages(team) == []
+    with book(team) as led:
+        item = led.approval(approval_id)
+        (refused,) = led.audit_entries(AuditFilter(actions=["approve"]))
+    assert item.waiting and item.estimate == Decimal("0.14")
+    assert (refused.actor, refused.outcome) == (CHECKER, "refused")
+    assert (refused.before["estimate"], refused.after["estimate"]) == ("0.1", "0.14")
+
+    decide(checker, approval_id, "approve", "Spring budget, at 0.14")  # knowingly
+    assert "Approved and sent" in texts(checker), texts(checker)
+    assert gateway_balance() == before - Decimal("0.14")
+    assert gateway_messages(team) == ["+12015550150", "+12015550151"]
+    assert audit(team, "approve", "send") == [
+        ("approve", CHECKER, "refused"),
+        ("approve", CHECKER, "done"),
+        ("send", CHECKER, "done"),
+    ]
+
+
+def test_a_request_of_a_member_who_left_cannot_be_approved_only_rejected(team: Path) -> None:
+    ask_to_send(member(MAKER), "2015550160\n2015550161")
+    approval_id = waiting_id(team)
+    with book(team) as led:
+        led.remove_member(MAKER, by=ADMIN, reason="left the company")
+    before = gateway_balance()
+
+    checker = member(CHECKER, "pages/approvals.py")
+    assert f"{MAKER}, who asked for it, is no longer a member of the team" in texts(checker)
+    decide(checker, approval_id, "approve", "Budgeted")
+    said = errors(checker)
+    assert "Not approved" in said and "Reject it instead" in said, said
+    assert waiting_id(team) == approval_id
+    assert gateway_balance() == before and gateway_messages(team) == []
+    assert audit(team, "approve") == [("approve", CHECKER, "refused")]
+
+    decide(checker, approval_id, "reject", "The requester left")
+    with book(team) as led:
+        assert led.approval(approval_id).state == "rejected"
+        (record,) = led.recent_sends()
+    assert record.state == "rejected" and gateway_messages(team) == []

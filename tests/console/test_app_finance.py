@@ -19,6 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from console import runtime as _runtime
+from console.finance.controls import parse_controls
 from kedacore import CapReachedError, demo
 from kedacore.analytics import Filters, Kpis, filter_options, spend_page
 from kedacore.ledger import Ledger
@@ -504,3 +505,27 @@ def test_the_team_controls_are_exact_audited_and_refuse_bad_amounts(data_dir: Pa
     assert "no change" in at.success[0].value
     with ledger_of(data_dir) as book:
         assert len(book.audit_entries(AuditFilter(actions=["setting_change"]))) == 4
+
+
+def test_a_decimal_comma_is_refused_not_read_as_a_thousands_separator(data_dir: Path) -> None:
+    form = parse_controls({APPROVAL_THRESHOLD: "250,50", BALANCE_FLOOR: "1,5"}, "USD")
+    assert form.values == {} and len(form.errors) == 2  # not 25,050 and 15
+    assert all("use a point for decimals" in e for e in form.errors), form.errors
+    for typed in ("1.000,50", ",5", "1,2345", "1,000,00", "12,34.5"):
+        assert parse_controls({APPROVAL_THRESHOLD: typed}, "USD").errors, typed
+    # Commas between thousands are what they look like.
+    grouped = parse_controls(
+        {APPROVAL_THRESHOLD: "1,234,567.89", BALANCE_FLOOR: "1,000 USD"}, "USD"
+    )
+    assert grouped.errors == ()
+    assert grouped.values == {APPROVAL_THRESHOLD: "1234567.89", BALANCE_FLOOR: "1000"}
+
+    at = start("pages/limits.py")
+    save_controls(at, "250,50", "10")
+    error = shown(at.error[0].value)
+    assert "Nothing was changed" in error and "Approval threshold: “250,50” — use a point" in error
+    with ledger_of(data_dir) as book:
+        assert book.money_setting(APPROVAL_THRESHOLD) is None
+        assert book.money_setting(BALANCE_FLOOR) is None
+    save_controls(at, "1,250.50", "10")
+    assert "Approval threshold: off → 1,250.50 USD" in shown(at.success[0].value)

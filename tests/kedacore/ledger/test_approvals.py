@@ -7,6 +7,7 @@ record a finance controller reads, so the tests read it too.
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ import pytest
 from kedacore.api.types import SendResult, SentMessage
 from kedacore.campaign import CampaignEngine
 from kedacore.ledger import Ledger, PlannedBatch
-from kedacore.ledger.approvals import ApprovalError
+from kedacore.ledger.approvals import ApprovalError, CostRose
 from kedacore.ledger.team import AuditFilter
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -130,15 +131,16 @@ def test_a_held_send_waits_with_its_request_and_audit_entry(ledger: Ledger) -> N
 
 def test_approving_a_send_releases_it_once_and_its_answer_is_audited(ledger: Ledger) -> None:
     item = hold_send(ledger)
-    decided = ledger.approve(item.id, by=CHECKER, reason="Budgeted", estimate_micros=160_000)
+    # Cheaper now than when it was asked for (a price fell): approved at what it costs now.
+    decided = ledger.approve(item.id, by=CHECKER, reason="Budgeted", estimate_micros=140_000)
     assert (decided.state, decided.decided_by, decided.reason) == ("approved", CHECKER, "Budgeted")
     assert decided.decided_at == T0
     record = ledger.send_record("console-1")
-    assert record.state == "pending" and record.estimated_micros == 160_000
+    assert record.state == "pending" and record.estimated_micros == 140_000
     (entry,) = entries(ledger, "approve")
     assert (entry.actor, entry.outcome, entry.detail) == (CHECKER, "done", "Budgeted")
     assert entry.before == {"state": "waiting"}
-    assert entry.after["state"] == "approved" and entry.after["estimate"] == "0.16"
+    assert entry.after["state"] == "approved" and entry.after["estimate"] == "0.14"
     assert entry.after["estimate_requested"] == "0.15" and entry.after["requested_by"] == MAKER
 
     ledger.finish_send("console-1", result(), actor=CHECKER)
@@ -152,6 +154,78 @@ def test_approving_a_send_releases_it_once_and_its_answer_is_audited(ledger: Led
         ledger.approve(item.id, by=OTHER, reason="again")
     refused = entries(ledger, "approve")[-1]
     assert (refused.actor, refused.outcome) == (OTHER, "refused")
+
+
+def test_nobody_approves_a_cost_higher_than_the_one_they_were_shown(ledger: Ledger) -> None:
+    item = hold_send(ledger)  # asked for at 0.15 USD
+    # The price rose: it costs 0.16 USD now. Not approved; the request now says 0.16.
+    with pytest.raises(
+        CostRose, match=re.escape("It costs 0.16 USD now, more than the 0.15 USD")
+    ) as told:
+        ledger.approve(item.id, by=CHECKER, reason="Budgeted", estimate_micros=160_000)
+    assert (told.value.shown_micros, told.value.now_micros) == (150_000, 160_000)
+    shown = ledger.approval(item.id)
+    assert shown.waiting and shown.estimate == Decimal("0.16") and shown.decided_by is None
+    record = ledger.send_record("console-1")
+    assert record.state == "awaiting" and record.estimated_micros == 160_000
+    (refused,) = entries(ledger, "approve")
+    assert (refused.actor, refused.outcome) == (CHECKER, "refused")
+    assert refused.before == {"estimate": "0.15", "currency": "USD"}
+    assert refused.after == {"estimate": "0.16", "currency": "USD", "approval": item.id}
+
+    # A page drawn before someone else's click showed 0.15: still not what it costs.
+    with pytest.raises(CostRose, match=re.escape("more than the 0.15 USD")):
+        ledger.approve(item.id, by=OTHER, reason="ok", estimate_micros=160_000, seen_micros=150_000)
+    assert ledger.approval(item.id).waiting
+
+    # Approved knowingly: the figure shown is the one it costs.
+    decided = ledger.approve(
+        item.id, by=CHECKER, reason="Budgeted", estimate_micros=160_000, seen_micros=160_000
+    )
+    assert decided.state == "approved" and decided.estimate == Decimal("0.16")
+    assert ledger.send_record("console-1").state == "pending"
+    assert [(e.actor, e.outcome) for e in entries(ledger, "approve")] == [
+        (CHECKER, "refused"),
+        (OTHER, "refused"),
+        (CHECKER, "done"),
+    ]
+
+
+def test_a_request_whose_requester_left_or_lost_the_role_is_not_approved(
+    ledger: Ledger,
+) -> None:
+    gone = hold_send(ledger, "console-1", by=MAKER)
+    ledger.remove_member(MAKER, by="boss@example.com")
+    assert "no longer a member" in ledger.requester_refusal(gone)
+    with pytest.raises(ApprovalError, match=f"{MAKER}, who asked for it, is no longer a member"):
+        ledger.approve(gone.id, by=CHECKER, reason="Budgeted", estimate_micros=150_000)
+    assert ledger.approval(gone.id).waiting
+    assert ledger.send_record("console-1").state == "awaiting"
+    # Rejecting it closes it.
+    assert ledger.reject(gone.id, by=CHECKER, reason="Left the team").state == "rejected"
+
+    campaign_id = planned_campaign(ledger)
+    held = ledger.hold_campaign(campaign_id, by=OTHER, threshold_micros=100_000)
+    ledger.set_member_roles(OTHER, ["finance"], by="boss@example.com")  # marketing taken away
+    with pytest.raises(
+        ApprovalError, match=re.escape("may no longer run campaigns (roles: finance)")
+    ):
+        ledger.approve(held.id, by=CHECKER, reason="Budgeted")
+    assert ledger.campaign(campaign_id).status == "awaiting"
+    ledger.set_member_roles(OTHER, ["finance", "marketing"], by="boss@example.com")
+    assert ledger.requester_refusal(held) is None
+    assert ledger.approve(held.id, by=CHECKER, reason="Budgeted").state == "approved"
+
+    refused = [e for e in entries(ledger, "approve") if e.outcome == "refused"]
+    assert [(e.actor, e.target) for e in refused] == [
+        (CHECKER, "send console-1"),
+        (CHECKER, f"campaign {campaign_id}"),
+    ]
+    assert "Reject it instead" in refused[0].detail
+
+    # Asked for without sign-in (the local operator): nobody to have left.
+    local = hold_send(ledger, "console-9", by="local operator")
+    assert ledger.approve(local.id, by=CHECKER, reason="fine").state == "approved"
 
 
 def test_a_refused_or_unanswered_send_is_audited_with_the_reason(ledger: Ledger) -> None:
@@ -242,6 +316,45 @@ def test_a_held_campaign_waits_and_no_run_may_send_it(ledger: Ledger) -> None:
     assert ledger.campaign(campaign_id).status == "awaiting"
     with pytest.raises(ApprovalError, match="not started yet"):
         ledger.hold_campaign(campaign_id, by=MAKER, threshold_micros=100_000)
+
+
+def test_no_run_moves_a_held_rejected_or_cancelled_campaign_to_sending(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = planned_campaign(ledger, "Held")
+    ledger.hold_campaign(held, by=MAKER, threshold_micros=100_000)
+    rejected = planned_campaign(ledger, "Rejected")
+    ledger.reject(
+        ledger.hold_campaign(rejected, by=MAKER, threshold_micros=100_000).id,
+        by=CHECKER,
+        reason="no",
+    )
+    cancelled = planned_campaign(ledger, "Cancelled")
+    ledger.set_campaign_status(cancelled, "cancelled", error="cancelled")
+    for campaign_id, status in (
+        (held, "awaiting"),
+        (rejected, "rejected"),
+        (cancelled, "cancelled"),
+    ):
+        assert not ledger.mark_campaign_sending(campaign_id)  # the UPDATE itself refuses
+        assert ledger.campaign(campaign_id).status == status
+    sendable = planned_campaign(ledger, "Planned")
+    assert ledger.mark_campaign_sending(sendable)
+    assert ledger.campaign(sendable).status == "sending"
+
+    # A run that checked the campaign a moment before it was held sends nothing, and the
+    # campaign keeps waiting (not "paused": a resume would then send it unapproved).
+    racing = planned_campaign(ledger, "Race")
+    engine = CampaignEngine(ledger, lambda: pytest.fail("nothing may be sent"))
+    monkeypatch.setattr(
+        ledger,
+        "hold_uncertain_batches",  # called by the run between its check and its first request
+        lambda cid: ledger.hold_campaign(cid, by=MAKER, threshold_micros=100_000),
+    )
+    with pytest.raises(ValueError, match="waits for approval"):
+        engine.run_sync(racing)
+    assert ledger.campaign(racing).status == "awaiting"
+    assert ledger.approval_of("campaign", racing).waiting
 
 
 def test_approving_a_campaign_plans_it_again_and_rejecting_ends_it(ledger: Ledger) -> None:

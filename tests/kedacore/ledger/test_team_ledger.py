@@ -233,3 +233,14 @@ def test_look_alike_addresses_are_refused() -> None:
     for spoof in ("\u212aate@example.com", "kate@exampl\u0435.com", "k\u0430te@example.com"):
         with pytest.raises(ValueError, match="ASCII"):
             normalize_email(spoof)
+
+
+def test_a_setting_decided_on_an_old_value_is_not_written(ledger: Ledger) -> None:
+    from kedacore.ledger.team import SettingChanged
+
+    assert ledger.set_team_setting(APPROVAL_THRESHOLD, "5", by="a@example.com", expect=None)
+    with pytest.raises(SettingChanged, match="changed by someone else"):
+        ledger.set_team_setting(APPROVAL_THRESHOLD, "50", by="b@example.com", expect=None)
+    assert ledger.team_setting(APPROVAL_THRESHOLD) == "5"
+    assert ledger.set_team_setting(APPROVAL_THRESHOLD, "4", by="b@example.com", expect="5")
+    assert [e.actor for e in ledger.audit_entries()] == ["b@example.com", "a@example.com"]

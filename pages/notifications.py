@@ -2,8 +2,8 @@
 
 Causes (usage alert, a cap blocking, the balance below its floor, a campaign paused or failed,
 something waiting for approval) are found by the console's notifier thread, each once per UTC
-day (``kedacore.notify``); this page only configures and lists. The pieces are in
-``console.finance.notifications``.
+day, failed deliveries tried again for up to a day (``kedacore.notify``); this page only
+configures and lists. The pieces are in ``console.finance.notifications``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ st.subheader("How they are sent")
 how_sent(config, console.runtime, console.tz)
 
 st.subheader("Recipients")
-recipients(console.ledger)
+recipients(console.ledger, config)
 send_test(console.ledger, console.runtime)
 
 st.subheader("Sent")

@@ -17,6 +17,7 @@ import hashlib
 import math
 import os
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ import streamlit as st
 from console.access import require
 from console.views import local_time, plain
 from kedacore.ledger import Ledger
-from kedacore.ledger.notices import Notification
+from kedacore.ledger.notices import DELIVERED, FAILED, NO_RECIPIENT, PENDING, Notification
 from kedacore.ledger.team import NOTIFY_EMAILS, NOTIFY_WEBHOOKS
 from kedacore.notify import (
     KINDS,
@@ -37,7 +38,7 @@ from kedacore.notify import (
     parse_emails,
     parse_webhooks,
 )
-from kedacore.notify.config import MAX_TARGETS
+from kedacore.notify.config import MAX_TARGETS, webhook_addresses
 from kedacore.team import Permission
 
 PAGE_SIZE = 25
@@ -63,26 +64,41 @@ def notify_now(rt: Any) -> None:
 # -- plain functions (tests call them) ---------------------------------------------------------
 
 
-def delivery_text(n: Notification) -> str:
+def delivery_text(n: Notification, now: datetime | None = None) -> str:
     """Where a notification went, in one cell: ``e-mail a@x.com ✓ · webhook https://h/…abcd ✗``."""
+    now = now or datetime.now(UTC)
     if not n.deliveries:
-        return "being delivered (or interrupted)"
+        if n.state == FAILED:
+            return "not sent"
+        if n.leased(now):
+            return "being delivered"
+        return "waiting to be sent" if not n.attempts else "interrupted: it is sent again"
     parts = []
     for d in n.deliveries:
         if d.channel == "none":
-            parts.append(d.error or "not delivered")
+            parts.append(f"undelivered: {d.error}" if d.error == NO_RECIPIENT else d.error)
             continue
         channel = "e-mail" if d.channel == "email" else d.channel
         parts.append(f"{channel} {d.to} {'✓' if d.ok else '✗'}")
-    return " · ".join(parts)
+    return " · ".join(parts or ["not delivered"])
 
 
-def outcome_text(n: Notification) -> str:
-    """``ok``, or each error."""
-    if n.delivered is None:
-        return next((d.error for d in n.deliveries if d.error), "") or "—"
+def outcome_text(n: Notification, tz: ZoneInfo | None = None) -> str:
+    """``ok``; or each error, and whether it is tried again (when) or was given up (why)."""
     errors = [f"{d.to}: {d.error}" for d in n.deliveries if not d.ok and d.channel != "none"]
-    return "ok" if not errors else "; ".join(errors)
+    if n.state == DELIVERED:
+        return "ok"
+    if n.state == PENDING and n.waits_for_recipients:
+        return f"waiting: sent if a recipient is added on {n.day.isoformat()} (UTC day)"
+    said = "; ".join(errors) or next((d.error for d in n.deliveries if d.error), "")
+    if n.state == FAILED:
+        why = n.note or "not tried again"
+        return f"{said} — {why}" if said else why
+    if n.next_attempt_at is not None and n.attempts:
+        when = local_time(n.next_attempt_at, tz) if tz is not None else n.next_attempt_at
+        again = f"attempt {n.attempts} failed, tried again at {when}"
+        return f"{said} — {again}" if said else again
+    return said or "—"
 
 
 def cause_text(n: Notification) -> str:
@@ -92,7 +108,7 @@ def cause_text(n: Notification) -> str:
     if not ref or n.kind == "test":
         return label
     what = {"campaign_paused": "campaign", "campaign_failed": "campaign", "approval": "request"}
-    return f"{label} ({what.get(n.kind, n.kind)} {ref})"
+    return f"{label} ({what.get(n.kind, n.kind)} {ref.partition(':')[0]})"
 
 
 def notifications_frame(items: Sequence[Notification], tz: ZoneInfo) -> pd.DataFrame:
@@ -103,7 +119,7 @@ def notifications_frame(items: Sequence[Notification], tz: ZoneInfo) -> pd.DataF
             "Cause": [cause_text(n) for n in items],
             "Subject": [n.subject for n in items],
             "Where it went": [delivery_text(n) for n in items],
-            "Outcome": [outcome_text(n) for n in items],
+            "Outcome": [outcome_text(n, tz) for n in items],
         }
     )
 
@@ -114,12 +130,26 @@ def keep_key(url: str) -> str:
 
 
 def new_targets(
-    emails_text: str, current_hooks: Sequence[str], keep: Sequence[bool], added: str
+    emails_text: str,
+    current_hooks: Sequence[str],
+    keep: Sequence[bool],
+    added: str,
+    *,
+    allow_private: bool = False,
 ) -> tuple[list[str], list[str]]:
-    """The recipients a save asks for; ValueError saying what is wrong (nothing saved)."""
+    """The recipients a save asks for; ValueError saying what is wrong (nothing saved).
+
+    A webhook added is resolved and refused when it points at loopback, the local network or
+    link-local (cloud metadata) addresses, unless ``allow_private``
+    (``KEDA_NOTIFY_ALLOW_PRIVATE_WEBHOOKS``); every delivery checks again.
+    """
     emails = parse_emails(emails_text)
     hooks = [url for url, kept in zip(current_hooks, keep, strict=True) if kept]
-    hooks = list(dict.fromkeys(hooks + (parse_webhooks(added) if added.strip() else [])))
+    new = parse_webhooks(added) if added.strip() else []
+    for url in new:
+        if url not in hooks:
+            webhook_addresses(url, allow_private=allow_private)
+    hooks = list(dict.fromkeys(hooks + new))
     if len(hooks) > MAX_TARGETS:
         raise ValueError(f"at most {MAX_TARGETS} webhooks")
     return emails, hooks
@@ -161,6 +191,11 @@ def how_sent(config: NotifyConfig, rt: Any, tz: ZoneInfo) -> None:
                 icon=":material/mail:",
             )
         st.caption(f"Links in notifications open {plain(config.console_url)}")
+        if config.allow_private_webhooks:
+            st.caption(
+                ":material/lan: Webhooks may reach loopback and local-network addresses "
+                "(the operator set KEDA_NOTIFY_ALLOW_PRIVATE_WEBHOOKS=true)."
+            )
     with right:
         notifier = getattr(rt, "notifier", None)
         if notifier is None:
@@ -171,7 +206,9 @@ def how_sent(config: NotifyConfig, rt: Any, tz: ZoneInfo) -> None:
         st.caption(
             f"The console looks for causes {every}: usage at the alert threshold, a cap "
             "refusing sends, the balance below its floor, a campaign paused or failed, "
-            f"something waiting for approval. Each cause once per UTC day. Last look: {seen}."
+            "something waiting for approval. Each cause once per UTC day; a delivery that "
+            "fails is tried again after 1, 5 and 15 minutes, then every hour, for up to a "
+            f"day. Last look: {seen}."
         )
         if notifier.last_error:
             st.warning(
@@ -179,7 +216,7 @@ def how_sent(config: NotifyConfig, rt: Any, tz: ZoneInfo) -> None:
             )
 
 
-def recipients(ledger: Ledger) -> None:
+def recipients(ledger: Ledger, config: NotifyConfig) -> None:
     """The addresses and masked webhooks notifications go to, and the form to change them."""
     state = st.session_state
     if state.pop("notifications_reset", False):  # after a save: start from what was saved
@@ -194,7 +231,8 @@ def recipients(ledger: Ledger) -> None:
     if not emails and not hooks:
         st.info(
             "Nobody receives notifications yet: add an e-mail address or a webhook below. "
-            "Until then notifications are only listed here.",
+            "Until then notifications are listed here, undelivered; those raised today are "
+            "sent as soon as someone is added.",
             icon=":material/notifications_off:",
         )
     with st.form("notifications_form", border=True):
@@ -222,7 +260,9 @@ def recipients(ledger: Ledger) -> None:
             type="password",
             placeholder="https://hooks.slack.com/services/…",
             help="The address is a secret (anyone who has it can post to your channel): it is "
-            "kept in the ledger and shown only masked, here and in the audit log.",
+            "kept in the ledger and shown only masked, here and in the audit log. It must "
+            "reach a public address: loopback, private and link-local ones are refused unless "
+            "the operator set KEDA_NOTIFY_ALLOW_PRIVATE_WEBHOOKS=true.",
         )
         saved = st.form_submit_button("Save recipients", key="notifications_save", type="primary")
     if saved:
@@ -233,7 +273,9 @@ def recipients(ledger: Ledger) -> None:
             target="notifications",
         )
         try:
-            new_emails, new_hooks = new_targets(text, hooks, keep, added)
+            new_emails, new_hooks = new_targets(
+                text, hooks, keep, added, allow_private=config.allow_private_webhooks
+            )
         except ValueError as exc:
             st.error(f"**Nothing was saved.** {plain(exc)}", icon=":material/error:")
             return

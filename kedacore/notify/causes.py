@@ -7,8 +7,10 @@ day)):
 - ``usage_alert`` — today's SMS or spend usage reached the alert threshold × a daily cap;
 - ``cap_block`` — a daily cap refused a send today, or paused a campaign;
 - ``balance_floor`` — the latest balance reading is below the floor finance set;
-- ``campaign_paused:<id>``, ``campaign_failed:<id>`` — a campaign paused; a campaign that
-  ended with requests refused, could not be planned, or whose messages mostly failed;
+- ``campaign_paused:<id>:<when>`` — a campaign paused (``when``: the pause's time, so that
+  each pause is its own cause, a second one the same day too);
+- ``campaign_failed:<id>`` — a campaign that ended with requests refused, could not be
+  planned, or whose messages mostly failed;
 - ``approval:<id>`` — a send or campaign waits for approval.
 
 The first three are states of the day: while they hold, they are notified again the next day.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -306,7 +308,7 @@ def campaign_paused(f: CampaignFacts, link: str) -> Notice:
         *_campaign_lines(f),
     ]
     return Notice(
-        cause=f"campaign_paused:{f.id}",
+        cause=pause_cause(f),
         kind="campaign_paused",
         subject=f"Campaign “{name}” (#{f.id}) paused",
         body=_body(lines, link, "Open the campaign"),
@@ -314,6 +316,12 @@ def campaign_paused(f: CampaignFacts, link: str) -> Notice:
         facts=_campaign_facts(f),
         event_at=f.updated_at,
     )
+
+
+def pause_cause(f: CampaignFacts) -> str:
+    """``campaign_paused:12:20250601T101502123456Z``: the campaign and its pause's time (the
+    campaign's last change, which a pause is, while it stays paused)."""
+    return f"campaign_paused:{f.id}:{f.updated_at.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
 
 
 def failure(f: CampaignFacts) -> str | None:

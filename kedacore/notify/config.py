@@ -7,8 +7,10 @@ No Streamlit here: the console passes ``st.secrets`` in as a plain mapping.
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Iterable, Mapping
+import socket
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +24,17 @@ DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 TIMEOUT = 5.0  # seconds for one SMTP session or one webhook POST
 DEFAULT_INTERVAL = 15.0  # seconds between two looks (KEDA_NOTIFY_INTERVAL)
 MAX_TARGETS = 20  # addresses, and webhooks, each
+# Set to "true" by an operator whose webhooks are on the local network (a Mattermost on
+# 10.x, the tests' receiver on loopback): otherwise a webhook may only reach public addresses.
+ALLOW_PRIVATE_WEBHOOKS = "KEDA_NOTIFY_ALLOW_PRIVATE_WEBHOOKS"
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+def allow_private_webhooks(env: Mapping[str, str] | None = None) -> bool:
+    """Whether webhooks may reach loopback, private and link-local addresses
+    (``KEDA_NOTIFY_ALLOW_PRIVATE_WEBHOOKS=true``; off by default)."""
+    env = os.environ if env is None else env
+    return str(env.get(ALLOW_PRIVATE_WEBHOOKS) or "").strip().lower() in TRUE_WORDS
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class NotifyConfig:
     console_url: str = DEFAULT_CONSOLE_URL
     smtp: SmtpConfig | None = None
     smtp_problem: str | None = None
+    # KEDA_NOTIFY_ALLOW_PRIVATE_WEBHOOKS (read when the config is made)
+    allow_private_webhooks: bool = field(default_factory=lambda: allow_private_webhooks())
 
     def link(self, path: str) -> str:
         """An address of the console: ``/limits`` → ``https://console.example.com/limits``."""
@@ -132,7 +147,12 @@ def notify_config(secrets: Any = None, env: Mapping[str, str] | None = None) -> 
             smtp = smtp_config(section)
         except ValueError as exc:
             problem = str(exc)
-    return NotifyConfig(console_url=url.rstrip("/"), smtp=smtp, smtp_problem=problem)
+    return NotifyConfig(
+        console_url=url.rstrip("/"),
+        smtp=smtp,
+        smtp_problem=problem,
+        allow_private_webhooks=allow_private_webhooks(env),
+    )
 
 
 def interval(env: Mapping[str, str] | None = None) -> float:
@@ -188,6 +208,104 @@ def parse_webhooks(text: str | Iterable[str]) -> list[str]:
     return found
 
 
+# -- where a webhook may point ------------------------------------------------------------------
+
+# A webhook is an address finance types: it must not reach the console's own machine or network
+# (an admin API on loopback, a database, the cloud's metadata service on 169.254.169.254).
+# Checked on the addresses its host resolves to (a name can point anywhere), when it is saved
+# and again at every delivery, which then connects to the address it checked (kedacore.notify.
+# deliver), so that a name re-pointed in between is refused too.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class WebhookRefused(ValueError):
+    """A webhook whose host is not found, or resolves to an address it may not reach.
+
+    ``str()`` names the webhook masked; ``why`` says it without the webhook (a delivery's
+    error, next to the masked webhook already).
+    """
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"{mask_webhook(url)} is refused: {why}")
+        self.why = why
+
+
+def _embedded_v4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64), if any."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def address_problem(address: str) -> str | None:
+    """Why a webhook may not connect to ``address`` ("loopback", "private"…), or None for a
+    public unicast address. An IPv6 address carrying an IPv4 one is judged by both."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return "not an IP address"
+    inner = _embedded_v4(ip)
+    for candidate in (inner, ip) if inner is not None else (ip,):
+        if candidate.is_unspecified:
+            return "an unspecified address"
+        if candidate.is_loopback:
+            return "a loopback address"
+        if candidate.is_link_local:
+            return "a link-local address (cloud metadata lives there)"
+        if candidate.is_multicast:
+            return "a multicast address"
+        if candidate.is_private:
+            return "a private address"
+        if candidate.is_reserved or not candidate.is_global:
+            return "not a public address"
+    return None
+
+
+Resolver = Callable[..., list[Any]]  # socket.getaddrinfo's signature
+
+
+def webhook_addresses(
+    url: str, *, allow_private: bool = False, resolve: Resolver | None = None
+) -> list[str]:
+    """The addresses a webhook's host resolves to now, in the resolver's order, each once.
+
+    Raises :class:`WebhookRefused` when the host is not found or, unless ``allow_private``
+    (``KEDA_NOTIFY_ALLOW_PRIVATE_WEBHOOKS``), when any of its addresses is loopback, private
+    (RFC 1918, fc00::/7), link-local (169.254/16, fe80::/10), unspecified, multicast or
+    otherwise not public.
+    """
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    port = _port(parts) or (443 if parts.scheme.lower() == "https" else 80)
+    resolve = resolve or socket.getaddrinfo
+    try:
+        found = resolve(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        raise WebhookRefused(url, f"the host {host[:100]} could not be found") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+    if not addresses:
+        raise WebhookRefused(url, f"the host {host[:100]} could not be found")
+    if not allow_private:
+        for address in addresses:
+            problem = address_problem(address)
+            if problem is not None:
+                where = host if host == address else f"{host[:100]} resolves to {address}"
+                raise WebhookRefused(
+                    url,
+                    f"{where}, {problem}; webhooks may only reach public addresses "
+                    f"(an operator may allow the local network: {ALLOW_PRIVATE_WEBHOOKS}=true)",
+                )
+    return addresses
+
+
 def _lines_only(text: str | Iterable[str]) -> list[str]:
     # A webhook address may hold commas (query values): one a line only.
     items = text.splitlines() if isinstance(text, str) else list(text)
@@ -207,7 +325,8 @@ def mask_webhook(url: str) -> str:
     prefix = f"{parts.scheme}://{parts.netloc}"
     rest = text[len(prefix) :] if text.startswith(prefix) else text
     port = _port(parts)
-    shown = f"{parts.scheme.lower()}://{parts.hostname}" + (f":{port}" if port else "")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+    shown = f"{parts.scheme.lower()}://{host}" + (f":{port}" if port else "")
     return f"{shown}/{mask(rest)}" if rest.strip("/") else shown
 
 

@@ -1,6 +1,8 @@
-"""The notifier: looks at the ledger and the account every few seconds, and notifies each cause
-once per UTC day — claimed in the ledger first, delivered after (so two threads, processes or
-replicas never send the same one twice), then audited.
+"""The notifier: looks at the ledger and the account every few seconds, raises each cause once
+per UTC day, and delivers what is due — each attempt claimed in the ledger first, delivered
+after (so two threads, processes or replicas never make the same attempt twice), then audited.
+A failed delivery is tried again with backoff for up to a day (``kedacore.ledger.notices``);
+a notification raised while nobody receives them waits for a recipient until the day ends.
 
 The console's runtime starts one per process (a daemon thread); pages may :meth:`~Notifier.
 poke` it after something happened so that it looks at once. A look never runs in a page's
@@ -11,18 +13,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from kedacore.api.errors import KedaError
 from kedacore.api.types import Limits
-from kedacore.ledger.notices import Delivery, Notification
+from kedacore.ledger.notices import NO_RECIPIENT, PENDING, Delivery, Notification
 from kedacore.ledger.team import BALANCE_FLOOR, NOTIFY_EMAILS, NOTIFY_WEBHOOKS
 from kedacore.money import to_micros
-from kedacore.notify.causes import Notice, Scene, detect, trial_notice
+from kedacore.notify.causes import KINDS, Notice, Scene, detect, trial_notice
 from kedacore.notify.config import DEFAULT_INTERVAL, NotifyConfig, notify_config
-from kedacore.notify.deliver import deliver
+from kedacore.notify.deliver import deliver, hook_ref
 from kedacore.redaction import redact_text
 
 log = logging.getLogger("kedacore.notify")
@@ -130,69 +132,128 @@ class Notifier:
         ]
 
     def check(self) -> list[Notification]:
-        """Look once and deliver what is due; the notifications this call sent."""
+        """Look once: raise what is due, deliver what waits; the notifications this call
+        raised or made an attempt at (as they are after it)."""
         with self._lock:
             config = self.config
-            notices = self.due(detect(self.scene(), config.link))
-            sent = []
-            for notice in notices:
-                done = self.send(notice)
-                if done is not None:
-                    sent.append(done)
+            raised: set[int] = set()
+            for notice in self.due(detect(self.scene(), config.link)):
+                found = self.ledger.raise_notification(
+                    notice.cause,
+                    kind=notice.kind,
+                    subject=notice.subject,
+                    body=notice.body,
+                    link=notice.link,
+                    facts=notice.facts,
+                )
+                if found is not None:
+                    raised.add(found)
+            sent = self.deliver_pending(raised)
             self.last_look = self.ledger.now()
             return sent
 
-    # -- delivering -------------------------------------------------------------------------
-
-    def send(self, notice: Notice, *, by: str = CONSOLE) -> Notification | None:
-        """Claim today's notification of ``notice.cause`` and deliver it; None when it was
-        claimed already (by this or another process)."""
-        claimed = self.ledger.claim_notification(
-            notice.cause,
-            kind=notice.kind,
-            subject=notice.subject,
-            body=notice.body,
-            link=notice.link,
-        )
-        if claimed is None:
-            return None
+    def deliver_pending(self, raised: Collection[int] = ()) -> list[Notification]:
+        """Deliver every pending notification that is due (each attempt claimed first); give
+        up those superseded, or left without recipients past their day. ``raised``: ids this
+        look raised (returned even when nobody receives them)."""
         emails, webhooks = self.targets()
-        try:
-            outcomes = deliver(
-                notice,
-                emails=emails,
-                webhooks=webhooks,
-                smtp=self.config.smtp,
-                context=self._context,
-                transport=self._transport,
-            )
-        except Exception as exc:  # a bug must not leave the row looking "in progress"
-            log.exception("notifier: delivering %s failed", notice.cause)
-            outcomes = [Delivery("none", "", False, f"not delivered ({type(exc).__name__})")]
-        self.ledger.record_deliveries(claimed, outcomes)
+        now = self.ledger.now()
+        today = now.astimezone(UTC).date()
+        done: list[Notification] = []
+        for n in self.ledger.pending_notifications():
+            if n.leased(now):
+                continue
+            if n.superseded:
+                self.ledger.give_up_notification(
+                    n.id, n.attempts, "superseded: the cause was raised again on a later day"
+                )
+            elif n.waits_for_recipients and n.day < today:
+                self.ledger.give_up_notification(
+                    n.id, n.attempts, f"{NO_RECIPIENT} on {n.day.isoformat()} (UTC)"
+                )
+            elif not emails and not webhooks:
+                if any(d.ok for d in n.deliveries):  # some had it: nobody is left to tell
+                    self.ledger.give_up_notification(n.id, n.attempts, "recipients removed")
+                elif not n.waits_for_recipients:
+                    self.ledger.wait_for_recipients(n.id)
+                if n.id in raised:
+                    done.append(self.ledger.notification(n.id))
+            elif n.due(now) and self.ledger.claim_delivery(n.id, n.attempts):
+                done.append(self._deliver(n, n.attempts + 1, emails, webhooks, CONSOLE))
+        return [n for n in done if n is not None]
+
+    def _deliver(
+        self,
+        n: Notification,
+        attempt: int,
+        emails: Sequence[str],
+        webhooks: Sequence[str],
+        by: str,
+        *,
+        retry: bool = True,
+    ) -> Notification:
+        """Make the claimed attempt number ``attempt`` of ``n`` — to the recipients that did
+        not have it yet — record it, and audit it: the first attempt and the outcome (delivered,
+        or given up); attempts in between are on the Notifications page."""
+        had = {d.key for d in n.deliveries if d.ok}
+        emails = [e for e in emails if f"email:{e}" not in had]
+        webhooks = [h for h in webhooks if hook_ref(h) not in had]
+        notice = Notice(n.cause, n.kind, n.subject, n.body, n.link, dict(n.facts))
+        if not emails and not webhooks and had:
+            outcomes: list[Delivery] = []  # everyone left has it already
+        else:
+            try:
+                outcomes = deliver(
+                    notice,
+                    emails=emails,
+                    webhooks=webhooks,
+                    smtp=self.config.smtp,
+                    context=self._context,
+                    transport=self._transport,
+                    allow_private=self.config.allow_private_webhooks,
+                )
+            except Exception as exc:  # a bug must not leave the attempt "in progress"
+                log.exception("notifier: delivering %s failed", n.cause)
+                outcomes = [Delivery("none", "", False, f"not delivered ({type(exc).__name__})")]
+        after = self.ledger.finish_delivery(n.id, attempt, outcomes, retry=retry)
+        if after is None:
+            return n
         real = [d for d in outcomes if d.channel != "none"]
-        if real:
+        if real and (attempt == 1 or after.state != PENDING):
+            label = KINDS.get(after.kind, after.kind)
             self.ledger.audit(
                 by,
                 "notification",
-                target=notice.cause,
+                target=n.cause,
                 after={
-                    "subject": notice.subject,
+                    "subject": n.subject,
                     "deliveries": [d.as_json() for d in real],  # webhooks masked already
+                    "attempt": attempt,
+                    "state": after.state,
                 },
-                detail=notice.kind_label,
+                detail=label if attempt == 1 else f"{label} (attempt {attempt})",
                 outcome="done" if all(d.ok for d in real) else "failed",
             )
-        return self.ledger.notification(claimed)
+        return after
 
     def send_test(self, by: str) -> Notification:
-        """Send a test notification now to every recipient (``by``: who asked, audited)."""
+        """Send a test notification now to every recipient (``by``: who asked, audited); it
+        is not tried again: what became of it is what the page shows."""
         with self._lock:
             for _ in range(3):  # a clash of causes needs two clicks in one microsecond
                 notice = trial_notice(by, self.ledger.now(), self.config.link("/notifications"))
-                done = self.send(notice, by=by)
-                if done is not None:
-                    return done
+                found = self.ledger.claim_notification(
+                    notice.cause,
+                    kind=notice.kind,
+                    subject=notice.subject,
+                    body=notice.body,
+                    link=notice.link,
+                    facts=notice.facts,
+                )
+                if found is not None:
+                    claimed = self.ledger.notification(found)
+                    emails, webhooks = self.targets()
+                    return self._deliver(claimed, 1, emails, webhooks, by, retry=False)
         raise RuntimeError("the test notification could not be recorded")
 
     # -- the thread -------------------------------------------------------------------------

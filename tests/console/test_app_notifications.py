@@ -21,10 +21,11 @@ from console.finance.notifications import keep_key
 from console.shell import account_changed
 from kedacore.ledger import Ledger
 from kedacore.ledger.team import BALANCE_FLOOR, NOTIFY_EMAILS, NOTIFY_WEBHOOKS
+from kedacore.notify.config import ALLOW_PRIVATE_WEBHOOKS
 from kedacore.settings import load_settings
 from tests.console.test_app import APP, clean_env, ledger, shown
 from tests.kedacore.test_notify import SmtpServer, by_cause, serve_hooks, start_smtp
-from tests.support import poll
+from tests.support import poll, signed_at
 
 PAGE = "pages/notifications.py"
 PAGE_FILE = str(Path(APP).parent / PAGE)
@@ -52,7 +53,9 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def hooks():
+def hooks(monkeypatch: pytest.MonkeyPatch):
+    """The receiver on loopback, which the operator's override lets webhooks reach."""
+    monkeypatch.setenv(ALLOW_PRIVATE_WEBHOOKS, "true")
     with serve_hooks() as state:
         yield state
 
@@ -124,6 +127,7 @@ def test_recipients_are_saved_audited_and_the_webhook_never_shown_whole(
 ) -> None:
     at = open_page(smtp)
     assert f"through 127.0.0.1:{smtp.port} (none), from console@example.com" in everything(at)
+    assert "Webhooks may reach loopback and local-network addresses" in everything(at)
     url = hooks.url(f"/services/{SECRET}")
     save(at, "Fin@Example.com\nops@example.com", url)
     assert [s.value for s in at.success] == ["Recipients saved."]
@@ -256,7 +260,7 @@ def as_member(email: str, path: str) -> AppTest:
     at = AppTest.from_file(path, default_timeout=30)
     at.secrets["auth"] = SIGN_IN
     at.secrets["team"] = {"admins": ["boss@example.com"], "console_url": CONSOLE_URL}
-    at.user = {"is_logged_in": True, "email": email, "iat": 7}
+    at.user = {"is_logged_in": True, "email": email, "iat": signed_at(7)}
     return at.run()
 
 
@@ -289,7 +293,7 @@ def test_the_list_is_newest_first_a_page_at_a_time_and_one_reads_in_full(fresh: 
     with Ledger(f"sqlite:///{fresh / 'ledger.db'}") as book:
         for i in range(30):
             book.claim_notification(
-                f"campaign_paused:{i}",
+                f"campaign_paused:{i}:20250601T1015{i:02d}123456Z",  # a pause's time in its key
                 kind="campaign_paused",
                 subject=f"Campaign “N{i}” (#{i}) paused",
                 body=f"Campaign “N{i}” (#{i}) is paused.\nWhy: *not* markdown <b>{i}</b>",
@@ -298,7 +302,7 @@ def test_the_list_is_newest_first_a_page_at_a_time_and_one_reads_in_full(fresh: 
     frame = listing(at)
     assert len(frame) == 25
     assert frame["Cause"].iloc[0] == "Campaign paused (campaign 29)"  # the newest first
-    assert frame["Where it went"].iloc[0] == "being delivered (or interrupted)"
+    assert frame["Where it went"].iloc[0] == "being delivered"
     assert "30 notifications, newest first" in everything(at)
     assert "Showing 1–25." in everything(at)
     at.number_input(key="notifications_page").set_value(2).run()
@@ -307,3 +311,73 @@ def test_the_list_is_newest_first_a_page_at_a_time_and_one_reads_in_full(fresh: 
     assert "Showing 26–30." in everything(at)
     # the one chosen is shown as it was written (plain text, not Markdown)
     assert at.code[0].value == "Campaign “N4” (#4) is paused.\nWhy: *not* markdown <b>4</b>"
+
+
+def test_a_webhook_to_the_local_network_is_not_saved_without_the_operators_override(
+    fresh: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ALLOW_PRIVATE_WEBHOOKS, raising=False)
+    at = open_page(None)
+    assert "Webhooks may reach loopback" not in everything(at)
+    for url, why in [
+        (f"http://127.0.0.1:9/{SECRET}", "127.0.0.1, a loopback address"),
+        (f"http://169.254.169.254/latest/{SECRET}", "a link-local address (cloud metadata"),
+        (f"https://10.0.0.7/{SECRET}", "10.0.0.7, a private address"),
+    ]:
+        save(at, "fin@example.com", url)
+        error = shown(" ".join(e.value for e in at.error))
+        assert "Nothing was saved." in error and why in error, url
+        assert f"{ALLOW_PRIVATE_WEBHOOKS}=true" in error
+        assert SECRET not in everything(at)
+        with ledger(fresh) as book:
+            assert book.team_setting(NOTIFY_WEBHOOKS) is None
+            assert book.team_setting(NOTIFY_EMAILS) is None
+
+
+def test_a_test_notification_shows_the_webhooks_status_never_what_it_answered(
+    fresh: Path, hooks
+) -> None:
+    at = open_page(None)
+    internal = "internal-admin-api: db_password=hunter2-internal"
+    hooks.answers["/internal/admin"] = (403, internal)
+    save(at, "", hooks.url("/internal/admin"))
+    at.button(key="notifications_test").click().run()
+    assert not at.exception, at.exception
+    (error,) = [shown(e.value) for e in at.error]
+    assert error == (
+        f"Test notification **not** delivered: webhook http://127.0.0.1:{hooks.port}/…dmin — "
+        "HTTP 403 Forbidden"
+    )
+    assert "hunter2" not in everything(at)
+    assert listing(at).iloc[0]["Outcome"] == (
+        f"http://127.0.0.1:{hooks.port}/…dmin: HTTP 403 Forbidden — not tried again"
+    )
+    with ledger(fresh) as book:
+        entry = next(e for e in book.audit_entries() if e.action == "notification")
+    assert "hunter2" not in json.dumps(entry.after) and entry.outcome == "failed"
+
+
+def test_a_notification_nobody_received_waits_and_goes_out_once_someone_is_added(
+    fresh: Path, smtp: SmtpServer
+) -> None:
+    at = open_page(smtp)
+    with ledger(fresh) as book:
+        book.set_team_setting(BALANCE_FLOOR, "250", by="fin@example.com")
+    rt().notifier.check()
+    at.run()
+    row = listing(at).iloc[0]
+    assert row["Where it went"] == "undelivered: no recipient is configured"
+    with ledger(fresh) as book:
+        (waiting,) = book.notifications()
+    assert row["Outcome"] == (
+        f"waiting: sent if a recipient is added on {waiting.day.isoformat()} (UTC day)"
+    )
+    assert smtp.mails == []
+    save(at, "fin@example.com")
+    rt().notifier.check()
+    mail = by_cause(smtp.mails)["balance_floor"]
+    assert mail.to == ["fin@example.com"]
+    at.run()
+    row = listing(at).iloc[0]
+    assert (row["Where it went"], row["Outcome"]) == ("e-mail fin@example.com ✓", "ok")
+    assert len(listing(at)) == 1

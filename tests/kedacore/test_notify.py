@@ -29,7 +29,8 @@ from kedacore import CapReachedError, KedaClient
 from kedacore.campaign import CampaignEngine
 from kedacore.campaign.plan import plan_requests, preview_campaign
 from kedacore.campaign.recipients import read_recipients
-from kedacore.ledger import Ledger
+from kedacore.ledger import Ledger, PlannedBatch
+from kedacore.ledger.notices import LEASE, NO_RECIPIENT
 from kedacore.ledger.team import BALANCE_FLOOR, NOTIFY_EMAILS, NOTIFY_WEBHOOKS
 from kedacore.notify import (
     Notifier,
@@ -41,7 +42,8 @@ from kedacore.notify import (
     parse_webhooks,
     post_webhook,
 )
-from kedacore.notify.causes import Notice
+from kedacore.notify.causes import Notice, detect, pause_cause
+from kedacore.notify.config import ALLOW_PRIVATE_WEBHOOKS, WebhookRefused, webhook_addresses
 from tests.kedacore.campaign.helpers import client_factory
 from tests.support import free_port, poll
 
@@ -115,20 +117,23 @@ def smtp() -> Iterator[SmtpServer]:
 
 @dataclass
 class Hooks:
-    """A webhook receiver: every POST kept; ``answers[path]`` = (status, body) or a delay."""
+    """A webhook receiver: every POST kept (with its Host header); ``answers[path]`` =
+    (status, body), ``locations[path]`` a redirect's Location, ``delays[path]`` seconds."""
 
     port: int = 0
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
     answers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    locations: dict[str, str] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str, host: str = "127.0.0.1", scheme: str = "http") -> str:
+        return f"{scheme}://{host}:{self.port}{path}"
 
 
 @contextmanager
-def serve_hooks() -> Iterator[Hooks]:
-    """A webhook receiver on loopback (a real HTTP server in a thread)."""
+def serve_hooks(tls: ssl.SSLContext | None = None) -> Iterator[Hooks]:
+    """A webhook receiver on loopback (a real HTTP server in a thread; https with ``tls``)."""
     state = Hooks()
 
     class Handler(BaseHTTPRequestHandler):
@@ -137,16 +142,25 @@ def serve_hooks() -> Iterator[Hooks]:
             body = json.loads(self.rfile.read(size))
             time.sleep(state.delays.get(self.path, 0))
             state.received.append((self.path, body))
+            state.hosts.append(str(self.headers.get("Host")))
             status, answer = state.answers.get(self.path, (200, "ok"))
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
+            if self.path in state.locations:
+                self.send_header("Location", state.locations[self.path])
             self.end_headers()
             self.wfile.write(answer.encode())
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # a client refusing the certificate (a test's point): nothing to print
+
+    server = Server(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -158,7 +172,9 @@ def serve_hooks() -> Iterator[Hooks]:
 
 
 @pytest.fixture
-def hooks() -> Iterator[Hooks]:
+def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hooks]:
+    """The receiver, and the operator's override that lets webhooks reach loopback."""
+    monkeypatch.setenv(ALLOW_PRIVATE_WEBHOOKS, "true")
     with serve_hooks() as state:
         yield state
 
@@ -177,6 +193,13 @@ class Clock:
 
     def next_day(self) -> None:
         self.offset += timedelta(days=1)
+
+    def advance(self, by: timedelta) -> None:
+        self.offset += by
+
+    def at(self, when: datetime) -> None:
+        """Move to ``when`` (or just after it: real time goes on)."""
+        self.offset += max(when - self(), timedelta())
 
 
 @pytest.fixture
@@ -226,6 +249,12 @@ def recipients(ledger: Ledger, hooks: Hooks, *paths: str) -> list[str]:
 
 def by_cause(mails: list[Mail]) -> dict[str, Mail]:
     return {str(m.message["X-KedaSMS-Cause"]): m for m in mails}
+
+
+def current_pause(ledger: Ledger, campaign_id: int) -> str:
+    """The cause of a campaign's current pause, as the notifier names it."""
+    (facts,) = [f for f in ledger.notice_scan().paused if f.id == campaign_id]
+    return pause_cause(facts)
 
 
 # -- the tests ---------------------------------------------------------------------------------
@@ -353,8 +382,10 @@ def test_a_campaign_paused_by_a_cap_is_notified_once_not_every_day_it_stays_paus
 
     notifier = notifier_for(ledger, client, smtp)
     causes = sorted(n.cause for n in notifier.check())
-    assert causes == sorted(["cap_block", f"campaign_paused:{campaign_id}", "usage_alert"])
-    paused = by_cause(smtp.mails)[f"campaign_paused:{campaign_id}"]
+    pause = current_pause(ledger, campaign_id)  # campaign_paused:<id>:<the pause's time>
+    assert pause.startswith(f"campaign_paused:{campaign_id}:")
+    assert causes == sorted(["cap_block", pause, "usage_alert"])
+    paused = by_cause(smtp.mails)[pause]
     assert paused.subject == f"Campaign “Spring <b>sale</b>” (#{campaign_id}) paused"
     assert "Why: Paused: dailySmsCap reached" in paused.body
     assert "Recipients: 5 — sent 3, left 2" in paused.body
@@ -366,12 +397,12 @@ def test_a_campaign_paused_by_a_cap_is_notified_once_not_every_day_it_stays_paus
     )
     # Slack must not read a campaign's name as markup
     text_of = {b["kedasms"]["cause"]: b["text"] for _, b in hooks.received}
-    assert "Spring &lt;b&gt;sale&lt;/b&gt;" in text_of[f"campaign_paused:{campaign_id}"]
+    assert "Spring &lt;b&gt;sale&lt;/b&gt;" in text_of[pause]
 
     # the next day it is still paused: the pause was told once, it is not told again
     clock.next_day()
     again = [n.cause for n in notifier.check()]
-    assert f"campaign_paused:{campaign_id}" not in again and "cap_block" not in again
+    assert pause not in again and "cap_block" not in again
 
 
 def test_a_campaign_whose_messages_failed_is_notified_as_failed(
@@ -447,7 +478,7 @@ def test_failed_deliveries_are_kept_with_why_and_never_with_the_webhook_address(
     assert (mail.channel, mail.to, mail.ok) == ("email", "fin@example.com", False)
     assert mail.error.startswith(f"could not connect to 127.0.0.1:{dead_smtp.port} (")
     assert (hook.channel, hook.ok) == ("webhook", False)
-    assert hook.error == "HTTP 404 no_service for …/…/…ABCD"
+    assert hook.error == "HTTP 404 Not Found"  # the status, never what the server said
     assert ledger.audit_entries()[0].outcome == "failed"
     # the secret is nowhere in the ledger but in the setting that holds it
     with ledger.engine.connect() as conn:
@@ -465,7 +496,7 @@ def test_a_webhook_that_does_not_answer_in_time_is_a_failure_not_a_wait(hooks) -
     hooks.delays["/slow"] = 1.0
     notice = Notice("test:1", "test", "Subject", "Body", f"{CONSOLE_URL}/notifications")
     started = time.monotonic()
-    outcome = post_webhook(hooks.url("/slow"), notice, timeout=0.2)
+    outcome = post_webhook(hooks.url("/slow"), notice, timeout=0.2, allow_private=True)
     assert time.monotonic() - started < 0.9
     assert (outcome.ok, outcome.error) == (False, "no answer within 0.2 s")
 
@@ -482,7 +513,8 @@ def test_nowhere_to_send_is_listed_without_an_audit_entry(ledger) -> None:
     assert len(ledger.audit_entries()) == audited
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path]:
+def _self_signed(folder: Path, dns: str | None = None) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and the name ``dns``), and its key."""
     import ipaddress
 
     from cryptography import x509
@@ -502,7 +534,10 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                + ([x509.DNSName(dns)] if dns else [])
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -657,3 +692,338 @@ def test_the_configuration_comes_from_secrets_and_the_environment() -> None:
     assert mask_webhook("https://user:pass@chat.example.com:8443/hook") == (
         "https://chat.example.com:8443/…"
     )
+
+
+# -- webhooks reach public addresses only; what they answer is never kept -------------------------
+
+INTERNAL = "internal-admin-api: db_password=hunter2-internal; users=[root,ops]"
+
+
+def test_a_webhook_to_loopback_the_local_network_or_cloud_metadata_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ALLOW_PRIVATE_WEBHOOKS, raising=False)
+    refused = {
+        "http://127.0.0.1:8080/internal/admin": "127.0.0.1, a loopback address",
+        "http://localhost:8080/internal/admin": "a loopback address",  # a name: resolved
+        "http://2130706433/x": "resolves to 127.0.0.1, a loopback address",  # 127.0.0.1 too
+        "http://10.1.2.3/hook": "10.1.2.3, a private address",
+        "http://172.16.0.9/hook": "a private address",
+        "https://192.168.1.20/hook": "a private address",
+        "http://169.254.169.254/latest/meta-data/": "a link-local address (cloud metadata",
+        "http://[fe80::1]/hook": "a link-local address",
+        "http://[fd00::5]/hook": "a private address",
+        "http://[::1]:8080/hook": "a loopback address",
+        "http://[::ffff:127.0.0.1]/hook": "a loopback address",
+        "http://0.0.0.0:8080/hook": "an unspecified address",
+        "http://224.0.0.1/hook": "a multicast address",
+        "http://100.64.0.1/hook": "not a public address",
+    }
+    for url, why in refused.items():
+        with pytest.raises(WebhookRefused) as caught:
+            webhook_addresses(url)
+        assert why in str(caught.value), url
+        assert f"{ALLOW_PRIVATE_WEBHOOKS}=true" in str(caught.value)
+        assert "internal/admin" not in str(caught.value) and "meta-data" not in str(caught.value)
+    with pytest.raises(WebhookRefused, match="could not be found"):
+        webhook_addresses("https://no-such-host.invalid/hook")
+    # a public address is kept; the operator's override lets the local network through
+    assert webhook_addresses("https://93.184.216.34/services/T0/B0/x") == ["93.184.216.34"]
+    assert webhook_addresses("http://10.1.2.3/hook", allow_private=True) == ["10.1.2.3"]
+    assert NotifyConfig().allow_private_webhooks is False
+    monkeypatch.setenv(ALLOW_PRIVATE_WEBHOOKS, "true")
+    assert NotifyConfig().allow_private_webhooks is True
+    assert notify_config(None, env={ALLOW_PRIVATE_WEBHOOKS: "TRUE"}).allow_private_webhooks
+    assert not notify_config(None, env={ALLOW_PRIVATE_WEBHOOKS: "no"}).allow_private_webhooks
+
+
+def test_an_internal_webhook_is_refused_at_delivery_and_nothing_of_it_is_posted_or_kept(
+    ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook already kept (saved with the override on, or its name pointed elsewhere
+    since) is checked again when it is used: nothing is posted to it."""
+    monkeypatch.delenv(ALLOW_PRIVATE_WEBHOOKS, raising=False)
+    with serve_hooks() as internal:
+        internal.answers["/internal/admin"] = (403, INTERNAL)
+        set_webhooks(ledger, [internal.url("/internal/admin")])
+        sent = Notifier(ledger, config=NotifyConfig()).send_test("fin@example.com")
+        assert internal.received == []
+    (hook,) = sent.deliveries
+    assert (hook.ok, hook.to) == (False, f"http://127.0.0.1:{internal.port}/…dmin")
+    assert hook.error.startswith("refused: 127.0.0.1, a loopback address; webhooks may only")
+    assert sent.state == "failed"  # a test is not tried again
+    entry = next(e for e in ledger.audit_entries() if e.action == "notification")
+    assert entry.outcome == "failed" and "refused: 127.0.0.1" in json.dumps(entry.after)
+
+
+def test_a_webhook_answer_is_never_kept_only_its_status_and_redirects_are_not_followed(
+    ledger, hooks
+) -> None:
+    hooks.answers["/forbidden"] = (403, INTERNAL)
+    hooks.answers["/moved"] = (302, INTERNAL)
+    hooks.locations["/moved"] = hooks.url("/internal/admin")
+    set_webhooks(ledger, [hooks.url("/forbidden"), hooks.url("/moved")])
+    sent = Notifier(ledger, config=NotifyConfig()).send_test("fin@example.com")
+    assert [(d.ok, d.error) for d in sent.deliveries] == [
+        (False, "HTTP 403 Forbidden"),
+        (False, "HTTP 302 Found"),
+    ]
+    assert sorted(path for path, _ in hooks.received) == ["/forbidden", "/moved"]  # not followed
+    with ledger.engine.connect() as conn:
+        for table in ("notifications", "audit_log"):
+            dump = json.dumps(
+                [list(map(str, r)) for r in conn.execute(text(f"SELECT * FROM {table}"))]
+            )
+            assert "hunter2" not in dump and "internal-admin-api" not in dump, table
+
+
+def _resolver(name: str, address: str, calls: list[str]):
+    """A DNS answer for one name (the test's own): ``name`` → ``address``."""
+
+    def resolve(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        calls.append(host)
+        if host != name:
+            raise OSError("not found")
+        return [(2, 1, 6, "", (address, port))]
+
+    return resolve
+
+
+def test_a_webhook_is_posted_to_the_address_checked_with_its_name_for_host_and_tls(
+    tmp_path: Path,
+) -> None:
+    """The POST connects to the address the check resolved (a name re-pointed between the
+    check and the connection changes nothing); https still checks the certificate against
+    the webhook's name (SNI), and the Host header is the name."""
+    name = "hooks.example.test"  # exists only in this test's resolver
+    cert, key = _self_signed(tmp_path, dns=name)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    notice = Notice("test:1", "test", "Subject", "Body", f"{CONSOLE_URL}/notifications")
+    with serve_hooks(tls=server_tls) as secure:
+        url = f"https://{name}:{secure.port}/services/{HOOK_SECRET}"
+        calls: list[str] = []
+        resolve = _resolver(name, "127.0.0.1", calls)
+        done = post_webhook(url, notice, context=trusted, allow_private=True, resolve=resolve)
+        assert (done.ok, done.error) == (True, "")
+        assert calls == [name]  # resolved once, by the check; connected to what it found
+        assert secure.hosts == [f"{name}:{secure.port}"]
+        assert [p for p, _ in secure.received] == [f"/services/{HOOK_SECRET}"]
+        # the same name pointed at loopback, without the override: refused, nothing posted
+        refused = post_webhook(url, notice, context=trusted, resolve=resolve)
+        assert refused.error == (
+            f"refused: {name} resolves to 127.0.0.1, a loopback address; webhooks may only "
+            f"reach public addresses (an operator may allow the local network: "
+            f"{ALLOW_PRIVATE_WEBHOOKS}=true)"
+        )
+        assert len(secure.received) == 1
+        # a certificate for another name is refused although the address is the same
+        other = f"https://other.example.test:{secure.port}/x"
+        resolve_other = _resolver("other.example.test", "127.0.0.1", [])
+        wrong = post_webhook(
+            other, notice, context=trusted, allow_private=True, resolve=resolve_other
+        )
+        assert wrong.ok is False and "certificate" in wrong.error.lower()
+        assert len(secure.received) == 1
+
+
+# -- a delivery that fails is tried again; exactly once whoever looks -----------------------------
+
+
+def hold(ledger: Ledger, ref: str = "big-1"):
+    """A send of 12.50 USD waiting for approval (threshold 10)."""
+    return ledger.hold_send(
+        ref,
+        country="US",
+        sender=None,
+        content="Flash sale",
+        recipients=["+12065550100"],
+        currency="USD",
+        estimated_micros=12_500_000,
+        threshold_micros=10_000_000,
+        created_by="mia@example.com",
+    )
+
+
+def notification_audit(ledger: Ledger) -> list[tuple[str, int, str]]:
+    """(outcome, attempt, state) of each "notification" entry, oldest first."""
+    entries = [e for e in ledger.audit_entries() if e.action == "notification"]
+    return [(e.outcome, e.after["attempt"], e.after["state"]) for e in reversed(entries)]
+
+
+def test_a_failed_delivery_is_tried_again_with_backoff_where_it_failed_until_delivered(
+    ledger, clock, smtp, hooks
+) -> None:
+    recipients(ledger, hooks, "/flaky")
+    hooks.answers["/flaky"] = (503, "busy")
+    held = hold(ledger)
+    notifier = notifier_for(ledger, None, smtp)
+
+    (first,) = notifier.check()
+    assert (first.cause, first.state, first.attempts) == (f"approval:{held.id}", "pending", 1)
+    assert [(d.channel, d.ok, d.error) for d in first.deliveries] == [
+        ("email", True, ""),
+        ("email", True, ""),
+        ("webhook", False, "HTTP 503 Service Unavailable"),
+    ]
+    assert first.next_attempt_at - first.last_attempt_at == timedelta(minutes=1)
+    assert notifier.check() == [] and len(hooks.received) == 1  # not before its time
+
+    clock.at(first.next_attempt_at)
+    (second,) = notifier.check()
+    assert (second.id, second.state, second.attempts) == (first.id, "pending", 2)
+    assert second.next_attempt_at - second.last_attempt_at == timedelta(minutes=5)
+    assert len(hooks.received) == 2 and len(smtp.mails) == 1  # the mail went the first time
+
+    hooks.answers["/flaky"] = (200, "ok")
+    clock.at(second.next_attempt_at)
+    (third,) = notifier.check()
+    assert (third.state, third.attempts, third.delivered) == ("delivered", 3, True)
+    assert [(d.channel, d.ok) for d in third.deliveries] == [
+        ("email", True),
+        ("email", True),
+        ("webhook", True),
+    ]
+    assert len(hooks.received) == 3 and len(smtp.mails) == 1
+    facts = hooks.received[-1][1]["kedasms"]["facts"]  # the retry carries the same figures
+    assert (facts["approval_id"], facts["estimate"], facts["threshold"]) == (held.id, "12.5", "10")
+    # delivered: never again, the next day neither (an event)
+    clock.next_day()
+    assert notifier.check() == [] and len(hooks.received) == 3
+    # audited: the first attempt, and the outcome (the attempts between are on the page)
+    assert notification_audit(ledger) == [("failed", 1, "pending"), ("done", 3, "delivered")]
+
+
+def test_a_webhook_down_all_day_is_tried_27_times_then_given_up(ledger, clock, hooks) -> None:
+    hooks.answers["/down"] = (500, "stack trace")
+    set_webhooks(ledger, [hooks.url("/down")])
+    hold(ledger)
+    notifier = Notifier(ledger, config=NotifyConfig(console_url=CONSOLE_URL))
+    (n,) = notifier.check()
+    tried = [n.last_attempt_at]
+    while n.state == "pending":
+        clock.at(n.next_attempt_at)
+        (n,) = notifier.check()
+        tried.append(n.last_attempt_at)
+    minutes = [round((t - n.created_at) / timedelta(minutes=1)) for t in tried]
+    assert minutes == [0, 1, 6, 21, *range(81, 1441, 60)]  # 1, 5, 15 min, then hourly: a day
+    assert (n.state, n.attempts, n.note) == ("failed", 27, "given up after 27 attempts in a day")
+    assert len(hooks.received) == 27
+    clock.next_day()
+    assert notifier.check() == [] and len(hooks.received) == 27
+    assert notification_audit(ledger) == [("failed", 1, "pending"), ("failed", 27, "failed")]
+
+
+def test_a_notice_raised_while_nobody_receives_them_waits_for_a_recipient_that_day(
+    ledger, clock, smtp, hooks
+) -> None:
+    notifier = notifier_for(ledger, None, smtp)
+    held = hold(ledger)
+    (waiting,) = notifier.check()
+    assert (waiting.cause, waiting.state, waiting.attempts) == (
+        f"approval:{held.id}",
+        "pending",
+        0,
+    )
+    assert [(d.channel, d.error) for d in waiting.deliveries] == [("none", NO_RECIPIENT)]
+    assert notifier.check() == []  # nothing to do until someone is added
+    recipients(ledger, hooks)
+    (sent,) = notifier.check()
+    assert (sent.id, sent.state, sent.attempts) == (waiting.id, "delivered", 1)
+    assert [m.subject for m in smtp.mails] == [
+        "Approval needed: send of 12.50 USD (threshold 10.00 USD)"
+    ]
+    assert len(hooks.received) == 1
+
+    # nobody again; a request waits; its day ends before anyone is added: given up
+    ledger.set_team_setting(NOTIFY_EMAILS, [], by="boss")
+    set_webhooks(ledger, [])
+    later = hold(ledger, "big-2")
+    (left,) = notifier.check()
+    assert left.cause == f"approval:{later.id}" and left.waits_for_recipients
+    clock.next_day()
+    recipients(ledger, hooks)
+    assert notifier.check() == []
+    gone = ledger.notification(left.id)
+    assert (gone.state, gone.note) == (
+        "failed",
+        f"{NO_RECIPIENT} on {left.day.isoformat()} (UTC)",
+    )
+    assert len(smtp.mails) == 1 and len(hooks.received) == 1
+
+
+def test_an_attempt_cut_short_by_a_crash_is_made_again_once_its_lease_runs_out(
+    ledger, clock, smtp
+) -> None:
+    ledger.set_team_setting(NOTIFY_EMAILS, ["fin@example.com"], by="boss")
+    hold(ledger)
+    notifier = notifier_for(ledger, None, smtp)
+    # another replica raised it, claimed its first attempt, and died before delivering
+    (notice,) = notifier.due(detect(notifier.scene(), notifier.config.link))
+    claimed = ledger.claim_notification(
+        notice.cause, kind=notice.kind, subject=notice.subject, body=notice.body
+    )
+    assert claimed is not None
+    assert notifier.check() == [] and smtp.mails == []  # its claim still holds
+    clock.advance(LEASE + timedelta(seconds=1))
+    (sent,) = notifier.check()
+    assert (sent.id, sent.state, sent.attempts) == (claimed, "delivered", 2)
+    assert len(smtp.mails) == 1
+    assert notifier.check() == [] and len(smtp.mails) == 1
+
+
+def test_replicas_retrying_at_once_make_each_attempt_once(tmp_path, clock, smtp, hooks) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    replicas = [Ledger(url, clock=clock) for _ in range(4)]
+    try:
+        set_webhooks(replicas[0], [hooks.url("/flaky")])
+        hooks.answers["/flaky"] = (502, "bad gateway")
+        hold(replicas[0])
+        notifiers = [notifier_for(led, None, smtp) for led in replicas]
+        (failed,) = notifiers[0].check()
+        assert failed.state == "pending" and len(hooks.received) == 1
+        hooks.answers["/flaky"] = (200, "ok")
+        clock.at(failed.next_attempt_at)
+        start = threading.Barrier(len(notifiers))
+        results: list[list[Any]] = []
+
+        def look(n: Notifier) -> None:
+            start.wait()
+            results.append(n.check())
+
+        threads = [threading.Thread(target=look, args=(n,)) for n in notifiers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+        assert len(hooks.received) == 2
+        (row,) = replicas[1].notifications()
+        assert (row.state, row.attempts) == ("delivered", 2)
+    finally:
+        for led in replicas:
+            led.close()
+
+
+def test_each_pause_of_a_campaign_is_notified_a_second_one_the_same_day_too(
+    ledger, clock, smtp
+) -> None:
+    ledger.set_team_setting(NOTIFY_EMAILS, ["ops@example.com"], by="boss")
+    cid = ledger.create_campaign("Twice", created_by="m@example.com", currency="USD")
+    ledger.plan_campaign(cid, [PlannedBatch("US", "hi", ("+12015550123",), 50_000)])
+    ledger.pause_campaign(cid, "Paused: the service is down")
+    notifier = notifier_for(ledger, None, smtp)
+    first = current_pause(ledger, cid)
+    assert [n.cause for n in notifier.check()] == [first]
+    clock.advance(timedelta(minutes=10))
+    assert ledger.mark_campaign_sending(cid)  # resumed
+    assert ledger.pause_campaign(cid, "Paused: the balance is too low")  # and paused again
+    second = current_pause(ledger, cid)
+    assert second != first and second.startswith(f"campaign_paused:{cid}:")
+    assert [n.cause for n in notifier.check()] == [second]
+    assert [m.subject for m in smtp.mails] == [f"Campaign “Twice” (#{cid}) paused"] * 2
+    assert "Why: Paused: the service is down" in smtp.mails[0].body
+    assert "Why: Paused: the balance is too low" in smtp.mails[1].body
+    clock.next_day()  # still paused the next day: that pause was told
+    assert notifier.check() == [] and len(smtp.mails) == 2

@@ -71,22 +71,58 @@ def sections(actor: Actor) -> dict[str, list[PageSpec]]:
     return found
 
 
+# Where each member lands at the console's address: the first of these they may open.
+LANDING = ("pages/send.py", "pages/approvals.py", "pages/status.py")
+
+
+def landing(actor: Actor) -> PageSpec | None:
+    """The page ``actor`` lands on: sending, else approving, else looking up, else the first."""
+    allowed = [spec for spec in PAGES if may_open(actor, spec)]
+    for path in LANDING:
+        if BY_PATH[path] in allowed:
+            return BY_PATH[path]
+    return allowed[0] if allowed else None
+
+
+def url_path(spec: PageSpec) -> str:
+    """A page's stable address: ``/send``, ``/limits`` … (the file's name)."""
+    return spec.path.rsplit("/", 1)[-1].removesuffix(".py")
+
+
 def run() -> None:
-    """The whole navigation: page config, who is acting, their pages; then the chosen page."""
+    """The whole navigation: page config, who is acting, their pages; then the chosen page.
+
+    Every page is registered, each at its own stable address; the ones the actor's roles do
+    not open are hidden from the menu and, opened by their address, refuse themselves (and the
+    refusal is audited) in ``page_setup``. The console's root address lands on the actor's
+    first page (``landing``).
+    """
     from console.shell import team_gate
 
     st.set_page_config(page_title="KedaSMS Console", page_icon=":material/sms:", layout="wide")
     actor = team_gate()
-    groups = sections(actor)
-    first = True
-    pages: dict[str, list[st.Page]] = {}
-    for section, specs in groups.items():
-        for spec in specs:
-            pages.setdefault(section, []).append(
-                st.Page(spec.path, title=spec.title, icon=spec.icon, default=first)
-            )
-            first = False
-    if not pages:  # a member whose roles open nothing (cannot happen with today's table)
+    first = landing(actor)
+    if first is None:  # a member whose roles open nothing (cannot happen with today's table)
         st.info("Your roles open no page of this console. Ask an admin of your team.")
         return
+    pages: dict[str, list[st.Page]] = {}
+    found: dict[str, st.Page] = {}
+    for spec in PAGES:
+        shown = may_open(actor, spec)
+        page = st.Page(
+            spec.path,
+            title=spec.title,
+            icon=spec.icon,
+            url_path=url_path(spec),
+            visibility="visible" if shown else "hidden",
+        )
+        found[spec.path] = page
+        pages.setdefault(spec.section if shown else "", []).append(page)
+
+    def home() -> None:
+        st.switch_page(found[first.path])
+
+    pages.setdefault("", []).append(
+        st.Page(home, title="Home", url_path="home", default=True, visibility="hidden")
+    )
     st.navigation(pages).run()

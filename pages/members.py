@@ -9,6 +9,7 @@ import streamlit as st
 
 from console.access import team_config
 from console.admin.members import (
+    clear_finished,
     console_address,
     invite_form,
     manage,
@@ -30,6 +31,7 @@ config = team_config(st.secrets)
 members = read_members(console.ledger)
 
 setup_note(config)
+clear_finished()  # empty the form of a member just added, the choice of one just removed
 show_outcome()
 member_list(members, config, console.tz)
 

@@ -185,12 +185,22 @@ def member_list(members: Sequence[Member], config: TeamConfig, tz: ZoneInfo) -> 
         st.dataframe(permission_table(), hide_index=True, width="stretch", key="members_perms")
 
 
+_EMPTY = {"members_invite_email": "", "members_invite_roles": [], "members_remove_reason": ""}
+
+
 def _done(message: str, *clear: str) -> None:
-    """Keep the outcome, forget the given widgets' values, and redraw the page."""
+    """Keep the outcome, empty the given widgets at the next run (before they are drawn: a
+    browser keeps a widget's value otherwise), and redraw the page."""
     st.session_state["members_result"] = message
-    for name in clear:
-        st.session_state.pop(name, None)
+    st.session_state["members_clear"] = list(clear)
     st.rerun()
+
+
+def clear_finished() -> None:
+    """Empty what the last action asked to (call before any widget of the page is drawn)."""
+    state = st.session_state
+    for name in state.pop("members_clear", []):
+        state[name] = _EMPTY.get(name)
 
 
 def invite_form(ledger: Ledger, config: TeamConfig, address: str) -> None:
@@ -222,13 +232,18 @@ def invite_form(ledger: Ledger, config: TeamConfig, address: str) -> None:
     )
 
 
-def _pick(members: Sequence[Member]) -> Member:
-    """The member the controls below act on; the roles box follows the choice."""
+def _pick(members: Sequence[Member]) -> Member | None:
+    """The member the controls below act on, once one is chosen (none is chosen for you, and
+    one removed meanwhile is no longer chosen); the roles box follows the choice."""
     state = st.session_state
     by_email = {m.email: m for m in members}
     if state.get("members_pick") not in by_email:
-        state.pop("members_pick", None)
-    chosen = st.selectbox("Member", list(by_email), key="members_pick")
+        state["members_pick"] = None
+    chosen = st.selectbox(
+        "Member", list(by_email), index=None, placeholder="Choose a member", key="members_pick"
+    )
+    if chosen is None:
+        return None
     member = by_email[chosen]
     if state.get("members_roles_of") != member.email:
         state["members_roles_of"] = member.email
@@ -242,6 +257,9 @@ def manage(ledger: Ledger, members: Sequence[Member], config: TeamConfig, actor:
         return
     state = st.session_state
     member = _pick(members)
+    if member is None:
+        st.caption("Choose a member to change their roles, sign them out or remove them.")
+        return
     if member.email == actor.name:
         st.caption("This is you: the change applies to your own access.")
     roles = st.multiselect(

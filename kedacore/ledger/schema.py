@@ -242,7 +242,8 @@ sends = Table(
 
 # -- the team (Step 8): members, the audit log, approvals, settings, balances, notifications --
 
-# A member of the team (or one removed: ``removed_at``): keyed by e-mail (lower case). ``roles`` is comma-separated
+# A member of the team (or one removed: ``removed_at``): keyed by e-mail (lower case).
+# ``roles`` is comma-separated
 # (kedacore.team.ROLES). ``signed_out_at``: sessions signed in before it are over ("sign out
 # everywhere"); ``last_sign_in_iat``: the ID token of the last sign-in, so that a sign-in is
 # audited once, not at every page view.
@@ -407,7 +408,7 @@ message_rollup = Table(
 
 # Added after the first release: create_all makes them for a new ledger only, add_missing for
 # an existing one (no migrations otherwise). Added columns must be nullable.
-ADDED_COLUMNS = ((campaign_batches, "attempted_at"),)
+ADDED_COLUMNS = ((campaign_batches, "attempted_at"), (members, "removed_at"))
 ADDED_INDEXES = ((messages, "ix_messages_latency"),)
 
 

@@ -87,10 +87,14 @@ def test_a_campaign_over_the_threshold_waits_for_finance_then_sends(team_console
         # Marketing cannot open Limits nor the Audit log, by the navigation or by address.
         nav = " ".join(mia.locator('[data-testid="stSidebarNav"]').all_inner_texts())
         assert "Limits" not in nav and "Audit log" not in nav
-        for path in ("limits", "audit"):
+        for path, title in (("limits", "Limits"), ("audit", "Audit log")):
             mia.goto(f"{team_console.url}/{path}")
             wait_ready(mia)
-            assert heading(mia) == ["Send"], (path, heading(mia))
+            main = mia.locator('[data-testid="stMain"]').inner_text()
+            assert heading(mia) == [] and f"Not allowed. To open the {title} page" in main
+        assert {("refused", "Limits"), ("refused", "Audit log")} <= {
+            (e.action, e.target) for e in ledger.audit_entries() if e.actor == MIA
+        }
 
         # Finance approves it with a reason; it starts and sends every recipient once.
         fin.goto(f"{team_console.url}/approvals")

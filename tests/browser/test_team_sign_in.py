@@ -4,6 +4,8 @@ navigation, a page outside one's roles, signing out, and signing out everywhere.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kedacore.ledger import Ledger
@@ -16,7 +18,7 @@ EXPECTED_NAV = {
         "Campaigns", "Spend", "Limits", "Approvals", "Statement", "Audit log", "Notifications",
         "Settings",
     ],
-    "support": [],  # one page: Streamlit shows no navigation, only the Status page
+    "support": [],  # one page they may open: Streamlit shows no menu
     "admin": [
         "Send", "Campaigns", "Status", "Short links", "Spend", "Limits", "Approvals",
         "Statement", "Audit log", "Notifications", "Members", "Settings",
@@ -82,7 +84,8 @@ def test_each_role_sees_exactly_its_pages(team_console, browser, ledger, role) -
     try:
         sign_in(page, team_console, email)
         assert nav(page) == EXPECTED_NAV[role]
-        assert titles(page) == [(EXPECTED_NAV[role] or ["Status"])[0]]
+        landing = {"finance": "Approvals", "support": "Status"}.get(role, "Send")
+        assert titles(page) == [landing]
         sidebar = text_of(page, '[data-testid="stSidebarContent"]')
         assert email in sidebar and role in sidebar
         signed_in = [e for e in ledger.audit_entries() if e.action == "sign_in"]
@@ -91,18 +94,31 @@ def test_each_role_sees_exactly_its_pages(team_console, browser, ledger, role) -
         context.close()
 
 
-def test_a_page_outside_the_role_does_not_open_by_its_address(
+def test_a_page_outside_the_role_refuses_itself_by_its_address_and_is_audited(
     team_console, browser, ledger
 ) -> None:
     context, page = new_page(browser)
     try:
         sign_in(page, team_console, "support@example.com")
-        for path in ("limits", "audit", "members", "send"):
+        assert page.url.rstrip("/").endswith("/status")  # the root lands on their first page
+        for path, title in (("limits", "Limits"), ("audit", "Audit log"), ("members", "Members"),
+                            ("send", "Send")):  # fmt: skip
             page.goto(f"{team_console.url}/{path}")
             wait_ready(page)
             main = text_of(page, '[data-testid="stMain"]')
-            assert titles(page) == ["Status"], (path, titles(page))
+            assert "Not allowed" in main and f"open the {title} page" in main, (path, main)
             assert "Change the caps" not in main and "Invite" not in main
+            assert page.locator('[data-testid="stDialog"]').count() == 0  # no "page not found"
+        refused = [
+            e.target
+            for e in ledger.audit_entries()
+            if e.action == "refused" and e.actor == "support@example.com"
+        ]
+        assert {"Limits", "Audit log", "Members", "Send"} <= set(refused)
+        page.goto(f"{team_console.url}/status")  # their own page by its address: no pop-up
+        wait_ready(page)
+        assert titles(page) == ["Status"]
+        assert page.locator('[data-testid="stDialog"]').count() == 0
     finally:
         context.close()
 
@@ -131,3 +147,34 @@ def test_sign_out_and_sign_out_everywhere(team_console, browser, ledger) -> None
     finally:
         first.close()
         second.close()
+
+
+def test_members_added_one_after_another_get_only_their_own_roles(
+    team_console, browser, ledger
+) -> None:
+    """The walk-through's finding: the form kept the last e-mail and roles, so roles piled up."""
+    from tests.browser.test_console import key
+
+    context, page = new_page(browser)
+    try:
+        sign_in(page, team_console, TEAM_ADMIN)
+        page.goto(f"{team_console.url}/members")
+        wait_ready(page)
+        for email, role in (("first@example.com", "Marketing"), ("second@example.com", "Support")):
+            box = page.locator(f"{key('members_invite_email')} input")
+            assert box.input_value() == ""
+            box.fill(email)
+            roles = page.locator(f"{key('members_invite_roles')}")
+            assert roles.get_by_text("Marketing").count() == 0  # nothing carried over
+            roles.locator("input").click()
+            page.get_by_role("option", name=re.compile(f"^{role}")).click()
+            page.keyboard.press("Escape")
+            page.locator(f"{key('members_invite')} button").click()
+            wait_ready(page)
+            said = re.compile(re.escape(email).replace("@", "@\u2060?") + " is a member now")
+            page.get_by_text(said).wait_for()
+        assert ledger.member("first@example.com").roles == {"marketing"}
+        assert ledger.member("second@example.com").roles == {"support"}
+        screenshot(page, "team-members")
+    finally:
+        context.close()

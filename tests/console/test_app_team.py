@@ -251,6 +251,8 @@ def test_an_admin_invites_changes_signs_out_and_removes_a_member(data_dir: Path)
     assert not at.exception and not at.error
     told = shown(at.success[0].value)
     assert "ann@example.com** is a member now (marketing, support)" in told
+    assert at.text_input(key="members_invite_email").value == ""  # ready for the next one
+    assert at.multiselect(key="members_invite_roles").value == []  # no roles carried over
     assert "sign in now at **http://localhost:8501**" in told
     with ledger_of(data_dir) as book:
         ann = book.member("ann@example.com")
@@ -285,8 +287,8 @@ def test_an_admin_invites_changes_signs_out_and_removes_a_member(data_dir: Path)
     ann_at.run()  # the Send page she has open is not hers any more: refused, audited
     assert not_allowed(ann_at) and not ann_at.text_area
     assert refusals(data_dir, "ann@example.com") == [("refused", "Send")]
-    fresh = signed_in("ann@example.com", iat=100).run()  # a new visit: finance's navigation
-    assert [t.value for t in fresh.title] == ["Campaigns"]
+    fresh = signed_in("ann@example.com", iat=100).run()  # a new visit: finance's landing
+    assert [t.value for t in fresh.title] == ["Approvals"]
 
     # Sign out everywhere: her session (issued before) ends; a new sign-in gets in.
     at.selectbox(key="members_pick").set_value("ann@example.com").run()
@@ -306,6 +308,9 @@ def test_an_admin_invites_changes_signs_out_and_removes_a_member(data_dir: Path)
     assert not at.exception and not at.error
     assert "ann@example.com** is no longer a member" in shown(at.success[0].value)
     assert "ann@example.com" not in members_table(at)
+    # Nobody is chosen after a removal: no control can act on someone else by mistake.
+    assert at.selectbox(key="members_pick").value is None
+    assert "members_remove" not in [b.key for b in at.button]
     again.run()
     assert [t.value for t in again.title] == ["You are not a member of this team"]
 
@@ -368,6 +373,10 @@ def test_without_sign_in_the_members_page_explains_and_still_prepares_the_list(
     at.multiselect(key="members_invite_roles").set_value(["admin"])
     at.button(key="members_invite").click().run()
     assert "once sign-in is configured" in shown(at.success[0].value)
+    assert at.text_input(key="members_invite_email").value == ""  # the form is empty again
+    assert at.multiselect(key="members_invite_roles").value == []
+    assert "members_remove" not in [b.key for b in at.button]  # nobody is chosen for you
+    at.selectbox(key="members_pick").set_value("first@example.com").run()
     assert at.button(key="members_sign_out").disabled  # nothing to sign out of
     with ledger_of(data_dir) as book:
         (entry,) = book.audit_entries(AuditFilter(actions=["member_add"]))

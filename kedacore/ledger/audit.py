@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select
+from sqlalchemy import Connection, String, cast, func, insert, literal, or_, select
 from sqlalchemy.engine import Engine
 
 from kedacore.ledger import schema as s
@@ -122,7 +122,7 @@ class AuditFilter:
     actors: Sequence[str] = ()
     actions: Sequence[str] = ()
     outcomes: Sequence[str] = ()
-    text: str = ""  # in the target or the detail
+    text: str = ""  # in who, the target (a campaign also by its name), before/after, the detail
 
 
 def _entry(row: Any) -> AuditEntry:
@@ -203,11 +203,18 @@ class AuditMixin:
         text = where.text.strip().lower()
         if text:
             like = "%" + _escape_like(text) + "%"
+            c = s.campaigns
+            named = select(literal("campaign ") + cast(c.c.id, String)).where(
+                func.lower(c.c.name).like(like, escape="\\")
+            )  # a campaign is its entries' target by id: find them by its name too
             query = query.where(
                 or_(
                     func.lower(t.c.target).like(like, escape="\\"),
                     func.lower(t.c.detail).like(like, escape="\\"),
                     func.lower(t.c.actor).like(like, escape="\\"),
+                    func.lower(t.c.before).like(like, escape="\\"),
+                    func.lower(t.c.after).like(like, escape="\\"),
+                    t.c.target.in_(named),
                 )
             )
         return query

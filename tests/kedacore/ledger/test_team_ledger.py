@@ -244,3 +244,15 @@ def test_a_setting_decided_on_an_old_value_is_not_written(ledger: Ledger) -> Non
     assert ledger.team_setting(APPROVAL_THRESHOLD) == "5"
     assert ledger.set_team_setting(APPROVAL_THRESHOLD, "4", by="b@example.com", expect="5")
     assert [e.actor for e in ledger.audit_entries()] == ["b@example.com", "a@example.com"]
+
+
+def test_the_audit_search_finds_a_campaign_by_its_name_and_values_in_before_after(
+    ledger: Ledger,
+) -> None:
+    campaign_id = ledger.create_campaign("Weekend sale", template="Hi {name}", created_by="m@x.com")
+    ledger.audit("m@x.com", "campaign_start", target=f"campaign {campaign_id}")
+    ledger.audit("f@x.com", "approve", target=f"campaign {campaign_id}", detail="ok")
+    ledger.audit("f@x.com", "setting_change", target="balance_floor", after={"balance_floor": "42.5"})
+    ledger.audit("f@x.com", "approve", target="campaign 999")
+    assert ledger.audit_count(AuditFilter(text="weekend SALE")) == 2
+    assert ledger.audit_count(AuditFilter(text="42.5")) == 1

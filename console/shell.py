@@ -204,7 +204,16 @@ def _start(settings: Settings) -> _runtime.Runtime:
         fail(str(exc))
 
 
-def _sidebar(rt: _runtime.Runtime) -> tuple[Balance | None, Limits | None, KedaError | None]:
+# Who sees the balance and today's usage in the sidebar: whoever spends, approves or pays.
+MONEY_IN_SIDEBAR = (
+    Permission.SEND, Permission.CAMPAIGNS, Permission.SPEND, Permission.CAPS, Permission.APPROVE,
+    Permission.TOPUP,
+)  # fmt: skip
+
+
+def _sidebar(
+    rt: _runtime.Runtime, *, money_shown: bool = True
+) -> tuple[Balance | None, Limits | None, KedaError | None]:
     bar = st.sidebar
     if rt.mode == SANDBOX:
         bar.warning("**Sandbox** — no real SMS is sent", icon=":material/science:")
@@ -217,6 +226,10 @@ def _sidebar(rt: _runtime.Runtime) -> tuple[Balance | None, Limits | None, KedaE
         bar.markdown(":red[:material/cloud_off:] **Not connected**")
         return None, None, exc
     cur = balance.currency
+    if not money_shown:  # support: the connection only
+        where = "sandbox gateway" if rt.mode == SANDBOX else "KedaSMS"
+        bar.caption(f":green[:material/cloud_done:] Connected to {where} · {elapsed * 1000:.0f} ms")
+        return balance, limits, None
     bar.metric(
         "Balance",
         money(balance.balance, cur),
@@ -358,7 +371,7 @@ def page_setup(
     if wanted and not any(actor.can(p) for p in wanted):
         assert rt.ledger is not None
         access.require(rt.ledger, wanted[0], f"open the {title} page", target=title)
-    balance, limits, error = _sidebar(rt)
+    balance, limits, error = _sidebar(rt, money_shown=any(actor.can(p) for p in MONEY_IN_SIDEBAR))
     _identity_bar(actor)
     if actor.can(Permission.CAMPAIGNS) or actor.can(Permission.APPROVE):  # they open Campaigns
         _campaigns_bar(rt)

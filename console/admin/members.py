@@ -28,6 +28,23 @@ from kedacore.notify.config import console_url, notify_config
 from kedacore.team import PERMISSIONS, ROLES, Actor, Permission
 
 ROLE_LABELS = {role: role.capitalize() for role in ROLES}
+# What each permission allows, in the words of docs/team.md's table.
+PERMISSION_WORDS = {
+    Permission.SEND: "send messages",
+    Permission.CAMPAIGNS: "run campaigns",
+    Permission.LINKS: "make tracked short links",
+    Permission.LOOKUP: "look up what happened to messages",
+    Permission.SPEND: "see spend",
+    Permission.CAPS: "change the daily caps",
+    Permission.THRESHOLDS: "set the approval threshold and balance floor",
+    Permission.APPROVE: "approve or reject",
+    Permission.STATEMENTS: "read the money statement",
+    Permission.AUDIT: "read the audit log",
+    Permission.NOTIFICATIONS: "choose where notifications go",
+    Permission.TOPUP: "top up the sandbox account",
+    Permission.MEMBERS: "manage members",
+    Permission.SETTINGS: "change the console's settings",
+}
 SETUP_EXAMPLE = """\
 # .streamlit/secrets.toml — sign-in through your OpenID Connect provider (docs/team.md)
 [auth]
@@ -63,7 +80,7 @@ def permission_table() -> pd.DataFrame:
     def may(role: str) -> str:
         if role == "admin":
             return "everything (members and settings too)"
-        return ", ".join(p.value for p in Permission if p in PERMISSIONS[role])
+        return "; ".join(PERMISSION_WORDS[p] for p in Permission if p in PERMISSIONS[role])
 
     return pd.DataFrame({"Role": [ROLE_LABELS[r] for r in ROLES], "May": [may(r) for r in ROLES]})
 

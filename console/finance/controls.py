@@ -216,6 +216,9 @@ def team_controls(console: Console, *, sign_in: bool) -> None:
             icon=":material/info:",
         )
     current = {key: console.ledger.team_setting(key) for key in CONTROLS}
+    if state.pop("limits_controls_reset", False):  # after a save: the form shows what is stored
+        for key, name in FORM_KEYS.items():  # (set before drawing: a browser keeps a popped value)
+            state[name] = form_text(current[key])
     with st.form("limits_controls_form", border=True):
         columns = st.columns(len(CONTROLS))
         texts = {}
@@ -234,8 +237,7 @@ def team_controls(console: Console, *, sign_in: bool) -> None:
         state.pop("limits_controls_result", None)
         _save(console, texts)
         if "limits_controls_result" in state:
-            for name in FORM_KEYS.values():  # the form starts again from what is stored
-                state.pop(name, None)
+            state["limits_controls_reset"] = True
             st.rerun()
     if "limits_controls_error" in state:
         st.error(state.pop("limits_controls_error"), icon=":material/edit:")

@@ -144,7 +144,7 @@ def test_sign_out_everywhere_ends_older_sessions(ledger: Ledger) -> None:
 
 def test_removing_a_member_takes_effect_at_the_next_run(ledger: Ledger) -> None:
     ledger.add_member("temp@example.com", ["finance"], by="local operator")
-    assert titles(signed_in({"email": "temp@example.com", "iat": signed_at(5)})) == ["Campaigns"]
+    assert titles(signed_in({"email": "temp@example.com", "iat": signed_at(5)})) == ["Approvals"]
     ledger.remove_member("temp@example.com", by="local operator")
     assert titles(signed_in({"email": "temp@example.com", "iat": signed_at(5)})) == [
         "You are not a member of this team"
@@ -183,3 +183,12 @@ def test_a_sign_in_older_than_a_session_lasts_must_be_renewed(ledger: Ledger) ->
 def test_a_look_alike_address_is_not_the_member(ledger: Ledger) -> None:
     at = signed_in({"email": "m\u0456a@example.com", "iat": signed_at(12)})  # Cyrillic і
     assert titles(at) == ["You are not a member of this team"] and not at.sidebar.metric
+
+
+def test_support_sees_no_money_in_the_sidebar_and_marketing_does(ledger: Ledger) -> None:
+    ledger.add_member("desk@example.com", ["support"], by="local operator")
+    desk = signed_in({"email": "desk@example.com", "iat": signed_at(30)})
+    assert titles(desk) == ["Status"] and not desk.sidebar.metric
+    assert any("Connected to" in c.value for c in desk.sidebar.caption)
+    mia = signed_in({"email": "mia@example.com", "iat": signed_at(30)})
+    assert [m.label for m in mia.sidebar.metric] == ["Balance"]

@@ -47,6 +47,7 @@ from kedacore.team.roles import LOCAL_OPERATOR, Permission, allowed, normalize_e
 
 APPROVAL_KINDS = ("campaign", "send")
 APPROVAL_STATES = ("waiting", "approved", "rejected", "withdrawn")
+COMMAND_LINE = "command line ("  # kedacore.campaign.cli.actor(): no member's e-mail starts so
 SUMMARY_TEXT = 80  # characters of the text quoted in a request's one-line summary
 MAX_REASON = 1000  # characters of a decision's reason kept
 _VERDICTS = {"approve": "approved", "reject": "rejected", "withdraw": "withdrawn"}
@@ -550,8 +551,10 @@ class ApprovalsMixin:
 def _standing(conn: Connection, kind: str, requester: str) -> str | None:
     """Why a request by ``requester`` cannot be approved any more — they were removed from the
     team, or may no longer send (a send) or run campaigns (a campaign) — or None. The local
-    operator (a request made without sign-in) stands."""
-    if requester == LOCAL_OPERATOR:
+    operator (a request made without sign-in) stands, and so does the command line's
+    (``command line (<OS user>)``: whoever runs it with the ledger and the key acts for the
+    team, ``kedacore.campaign.cli``)."""
+    if requester == LOCAL_OPERATOR or requester.startswith(COMMAND_LINE):
         return None
     need = Permission.CAMPAIGNS if kind == "campaign" else Permission.SEND
     doing = "run campaigns" if kind == "campaign" else "send"

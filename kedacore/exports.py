@@ -20,7 +20,10 @@ every export — Spend, Limits, Status, a campaign's messages, a campaign's prob
 Values: money columns hold ``Decimal``: CSV gets its exact decimal text (``0.048``), XLSX a
 number cell whose stored text is that same decimal (Excel can sum it; no binary rounding is
 written). Times become ISO-8601 UTC with ``Z`` (``2024-03-01T09:00:00Z``, microseconds when
-present); days are ISO dates (``2024-03-01``) in CSV and date cells in XLSX.
+present); days are ISO dates (``2024-03-01``) in CSV and date cells in XLSX. In XLSX times are
+text like in CSV, unless the caller asks for date-time cells (``to_xlsx(…, datetimes=True)``):
+then each is a real date-time cell in UTC, without a zone (a worksheet cell has none; name
+the column so that it says UTC), which a spreadsheet can sort, filter and compute with.
 
 ``DataFrame.to_csv`` / ``to_excel`` must not be used for a download: ``to_excel`` through
 openpyxl writes a string starting with ``=`` as a live formula and ``#N/A`` as an error cell.
@@ -32,7 +35,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -147,14 +150,23 @@ def to_csv(frame: pd.DataFrame, *, bom: bool = False) -> bytes:
     return (("\ufeff" if bom else "") + "".join(line + "\n" for line in lines)).encode("utf-8")
 
 
-def _xlsx_value(value: Any) -> Any:
+def naive_utc(value: datetime) -> datetime:
+    """An aware (or naive UTC) datetime as the naive UTC datetime a worksheet cell holds."""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _xlsx_value(value: Any, datetimes: bool = False) -> Any:
     value = _scalar(value)
     if _missing(value):
         return None
     if isinstance(value, Decimal):
         return normalize(value)  # written as its exact decimal text
     if isinstance(value, datetime):
-        return iso_utc(value)  # a worksheet cell has no time zone: keep the text
+        # A worksheet cell has no time zone: the ISO text with its Z, or (asked for) the
+        # date-time cell of the UTC time.
+        return naive_utc(value) if datetimes else iso_utc(value)
     if isinstance(value, (bool, *_NUMBER_TYPES, date)):
         return value
     return str(value)
@@ -171,16 +183,32 @@ def _put(cell: Any, value: Any) -> None:
         cell.quotePrefix = True
 
 
-def to_xlsx(frames: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
-    """One worksheet per frame (name → sheet; a single frame is sheet "data")."""
+def to_xlsx(
+    frames: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    datetimes: bool = False,
+    widths: Mapping[str, float] | None = None,
+    wrap: Collection[str] = (),
+) -> bytes:
+    """One worksheet per frame (name → sheet; a single frame is sheet "data").
+
+    Args:
+        datetimes: write times as date-time cells in UTC (``yyyy-mm-dd hh:mm:ss``) rather
+            than ISO text; the column's name should say UTC (the cell cannot).
+        widths: column name → width in characters (any sheet with that column); the other
+            columns get a width from their name.
+        wrap: column names whose text wraps within the column's width.
+    """
     from openpyxl import Workbook  # only workbooks need it
-    from openpyxl.styles import Font
+    from openpyxl.styles import Alignment, Font
 
     if isinstance(frames, pd.DataFrame):
         frames = {"data": frames}
+    widths = widths or {}
     book = Workbook()
     book.remove(book.active)
     bold = Font(bold=True)
+    wrapped = Alignment(wrap_text=True, vertical="top")
     for name, frame in frames.items():
         sheet = book.create_sheet(title=str(name)[:31])
         for col_idx, col in enumerate(frame.columns, start=1):
@@ -189,17 +217,26 @@ def to_xlsx(frames: pd.DataFrame | Mapping[str, pd.DataFrame]) -> bytes:
             cell.font = bold
         for row_idx, row in enumerate(frame.itertuples(index=False, name=None), start=2):
             for col_idx, value in enumerate(row, start=1):
-                _put(sheet.cell(row=row_idx, column=col_idx), _xlsx_value(value))
+                _put(sheet.cell(row=row_idx, column=col_idx), _xlsx_value(value, datetimes))
         for col_idx, col in enumerate(frame.columns, start=1):
-            values = frame[col]
+            values = frame.iloc[:, col_idx - 1]
             letter = sheet.cell(row=1, column=col_idx).column_letter
-            if any(isinstance(v, date) and not isinstance(v, datetime) for v in values):
+            if datetimes and any(isinstance(v, datetime) for v in values):
+                for cell in sheet[letter][1:]:
+                    cell.number_format = "yyyy-mm-dd hh:mm:ss"
+            elif any(isinstance(v, date) and not isinstance(v, datetime) for v in values):
                 for cell in sheet[letter][1:]:
                     cell.number_format = "yyyy-mm-dd"
             elif any(isinstance(v, Decimal) for v in values):
                 for cell in sheet[letter][1:]:
                     cell.number_format = "#,##0.00####"
-            sheet.column_dimensions[letter].width = max(10, min(40, len(str(col)) + 4))
+            if str(col) in wrap:
+                for cell in sheet[letter][1:]:
+                    cell.alignment = wrapped
+            width = widths.get(str(col))
+            if width is None:
+                width = max(10, min(40, len(str(col)) + 4))
+            sheet.column_dimensions[letter].width = width
     if not book.worksheets:
         book.create_sheet("data")
     out = io.BytesIO()

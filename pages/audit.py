@@ -17,7 +17,7 @@ from console.finance.audit import (
     filter_form,
     page_caption,
     pager,
-    rows_frame,
+    table,
 )
 from console.shell import page_setup
 from kedacore.team import Permission
@@ -47,16 +47,5 @@ offset = pager(chosen.where, total)
 entries = ledger.audit_entries(chosen.where, limit=PAGE_SIZE, offset=offset)
 st.caption(page_caption(offset, len(entries), total, chosen.period, console.tz))
 if entries:
-    st.dataframe(
-        rows_frame(entries, console.tz, console.currency),
-        hide_index=True,
-        width="stretch",
-        key="audit_table",
-        column_config={
-            "When": st.column_config.TextColumn(width="small", help=f"In {console.tz.key}"),
-            "Outcome": st.column_config.TextColumn(width="small"),
-            "Before → after": st.column_config.TextColumn(width="large"),
-            "Detail": st.column_config.TextColumn(width="medium"),
-        },
-    )
+    table(entries, console.tz, console.currency, offset)
 downloads(ledger, chosen.where, total, console.currency)

@@ -7,6 +7,7 @@ frames) take no Streamlit and tests call them directly; the rest draws them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -43,7 +44,16 @@ PERIODS = {
     "custom": "Custom range",
 }
 OUTCOME_LABELS = {"done": "Done", "refused": "Refused", "failed": "Failed"}
-MONEY_KEYS = (APPROVAL_THRESHOLD, BALANCE_FLOOR, "amount", "estimate", "cost")
+MONEY_KEYS = (
+    APPROVAL_THRESHOLD,
+    BALANCE_FLOOR,
+    "amount",
+    "estimate",
+    "estimate_requested",
+    "threshold",
+    "debited",
+    "cost",
+)
 KEY_LABELS = {
     **FIELD_LABELS,
     APPROVAL_THRESHOLD: "Approval threshold",
@@ -51,7 +61,50 @@ KEY_LABELS = {
     NOTIFY_EMAILS: "Notification e-mails",
     NOTIFY_WEBHOOKS: "Notification webhooks",
     "roles": "Roles",
+    "name": "Name",
+    "subject": "Subject",
+    "state": "State",
+    "status": "Status",
+    "recipients": "Recipients",
+    "recipients_left": "Recipients left",
+    "country": "Country",
+    "amount": "Amount",
+    "estimate": "Estimate",
+    "estimate_requested": "Estimate when asked",
+    "threshold": "Threshold",
+    "debited": "Debited",
+    "currency": "Currency",
+    "requested_by": "Asked by",
+    "approval": "Approval request",
+    "requests": "Requests",
+    "rows_left_out": "Rows left out",
+    "task_id": "Task",
+    "client_ref": "Client ref",
+    "code": "Error code",
+    "concurrency": "Concurrency",
+    "rate": "Rate",
+    "deliveries": "Deliveries",
+    "attempt": "Attempt",
 }
+# The order of clauses in "before → after" (what a person looks for first); the rest follow.
+KEY_ORDER = (
+    *CAP_FIELDS,
+    "name",
+    "subject",
+    "state",
+    "status",
+    "recipients",
+    "recipients_left",
+    "country",
+    "amount",
+    "estimate",
+    "estimate_requested",
+    "threshold",
+    "debited",
+    "requested_by",
+    "approval",
+    "deliveries",
+)
 COLUMNS = ["When", "Who", "Action", "Outcome", "Target", "Before → after", "Detail"]
 EXPORT_COLUMNS = [
     "at",
@@ -65,6 +118,21 @@ EXPORT_COLUMNS = [
     "after",
     "detail",
 ]
+XLSX_AT = "at (UTC)"  # a worksheet's time cell has no zone: its header says it
+XLSX_WIDTHS = {
+    XLSX_AT: 20,
+    "actor": 28,
+    "action": 18,
+    "action_label": 26,
+    "outcome": 10,
+    "target": 28,
+    "change": 60,
+    "before": 40,
+    "after": 40,
+    "detail": 60,
+}
+XLSX_WRAP = ("change", "detail")
+XLSX_OPTIONS: dict[str, Any] = {"datetimes": True, "widths": XLSX_WIDTHS, "wrap": XLSX_WRAP}
 
 
 # -- periods -----------------------------------------------------------------------------------
@@ -88,45 +156,83 @@ def period_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, date
 # -- values in words ---------------------------------------------------------------------------
 
 
+def label_of(key: str) -> str:
+    return KEY_LABELS.get(key, key.replace("_", " ").capitalize())
+
+
+def deliveries_words(items: Sequence[Any]) -> str:
+    """Where a notification went: ``webhook https://h/…abcd: delivered · e-mail a@x.com,
+    b@x.com: not delivered — SMTP is not configured …`` (targets with the same outcome
+    said together)."""
+    said: dict[tuple[str, bool, str], list[str]] = {}
+    other = []
+    for item in items:
+        if not isinstance(item, dict):
+            other.append(value_words("", item, ""))
+            continue
+        raw = str(item.get("channel") or "")
+        channel = {"email": "e-mail", "none": "nobody"}.get(raw, raw)
+        outcome = (channel, bool(item.get("ok")), str(item.get("error") or ""))
+        said.setdefault(outcome, []).append(str(item.get("to") or ""))
+    parts = []
+    for (channel, ok, why), targets in said.items():
+        where = " ".join(p for p in (channel, ", ".join(t for t in targets if t)) if p)
+        if ok:
+            parts.append(f"{where}: delivered")
+        else:
+            parts.append(f"{where}: not delivered — {why}" if why else f"{where}: not delivered")
+    return " · ".join(parts + other) or "nobody"
+
+
 def value_words(key: str, value: Any, currency: str) -> str:
-    """One recorded value for a person: a cap, an amount, roles, a list, on/off."""
+    """One recorded value for a person: a cap, an amount, roles, a list, a record, on/off —
+    never a program's notation."""
     if key in CAP_FIELDS:
         return cap_text(key, value, currency)
     if value is None:
         return "off" if key in (APPROVAL_THRESHOLD, BALANCE_FLOOR) else "—"
     if isinstance(value, bool):
         return "on" if value else "off"
-    if key in MONEY_KEYS and isinstance(value, (str, int)):
+    if key in MONEY_KEYS and isinstance(value, (str, int, float)):
         try:
             return money(Decimal(str(value)), currency)
         except InvalidOperation:
             return str(value)
+    if key == "deliveries" and isinstance(value, list):
+        return deliveries_words(value)
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "none"
+        return ", ".join(value_words(key, v, currency) for v in value) or "none"
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        inner = [f"{label_of(k)}: {value_words(k, v, currency)}" for k, v in value.items()]
+        return "(" + ", ".join(inner) + ")" if inner else "—"
     return str(value)
 
 
-def change_words(entry: AuditEntry, currency: str) -> str:
-    """``before → after`` of an entry in words, one clause per thing that changed."""
+def change_clauses(entry: AuditEntry, currency: str) -> list[str]:
+    """``before → after`` of an entry in words: one clause per thing recorded or changed."""
     before, after = entry.before, entry.after
     cur = currency
-    if isinstance(after, dict) and isinstance(after.get("currency"), str):
-        cur = after["currency"]  # a top-up names its own currency
+    for side in (after, before):
+        if isinstance(side, dict) and isinstance(side.get("currency"), str):
+            cur = side["currency"]  # a top-up, a send, an approval name their own currency
+            break
     if entry.action == "topup" and isinstance(after, dict) and "amount" in after:
-        return "+" + value_words("amount", after["amount"], cur)
+        return ["+" + value_words("amount", after["amount"], cur)]
     if not isinstance(before, dict) and not isinstance(after, dict):
         if before is None and after is None:
-            return ""
-        return f"{value_words('', before, cur)} → {value_words('', after, cur)}"
+            return []
+        return [f"{value_words('', before, cur)} → {value_words('', after, cur)}"]
     old = before if isinstance(before, dict) else {}
     new = after if isinstance(after, dict) else {}
-    order = [k for k in CAP_FIELDS if k in old or k in new]
-    order += [k for k in (*old, *new) if k not in order]
+    keys = [k for k in KEY_ORDER if k in old or k in new]
+    keys += [k for k in (*old, *new) if k not in keys]
+    if any(k in MONEY_KEYS for k in keys):
+        keys = [k for k in keys if k != "currency"]  # each amount names it
     clauses = []
-    for key in dict.fromkeys(order):
-        label = KEY_LABELS.get(key, key.replace("_", " "))
+    for key in dict.fromkeys(keys):
+        label = label_of(key)
         if key not in old:
             clauses.append(f"{label}: {value_words(key, new[key], cur)}")
         elif key not in new:
@@ -134,7 +240,31 @@ def change_words(entry: AuditEntry, currency: str) -> str:
         else:
             was, now = value_words(key, old[key], cur), value_words(key, new[key], cur)
             clauses.append(f"{label}: {was} → {now}")
-    return "; ".join(clauses)
+    return clauses
+
+
+def change_words(entry: AuditEntry, currency: str) -> str:
+    """``before → after`` of an entry in words, one clause per thing that changed."""
+    return "; ".join(change_clauses(entry, currency))
+
+
+def entry_text(entry: AuditEntry, tz: ZoneInfo, currency: str) -> str:
+    """One entry in full, as plain text (the details under the table)."""
+    lines = [
+        f"When: {local_time(entry.at, tz)} ({tz.key})",
+        f"Who: {entry.actor}",
+        f"Action: {entry.action_label}",
+        f"Outcome: {OUTCOME_LABELS.get(entry.outcome, entry.outcome)}",
+    ]
+    if entry.target:
+        lines.append(f"Target: {entry.target}")
+    clauses = change_clauses(entry, currency)
+    if clauses:
+        lines.append("Before → after:")
+        lines += [f"  {clause}" for clause in clauses]
+    if entry.detail:
+        lines.append(f"Detail: {entry.detail}")
+    return "\n".join(lines)
 
 
 def rows_frame(entries: Sequence[AuditEntry], tz: ZoneInfo, currency: str) -> pd.DataFrame:
@@ -175,6 +305,12 @@ def export_frame(entries: Sequence[AuditEntry], currency: str) -> pd.DataFrame:
         },
         columns=EXPORT_COLUMNS,
     )
+
+
+def xlsx_sheets(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The export's workbook, written with ``XLSX_OPTIONS``: times as date-time cells in UTC
+    (the header says so), the columns wide enough to read, the long ones wrapped."""
+    return {"audit_log": frame.rename(columns={"at": XLSX_AT})}
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -226,7 +362,8 @@ def filter_form(ledger: Ledger, tz: ZoneInfo, today: date) -> Chosen:
             "Search",
             key="audit_text",
             placeholder="an e-mail, a campaign, a reason…",
-            help="Found in who acted, the target or the detail (not case-sensitive).",
+            help="Found in who acted, the target (a campaign also by its name), what changed "
+            "or the detail (not case-sensitive).",
         )
         who_col, action_col, outcome_col = st.columns([3, 3, 2])
         actors = who_col.multiselect(
@@ -246,6 +383,39 @@ def filter_form(ledger: Ledger, tz: ZoneInfo, today: date) -> Chosen:
         since=since, until=until, actors=actors, actions=actions, outcomes=outcomes, text=text
     )
     return Chosen(where, label)
+
+
+def table(entries: Sequence[AuditEntry], tz: ZoneInfo, currency: str, offset: int) -> None:
+    """The page of entries (the short columns sized to be read whole), and the one a person
+    selects in full below it, as plain text."""
+    signature = f"{st.session_state.get('audit_signature')}|{offset}"
+    digest = hashlib.sha256(signature.encode()).hexdigest()[:12]
+    shown = st.dataframe(
+        rows_frame(entries, tz, currency),
+        hide_index=True,
+        width="stretch",
+        # One per filter and page: a selection never points at a row of another page.
+        key=f"audit_table_{digest}",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "When": st.column_config.TextColumn(width=145),
+            "Who": st.column_config.TextColumn(width=185),
+            "Action": st.column_config.TextColumn(width=190),
+            "Outcome": st.column_config.TextColumn(width=75),
+            "Target": st.column_config.TextColumn(width=150),
+            "Before → after": st.column_config.TextColumn(width=420),
+            "Detail": st.column_config.TextColumn(width=320),
+        },
+    )
+    rows = list(shown.selection.rows) if shown is not None else []
+    if rows and rows[0] < len(entries):
+        with st.container(border=True, key="audit_details"):
+            st.code(entry_text(entries[rows[0]], tz, currency), language=None, wrap_lines=True)
+    else:
+        st.caption(
+            ":material/touch_app: Select a row (the box at its left) to read the entry in full."
+        )
 
 
 def pager(where: AuditFilter, total: int) -> int:
@@ -293,9 +463,10 @@ def downloads(ledger: Ledger, where: AuditFilter, total: int, currency: str) -> 
         on_click="ignore",
         disabled=total == 0,
     )
+
     row.download_button(
         "Export XLSX",
-        lambda: to_xlsx({"audit_log": frame()}),
+        lambda: to_xlsx(xlsx_sheets(frame()), **XLSX_OPTIONS),
         file_name=f"audit-log-{stamp}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key="audit_xlsx",

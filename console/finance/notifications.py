@@ -85,7 +85,11 @@ def delivery_text(n: Notification, now: datetime | None = None) -> str:
 
 def outcome_text(n: Notification, tz: ZoneInfo | None = None) -> str:
     """``ok``; or each error, and whether it is tried again (when) or was given up (why)."""
-    errors = [f"{d.to}: {d.error}" for d in n.deliveries if not d.ok and d.channel != "none"]
+    failed: dict[str, list[str]] = {}  # the same error once, with every target it hit
+    for d in n.deliveries:
+        if not d.ok and d.channel != "none":
+            failed.setdefault(d.error, []).append(d.to)
+    errors = [f"{', '.join(targets)}: {error}" for error, targets in failed.items()]
     if n.state == DELIVERED:
         return "ok"
     if n.state == PENDING and n.waits_for_recipients:
@@ -96,9 +100,24 @@ def outcome_text(n: Notification, tz: ZoneInfo | None = None) -> str:
         return f"{said} — {why}" if said else why
     if n.next_attempt_at is not None and n.attempts:
         when = local_time(n.next_attempt_at, tz) if tz is not None else n.next_attempt_at
-        again = f"attempt {n.attempts} failed, tried again at {when}"
+        missed = "did not reach everyone" if any(d.ok for d in n.deliveries) else "failed"
+        again = f"attempt {n.attempts} {missed}; next try at {when}"
         return f"{said} — {again}" if said else again
     return said or "—"
+
+
+def delivery_lines(n: Notification, now: datetime | None = None) -> list[str]:
+    """Where a notification went, one target a line, with why it did not reach one."""
+    lines = []
+    for d in n.deliveries:
+        if d.channel == "none":
+            continue
+        channel = "e-mail" if d.channel == "email" else d.channel
+        if d.ok:
+            lines.append(f"{channel} {d.to}: delivered")
+        else:
+            lines.append(f"{channel} {d.to}: not delivered — {d.error or 'no reason given'}")
+    return lines or [delivery_text(n, now)]
 
 
 def cause_text(n: Notification) -> str:
@@ -219,15 +238,22 @@ def how_sent(config: NotifyConfig, rt: Any, tz: ZoneInfo) -> None:
 def recipients(ledger: Ledger, config: NotifyConfig) -> None:
     """The addresses and masked webhooks notifications go to, and the form to change them."""
     state = st.session_state
-    if state.pop("notifications_reset", False):  # after a save: start from what was saved
-        for key in [
-            EMAILS_KEY,
-            NEW_HOOK_KEY,
-            *[k for k in state if str(k).startswith("notifications_keep_")],
-        ]:
-            state.pop(key, None)
     emails = [str(e) for e in ledger.team_setting(NOTIFY_EMAILS) or []]
     hooks = [str(h) for h in ledger.team_setting(NOTIFY_WEBHOOKS) or []]
+    # The fields hold their values in the session (set before they are drawn, never passed
+    # as value=): after a save they are set to what was saved — the new webhook's field
+    # empty, so its secret is not left in the browser for the eye icon to show. Only
+    # dropping the keys would not do: a browser sends the field's last value back.
+    reset = state.pop("notifications_reset", False)
+    if reset:
+        for key in [k for k in state if str(k).startswith("notifications_keep_")]:
+            del state[key]
+    if reset or EMAILS_KEY not in state:
+        state[EMAILS_KEY] = "\n".join(emails)
+    if reset or NEW_HOOK_KEY not in state:
+        state[NEW_HOOK_KEY] = ""
+    for url in hooks:
+        state.setdefault(keep_key(url), True)
     if not emails and not hooks:
         st.info(
             "Nobody receives notifications yet: add an e-mail address or a webhook below. "
@@ -236,22 +262,11 @@ def recipients(ledger: Ledger, config: NotifyConfig) -> None:
             icon=":material/notifications_off:",
         )
     with st.form("notifications_form", border=True):
-        text = st.text_area(
-            "E-mail addresses, one a line",
-            value="\n".join(emails),
-            key=EMAILS_KEY,
-            height=110,
-        )
+        text = st.text_area("E-mail addresses, one a line", key=EMAILS_KEY, height=110)
         st.markdown('**Webhooks** (Slack-compatible: JSON `{"text": …}`)')
         keep = []
         for url in hooks:
-            keep.append(
-                st.checkbox(
-                    f"Keep {plain(mask_webhook(url))}",
-                    value=True,
-                    key=keep_key(url),
-                )
-            )
+            keep.append(st.checkbox(f"Keep {plain(mask_webhook(url))}", key=keep_key(url)))
         if not hooks:
             st.caption("No webhook yet.")
         added = st.text_input(
@@ -356,10 +371,12 @@ def history(ledger: Ledger, tz: ZoneInfo) -> None:
         hide_index=True,
         width="stretch",
         key="notifications_list",
-        column_config={
-            "When": st.column_config.TextColumn(width="small"),
-            "Subject": st.column_config.TextColumn(width="large"),
-            "Where it went": st.column_config.TextColumn(width="large"),
+        column_config={  # When and Cause whole; the rest in full under "Read one"
+            "When": st.column_config.TextColumn(width=145),
+            "Cause": st.column_config.TextColumn(width=190),
+            "Subject": st.column_config.TextColumn(width=280),
+            "Where it went": st.column_config.TextColumn(width=300),
+            "Outcome": st.column_config.TextColumn(width=240),
         },
     )
     st.caption(
@@ -375,4 +392,17 @@ def history(ledger: Ledger, tz: ZoneInfo) -> None:
         key="notifications_read",
     )
     if chosen is not None:
-        st.code(by_id[chosen].body, language=None, wrap_lines=True)
+        read(by_id[chosen], tz)
+
+
+def read(n: Notification, tz: ZoneInfo) -> None:
+    """One notification in full: what, when, where it went (a target a line), what became
+    of it, and the message as it was sent (plain text)."""
+    with st.container(border=True, key="notifications_details"):
+        st.markdown(f"**{plain(n.subject)}**")
+        st.caption(f"{local_time(n.created_at, tz)} ({tz.key}) · {plain(cause_text(n))}")
+        st.markdown(
+            "**Where it went**\n\n" + "\n".join(f"- {plain(line)}" for line in delivery_lines(n))
+        )
+        st.markdown(f"**Outcome:** {plain(outcome_text(n, tz))}")
+        st.code(n.body, language=None, wrap_lines=True)

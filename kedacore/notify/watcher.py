@@ -32,6 +32,29 @@ log = logging.getLogger("kedacore.notify")
 CONSOLE = "console"  # who the audit log says sent a notification
 
 
+def channels_said(deliveries: Sequence[Delivery]) -> str:
+    """Per channel, who had a notification and why the others did not: ``webhook: delivered;
+    e-mail: not delivered to any of 2 — SMTP is not configured …``."""
+    said = []
+    for channel, name in (("webhook", "webhook"), ("email", "e-mail")):
+        mine = [d for d in deliveries if d.channel == channel]
+        if not mine:
+            continue
+        ok = sum(d.ok for d in mine)
+        failed = [d for d in mine if not d.ok]
+        whys = list(dict.fromkeys(d.error or "no reason given" for d in failed))
+        if not failed:
+            said.append(f"{name}: delivered" + (f" to all {len(mine)}" if len(mine) > 1 else ""))
+        elif len(mine) == 1:
+            said.append(f"{name}: not delivered — {whys[0]}")
+        elif ok == 0 and len(whys) == 1:
+            said.append(f"{name}: not delivered to any of {len(mine)} — {whys[0]}")
+        else:
+            each = ", ".join(f"{d.to} ({d.error or 'no reason given'})" for d in failed)
+            said.append(f"{name}: delivered to {ok} of {len(mine)}, not to {each}")
+    return "; ".join(said) or "no recipient"
+
+
 class Notifier:
     """Finds the causes of notifications and delivers them (see the module docstring).
 
@@ -221,6 +244,8 @@ class Notifier:
         real = [d for d in outcomes if d.channel != "none"]
         if real and (attempt == 1 or after.state != PENDING):
             label = KINDS.get(after.kind, after.kind)
+            label = label if attempt == 1 else f"{label} (attempt {attempt})"
+            reached = [d for d in after.deliveries if d.channel != "none"]  # with earlier ones
             self.ledger.audit(
                 by,
                 "notification",
@@ -231,8 +256,10 @@ class Notifier:
                     "attempt": attempt,
                     "state": after.state,
                 },
-                detail=label if attempt == 1 else f"{label} (attempt {attempt})",
-                outcome="done" if all(d.ok for d in real) else "failed",
+                detail=f"{label}: {channels_said(reached or real)}",
+                # Done once anyone has it (a channel not set up is said in the detail);
+                # failed when nobody does.
+                outcome="done" if any(d.ok for d in reached or real) else "failed",
             )
         return after
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 from sqlalchemy import delete, text, update
 from sqlalchemy.exc import DBAPIError
@@ -21,13 +22,15 @@ from streamlit.testing.v1 import AppTest
 from console import runtime as _runtime
 from console.finance.audit import (
     PAGE_SIZE,
+    XLSX_OPTIONS,
     change_words,
     export_frame,
     period_bounds,
     period_days,
     rows_frame,
+    xlsx_sheets,
 )
-from kedacore.exports import to_csv
+from kedacore.exports import to_csv, to_xlsx
 from kedacore.ledger import Ledger
 from kedacore.ledger import schema as s
 from kedacore.ledger.team import APPROVAL_THRESHOLD, AuditEntry, AuditFilter
@@ -36,6 +39,7 @@ from tests.console.test_app_team import AUTH
 from tests.support import REPO_ROOT, signed_at
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
+NO_SMTP = "SMTP is not configured (an [smtp] section in secrets)"
 
 
 @pytest.fixture
@@ -152,13 +156,55 @@ def test_before_and_after_read_as_words() -> None:
     assert change_words(topup, "USD") == "+12.000001 CNY"
     assert change_words(entry("sign_in"), "USD") == ""
     status = entry("approve", {"status": "awaiting"}, {"status": "approved"})
-    assert change_words(status, "USD") == "status: awaiting → approved"
+    assert change_words(status, "USD") == "Status: awaiting → approved"
 
     frame = rows_frame([caps, entry("refused", outcome="refused", target="Limits")],
                        ZoneInfo("Asia/Shanghai"), "USD")  # fmt: skip
     assert list(frame["When"]) == ["2026-03-10 20:00:00"] * 2  # the user's zone
     assert list(frame["Action"]) == ["Caps changed", "Refused (no permission)"]
     assert list(frame["Outcome"]) == ["Done", "Refused"]
+
+
+NOTIFICATION_AFTER = {  # as kedacore.notify.watcher records it (JSON keys sorted)
+    "attempt": 1,
+    "deliveries": [
+        {"channel": "email", "error": NO_SMTP, "ok": False, "to": "fin@example.com"},
+        {"channel": "email", "error": NO_SMTP, "ok": False, "to": "ops@example.com"},
+        {"channel": "webhook", "error": "", "ok": True, "to": "https://hooks.example/…WXYZ"},
+    ],
+    "state": "delivered",
+    "subject": "Balance below the floor: 99.70 USD (floor 99.90 USD)",
+}
+
+
+def test_every_recorded_value_reads_as_words_never_as_a_program_wrote_it() -> None:
+    """Walk-through: a notification's before → after showed a Python dict. Lists are joined,
+    records said field by field, amounts with their currency (named once, by the amount)."""
+    notified = entry("notification", None, NOTIFICATION_AFTER, target="balance_floor")
+    assert change_words(notified, "USD") == (
+        "Subject: Balance below the floor: 99.70 USD (floor 99.90 USD); State: delivered; "
+        f"Deliveries: e-mail fin@example.com, ops@example.com: not delivered — {NO_SMTP} · "
+        "webhook https://hooks.example/…WXYZ: delivered; Attempt: 1"
+    )
+    sent = entry("send", None, {"client_ref": "c-1", "country": "US", "currency": "USD",
+                                "debited": "0.1", "estimate": "0.1", "recipients": 1200,
+                                "task_id": "t-9"})  # fmt: skip
+    assert change_words(sent, "EUR") == (
+        "Recipients: 1,200; Country: US; Estimate: 0.10 USD; Debited: 0.10 USD; "
+        "Client ref: c-1; Task: t-9"
+    )
+    approved = entry("approve", {"state": "waiting"}, {"approval": 2, "currency": "EUR",
+                     "estimate": "0.25", "requested_by": "m@example.com", "state": "approved",
+                     "threshold": "0.1"})  # fmt: skip
+    assert change_words(approved, "USD") == (
+        "State: waiting → approved; Estimate: 0.25 EUR; Threshold: 0.10 EUR; "
+        "Asked by: m@example.com; Approval request: 2"
+    )
+    odd = entry("send", None, {"options": {"rate": 5, "quiet": True}, "tags": [], "n": None})
+    assert change_words(odd, "USD") == "Options: (Rate: 5, Quiet: on); Tags: none; N: —"
+    for record in (notified, sent, approved, odd):
+        words = change_words(record, "USD").replace(NO_SMTP, "")  # "[smtp]" is its words
+        assert not any(mark in words for mark in ("{", "[", "'", "True", "None", '"')), words
 
 
 def test_a_period_is_whole_days_in_the_users_zone() -> None:
@@ -260,6 +306,102 @@ def test_the_audit_page_filters_pages_and_exports(data_dir: Path) -> None:
     assert len(exported) == 121
     assert exported[0]["at"].endswith("Z") and exported[0]["outcome"] == "refused"
     assert exported[0]["action_label"] == "Refused (no permission)"
+
+
+def the_table(at: AppTest):
+    return next(d for d in at.dataframe if "Action" in d.value)
+
+
+def test_the_table_shows_the_time_and_a_selected_entry_in_full(data_dir: Path) -> None:
+    """Walk-through: the When column showed only the day, and long cells were cut. The time is
+    there to the second (the zone said once, in the caption); a row selected shows its entry
+    in full as plain text, and the XLSX holds UTC date-time cells under a header saying so."""
+    at_time = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    with ledger_of(data_dir, at_time) as book:
+        book.audit("console", "notification", target="balance_floor", after=NOTIFICATION_AFTER,
+                   detail=f"Balance below the floor: webhook: delivered; e-mail: not "
+                   f"delivered — {NO_SMTP}")  # fmt: skip
+        book.audit(
+            "fin@example.com",
+            "setting_change",
+            target=APPROVAL_THRESHOLD,
+            before={APPROVAL_THRESHOLD: None},
+            after={APPROVAL_THRESHOLD: "100"},
+        )
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/audit.py").run()
+    assert not at.exception and not at.error
+    rows = table(at)
+    assert [r["When"] for r in rows] == [at_time.strftime("%Y-%m-%d %H:%M:%S")] * 2
+    assert "times in your zone (UTC)" in caption(at)
+    assert rows[1]["Outcome"] == "Done"
+    assert "{" not in rows[1]["Before → after"]
+    assert not at.code  # nothing selected yet
+    assert any(c.value.startswith(":material/touch_app: Select a row") for c in at.caption)
+
+    key = the_table(at).key
+    assert key and key.startswith("audit_table_")
+    at.session_state[key] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert at.code[0].value == "\n".join(
+        [
+            f"When: {at_time.strftime('%Y-%m-%d %H:%M:%S')} (UTC)",
+            "Who: console",
+            "Action: Notification sent",
+            "Outcome: Done",
+            "Target: balance_floor",
+            "Before → after:",
+            "  Subject: Balance below the floor: 99.70 USD (floor 99.90 USD)",
+            "  State: delivered",
+            f"  Deliveries: e-mail fin@example.com, ops@example.com: not delivered — "
+            f"{NO_SMTP} · webhook https://hooks.example/…WXYZ: delivered",
+            "  Attempt: 1",
+            f"Detail: Balance below the floor: webhook: delivered; e-mail: not delivered — "
+            f"{NO_SMTP}",
+        ]
+    )
+    # Another filter is another table: no selection carried to a row it does not mean.
+    at.multiselect(key="audit_action").set_value(["setting_change"]).run()
+    assert the_table(at).key != key and not at.code
+
+    with ledger_of(data_dir) as book:
+        workbook = to_xlsx(xlsx_sheets(export_frame(book.audit_entries(), "USD")), **XLSX_OPTIONS)
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook))["audit_log"]
+    assert [c.value for c in sheet[1]][:3] == ["at (UTC)", "actor", "action"]
+    assert sheet["A2"].is_date and sheet["A2"].value == at_time.replace(tzinfo=None)
+    assert sheet["A2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert sheet.column_dimensions["A"].width == 20 and sheet.column_dimensions["G"].width == 60
+    assert sheet["G2"].value == "Approval threshold: off → 100.00 USD"  # the change in words
+
+
+def test_a_campaigns_name_finds_its_entries(data_dir: Path) -> None:
+    """Walk-through: searching a campaign's name found nothing. Its entries name it by id
+    ("campaign 1"): the search finds them by its name too, and in what was recorded."""
+    with ledger_of(data_dir) as book:
+        sale = book.create_campaign("Weekend sale", created_by="mkt@example.com")
+        other = book.create_campaign("Autumn news", created_by="mkt@example.com")
+        for campaign, name in ((sale, "Weekend sale"), (other, "Autumn news")):
+            book.audit("mkt@example.com", "campaign_create", target=f"campaign {campaign}",
+                       after={"name": name, "recipients": 3, "estimate": "0.15",
+                              "currency": "USD"})  # fmt: skip
+            book.audit("mkt@example.com", "campaign_pause", target=f"campaign {campaign}")
+        book.audit("fin@example.com", "approve", target=f"campaign {sale}",
+                   before={"state": "waiting"}, after={"state": "approved"},
+                   detail="fine")  # fmt: skip
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/audit.py").run()
+    at.text_input(key="audit_text").input("weekend SALE").run()
+    assert not at.exception and not at.error
+    rows = table(at)
+    assert [(r["Action"], r["Target"]) for r in rows] == [
+        ("Approved", f"campaign {sale}"),
+        ("Campaign paused", f"campaign {sale}"),
+        ("Campaign created", f"campaign {sale}"),
+    ]
+    assert rows[2]["Before → after"] == ("Name: Weekend sale; Recipients: 3; Estimate: 0.15 USD")
+    at.text_input(key="audit_text").input("autumn").run()
+    assert {r["Target"] for r in table(at)} == {f"campaign {other}"}
 
 
 def test_a_member_without_the_audit_permission_is_refused(data_dir: Path) -> None:

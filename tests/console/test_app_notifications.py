@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from console import runtime as _runtime
-from console.finance.notifications import keep_key
+from console.finance.notifications import delivery_lines, keep_key, outcome_text
 from console.shell import account_changed
 from kedacore.ledger import Ledger
+from kedacore.ledger.notices import Delivery, Notification
 from kedacore.ledger.team import BALANCE_FLOOR, NOTIFY_EMAILS, NOTIFY_WEBHOOKS
 from kedacore.notify.config import ALLOW_PRIVATE_WEBHOOKS
 from kedacore.settings import load_settings
@@ -381,3 +384,80 @@ def test_a_notification_nobody_received_waits_and_goes_out_once_someone_is_added
     row = listing(at).iloc[0]
     assert (row["Where it went"], row["Outcome"]) == ("e-mail fin@example.com ✓", "ok")
     assert len(listing(at)) == 1
+
+
+NO_SMTP = "SMTP is not configured (an [smtp] section in secrets)"
+
+
+def test_delivered_by_webhook_while_mail_is_off_is_done_said_per_channel_and_read_in_full(
+    fresh: Path, hooks
+) -> None:
+    """Walk-through: every notification was audited "Failed" because e-mail was not set up,
+    though the webhook had it. Done once someone has it (failed only when nobody does), each
+    channel said in the detail and in words on the Audit log; the list shows the time, and
+    "Read one" where it went a target a line."""
+    at = open_page(None)
+    save(at, "fin@example.com\nops@example.com", hooks.url(f"/services/{SECRET}"))
+    at.button(key="notifications_test").click().run()
+    assert not at.exception, at.exception
+    masked = f"http://127.0.0.1:{hooks.port}/…WXYZ"
+    with ledger(fresh) as book:
+        entry = next(e for e in book.audit_entries() if e.action == "notification")
+        (sent,) = book.notifications()
+    assert entry.outcome == "done"
+    assert entry.detail == (
+        f"Test notification: webhook: delivered; e-mail: not delivered to any of 2 — {NO_SMTP}"
+    )
+    row = listing(at).iloc[0]
+    assert row["When"] == sent.created_at.strftime("%Y-%m-%d %H:%M:%S")  # AppTest: UTC
+    assert row["Outcome"] == (  # one error said once, with the addresses it stopped
+        f"fin@example.com, ops@example.com: {NO_SMTP} — not tried again"
+    )
+    details = shown(" ".join(m.value for m in at.markdown))
+    assert f"- e-mail fin@example.com: not delivered — {NO_SMTP}" in details
+    assert f"- e-mail ops@example.com: not delivered — {NO_SMTP}" in details
+    assert f"- webhook {masked}: delivered" in details
+    assert at.code[0].value == sent.body
+
+    audit = open_page(None, "pages/audit.py")
+    logged = next(d.value for d in audit.dataframe if "Action" in d.value).iloc[0]
+    assert (logged["Action"], logged["Outcome"]) == ("Notification sent", "Done")
+    assert logged["Before → after"] == (
+        "Subject: Test notification from the KedaSMS Console; State: failed; "
+        f"Deliveries: e-mail fin@example.com, ops@example.com: not delivered — {NO_SMTP} · "
+        f"webhook {masked}: delivered; Attempt: 1"
+    )
+
+    # Nobody had it (the webhook refuses too): failed.
+    hooks.answers[f"/services/{SECRET}"] = (503, "busy")
+    at.button(key="notifications_test").click().run()
+    with ledger(fresh) as book:
+        entry = next(e for e in book.audit_entries() if e.action == "notification")
+    assert entry.outcome == "failed"
+    assert entry.detail == (
+        "Test notification: webhook: not delivered — HTTP 503 Service Unavailable; "
+        f"e-mail: not delivered to any of 2 — {NO_SMTP}"
+    )
+
+
+def test_a_retry_after_a_partial_delivery_says_who_missed_it_and_when_it_is_tried_next() -> None:
+    at = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    partial = Notification(
+        id=1, cause="balance_floor", day=at.date(), kind="balance_floor", created_at=at,
+        subject="Balance below the floor", body="…", link="",
+        deliveries=(
+            Delivery("email", "fin@example.com", False, NO_SMTP),
+            Delivery("email", "ops@example.com", False, NO_SMTP),
+            Delivery("webhook", "https://hooks.example/…WXYZ", True, ref="h1"),
+        ),
+        state="pending", attempts=1, next_attempt_at=at + timedelta(minutes=1),
+    )  # fmt: skip
+    assert outcome_text(partial, ZoneInfo("Asia/Shanghai")) == (
+        f"fin@example.com, ops@example.com: {NO_SMTP} — attempt 1 did not reach everyone; "
+        "next try at 2026-03-10 20:01:00"
+    )
+    assert delivery_lines(partial) == [
+        f"e-mail fin@example.com: not delivered — {NO_SMTP}",
+        f"e-mail ops@example.com: not delivered — {NO_SMTP}",
+        "webhook https://hooks.example/…WXYZ: delivered",
+    ]

@@ -16,6 +16,7 @@ import zipfile
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import openpyxl
@@ -213,3 +214,36 @@ def test_formula_signs_behind_unicode_blanks_or_full_width_are_neutralised() -> 
     book = openpyxl.load_workbook(io.BytesIO(to_xlsx(frame)))
     cells = [c for row in book.active.iter_rows(min_row=2) for c in row]
     assert all(c.data_type == "s" for c in cells)
+
+
+def test_times_as_utc_date_time_cells_with_widths_and_wrapping_stay_formula_safe() -> None:
+    """Asked for (the audit log's export): times are date-time cells of their UTC time (naive:
+    a worksheet cell has no zone), columns as wide as asked, long text wrapped; hostile text
+    is as inert as ever. Without the option times stay ISO text with Z."""
+    shanghai = datetime(2026, 3, 10, 20, 5, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
+    frame = pd.DataFrame(
+        {
+            "at (UTC)": [shanghai, datetime(2026, 3, 9, 23, 59, 59, 250000, tzinfo=UTC), None],
+            "detail": HOSTILE[:3],
+            "n": [1, 2, 3],
+        }
+    )
+    book = to_xlsx(
+        {"log": frame}, datetimes=True, widths={"at (UTC)": 20, "detail": 60}, wrap={"detail"}
+    )
+    assert_inert_xlsx(book, HOSTILE[:3])
+    sheet = openpyxl.load_workbook(io.BytesIO(book))["log"]
+    at = [row[0] for row in sheet.iter_rows(min_row=2)]
+    assert [c.value for c in at[:2]] == [
+        datetime(2026, 3, 10, 12, 5, 9),  # 20:05:09 in Shanghai is 12:05:09 UTC
+        datetime(2026, 3, 9, 23, 59, 59, 250000),
+    ]
+    assert at[0].is_date and at[0].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert at[2].value is None
+    assert sheet.column_dimensions["A"].width == 20 and sheet.column_dimensions["B"].width == 60
+    assert sheet.column_dimensions["C"].width == 10  # from its name, as before
+    assert all(row[1].alignment.wrap_text for row in sheet.iter_rows(min_row=2))
+    assert not sheet["C2"].alignment.wrap_text
+    # By default, as every other export: the ISO text of the UTC time.
+    plain_sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(frame)))["data"]
+    assert plain_sheet["A2"].value == "2026-03-10T12:05:09Z" and plain_sheet["A2"].data_type == "s"

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import streamlit as st
 
-from console.finance.cards import metric_card
 from console.finance.statement import (
     IDENTITY,
     MAX_EXPLAINED,
+    days_columns,
     days_frame,
     downloads,
     explain,
+    groups_columns,
     groups_frame,
     highlight,
     no_reading_notice,
+    no_record_notice,
     period_caption,
     period_cards,
     period_form,
     period_notes,
     read_gaps,
     read_statement,
+    record_notice,
+    summary_cards,
 )
 from console.shell import page_setup
 from kedacore.team import Permission
@@ -50,19 +54,20 @@ if statement.demo_left_out:
         "money; the statement counts only what this console sent and the top-ups it made.",
         icon=":material/science:",
     )
-if not statement.days:
+if not statement.days and not statement.left_out:
     st.info(
         "**This period has not started yet.** Pick a period up to today.", icon=":material/event:"
     )
+    st.stop()
+if not statement.days:
+    st.info(no_record_notice(statement, tz), icon=":material/event_busy:")
     st.stop()
 if all(d.closing is None for d in statement.days):
     st.info(no_reading_notice(statement, tz), icon=":material/account_balance:")
 
 # -- the period in five figures ------------------------------------------------------------------
 
-for column, card in zip(st.columns(5), period_cards(statement), strict=True):
-    with column:
-        metric_card(card, border=True)
+summary_cards(period_cards(statement))
 st.caption(period_notes(statement, tz))
 
 # -- flagged days, in words --------------------------------------------------------------------
@@ -79,29 +84,37 @@ if len(statement.flagged) > MAX_EXPLAINED:
 # -- the days, then by campaign and by member ------------------------------------------------------
 
 st.subheader("By day")
+if (unrecorded := record_notice(statement)) is not None:
+    st.caption(unrecorded)
 frame = days_frame(statement, tz)
-st.dataframe(highlight(frame, statement), hide_index=True, width="stretch", key="statement_days")
+st.dataframe(
+    highlight(frame, statement),
+    hide_index=True,
+    width="stretch",
+    column_config=days_columns(),
+    key="statement_days",
+)
 downloads(statement)
 
-campaign_col, member_col = st.columns(2)
-with campaign_col:
-    st.subheader("By campaign")
-    st.dataframe(
-        groups_frame(statement.by_campaign, "Campaign", cur),
-        hide_index=True,
-        width="stretch",
-        key="statement_campaigns",
-    )
-with member_col:
-    st.subheader("By member")
-    st.dataframe(
-        groups_frame(statement.by_member, "Member", cur),
-        hide_index=True,
-        width="stretch",
-        key="statement_members",
-    )
+# One under the other, the width of the page: a long campaign name never pushes a figure out.
+st.subheader("By campaign")
+st.dataframe(
+    groups_frame(statement.by_campaign, "Campaign", cur),
+    hide_index=True,
+    width="stretch",
+    column_config=groups_columns("Campaign", "Single sends: the Send page's, together."),
+    key="statement_campaigns",
+)
+st.subheader("By member")
+st.dataframe(
+    groups_frame(statement.by_member, "Member", cur),
+    hide_index=True,
+    width="stretch",
+    column_config=groups_columns("Member", "Who created the campaign or made the send."),
+    key="statement_members",
+)
 st.caption(
-    "Over the whole period, by UTC time: frozen when sent, charged when the channel accepted "
-    "the message, released when it FAILED. A campaign's money is its creator's; a single "
+    "Over the whole period, by UTC time: frozen by sends when sent, charged when the channel "
+    "accepted the message, released when it FAILED. A campaign's money is its creator's; a single "
     'send\'s, whoever sent it ("local operator" without sign-in).'
 )

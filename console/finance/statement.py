@@ -17,13 +17,14 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from console.finance.cards import Card
+from console.finance.cards import Card, card_css, text_em
 from console.finance.views import period_label
 from console.shell import fail
 from console.views import local_time, money
 from kedacore.exports import to_csv, to_xlsx
 from kedacore.ledger import Ledger
 from kedacore.ledger.statement import (
+    NONE,
     ZERO,
     Split,
     Statement,
@@ -36,6 +37,7 @@ from kedacore.money import from_micros
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CACHE_TTL = 60  # seconds; the key holds the data version, so this only bounds memory
 MAX_EXPLAINED = 5  # flagged days explained one by one (with the readings they fall between)
+NOT_CHECKED = "not checked (no reading before)"
 FLAG_STYLE = "background-color: rgba(255, 75, 75, 0.16)"
 PRESETS = {
     "month": "This month",
@@ -51,8 +53,9 @@ IDENTITY = (
     "available); so also **opening frozen + frozen by sends − charged − released = closing "
     "frozen**. Opening and closing are the balance at midnight UTC, from the last balance "
     "reading before it (the console reads the balance whenever a page shows it) carried to "
-    "midnight with the ledger's movements. What the readings show beyond the ledger is "
-    "**unexplained** and flagged."
+    "midnight with the ledger's movements — on the day of the very first reading, from that "
+    "reading carried back. What the readings show beyond the ledger is **unexplained** and "
+    "flagged."
 )
 
 
@@ -144,14 +147,15 @@ def _signed(micros: int, currency: str) -> str:
 
 def note(day: StatementDay, tz: ZoneInfo) -> str:
     """The short remark of a day's row."""
-    if day.opening is None and day.checked_from is None:
+    if day.opening is None:
         return "No balance reading yet: balances unknown"
     parts = []
     if day.checked_from is not None:
-        parts.append(
-            f"No reading before this day: opening unknown, checked from "
-            f"{local_time(day.checked_from, tz)}"
-        )
+        first = local_time(day.checked_from, tz)
+        if day.unchecked in (None, NONE):
+            parts.append(f"Opening = first balance reading ({first}); nothing moved before it")
+        else:
+            parts.append(f"Opening = first balance reading ({first}) less what moved before it")
     elif not day.read_today:
         parts.append("No reading this day: closing carried from the ledger")
     if day.in_progress:
@@ -226,17 +230,44 @@ def explain(
 # -- the period in five figures ------------------------------------------------------------------
 
 
+def unexplained_card(statement: Statement) -> Card:
+    """What the readings show beyond the ledger: not checked, adds up, or days flagged — in
+    words under the figure, never an arrow (an arrow reads as the balance going up)."""
+    cur, flagged, since = statement.currency, statement.flagged, statement.checked_from
+    first = statement.days[0].day if statement.days else None
+    if since is None:
+        value, delta, color = "—", NOT_CHECKED, "off"
+    else:
+        value = money_of(statement.difference.total, cur)
+        n = len(flagged)
+        delta = f"{n} day{'s' if n > 1 else ''} flagged" if n else "adds up"
+        if since != first:
+            delta += f" since {since.isoformat()}"
+        color = "red" if flagged else "green"
+    return Card(
+        "statement_card_unexplained",
+        "Unexplained",
+        value,
+        delta=delta,
+        delta_color=color,
+        help="What the balance readings show beyond the ledger's movements, added up over the "
+        "days checked (a day is checked from the last reading before it, or from its first "
+        "reading).",
+    )
+
+
 def period_cards(statement: Statement) -> list[Card]:
     """Opening, top-ups, charged, closing, unexplained: the period at a glance."""
     cur, moved = statement.currency, statement.moved
-    opening, closing, flagged = statement.opening, statement.closing, statement.flagged
+    opening, closing = statement.opening, statement.closing
     return [
         Card(
             "statement_card_opening",
             "Opening balance",
             money_of(_total(opening), cur),
-            help="Available + frozen at 00:00 UTC of the first day (unknown before the first "
-            "balance reading).",
+            help="Available + frozen at 00:00 UTC of the first day shown (the first day the "
+            "console kept a record of, if later). Unknown only before the first balance "
+            "reading's day.",
         ),
         Card("statement_card_topups", "Top-ups", money_of(moved.topups, cur)),
         Card("statement_card_charged", "Charged", money_of(moved.charged, cur)),
@@ -246,15 +277,33 @@ def period_cards(statement: Statement) -> list[Card]:
             money_of(_total(closing), cur),
             help="Available + frozen at the end of the last day (now, for today).",
         ),
-        Card(
-            "statement_card_unexplained",
-            "Unexplained",
-            money_of(statement.difference.total, cur),
-            delta=f"{len(flagged)} day(s) flagged" if flagged else "adds up",
-            delta_color="inverse" if flagged else "off",
-            help="What the balance readings show beyond the ledger's movements, added up.",
-        ),
+        unexplained_card(statement),
     ]
+
+
+def summary_cards(cards: Sequence[Card]) -> None:
+    """The cards side by side, all alike: bordered ``st.metric`` of one height (each stretched
+    to the row's tallest, so a wrapped label or a line under a figure never makes one card
+    differ), every value in one font size (the size the widest value fits in), no delta arrow
+    (an arrow reads as a rise)."""
+    widest = max((card.value for card in cards), key=text_em)
+    for column, card in zip(st.columns(len(cards)), cards, strict=True):
+        with column, st.container(key=card.key, height="stretch"):
+            delta = f'.st-key-{card.key} [data-testid="stMetricDelta"]'
+            st.html(
+                f"<style>{card_css(card.key, widest)}\n{delta}, {delta} * {{ white-space: "
+                "normal; text-overflow: clip; overflow: visible; height: auto; }</style>"
+            )
+            st.metric(
+                card.label,
+                card.value,
+                delta=card.delta,
+                delta_color=card.delta_color,  # type: ignore[arg-type]
+                delta_arrow="off",
+                help=card.help,
+                border=True,
+                height="stretch",
+            )
 
 
 def period_notes(statement: Statement, tz: ZoneInfo) -> str:
@@ -266,13 +315,38 @@ def period_notes(statement: Statement, tz: ZoneInfo) -> str:
         f"{money_of(closing.frozen if closing else None, cur)}."
     )
     first = statement.first_reading
-    if statement.opening is None and first is not None:
+    read = any(day.closing is not None for day in statement.days)  # else a notice says it all
+    if statement.opening is None and first is not None and read:
         said += (
             f" The opening balance is unknown: the first balance reading is from "
-            f"{local_time(first, tz)}; the days before it have no balances, and its day is "
-            "checked from it on."
+            f"{local_time(first, tz)}, and the days before its day moved money but had no "
+            "reading to carry a balance from."
         )
+    elif statement.opening is None and first is None:
+        said += " The opening balance is unknown: the console has read no balance yet."
     return said
+
+
+def record_notice(statement: Statement) -> str | None:
+    """Why the table starts after the period's first day (None when it does not)."""
+    since = statement.recorded_from
+    if since is None or not statement.days:
+        return None
+    return (
+        f"Before {since.isoformat()} the console kept no record (no balance reading, nothing "
+        "sent or topped up): the days start there."
+    )
+
+
+def no_record_notice(statement: Statement, tz: ZoneInfo) -> str:
+    """Why a period that has started shows no day at all."""
+    first = statement.first_reading
+    since = f" Its first balance reading is from {local_time(first, tz)}." if first else ""
+    return (
+        f"**The console kept no record from {statement.start.isoformat()} to "
+        f"{statement.end.isoformat()}**: no balance reading, nothing sent or topped up.{since} "
+        "Pick a later period."
+    )
 
 
 def no_reading_notice(statement: Statement, tz: ZoneInfo) -> str:
@@ -321,6 +395,25 @@ def days_frame(statement: Statement, tz: ZoneInfo) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+NOTE_WIDTH = 620  # px: the longest remark whole ("Opening = first balance reading (…); …")
+DAY_HELP = {
+    "Expected closing": "Opening balance + top-ups − charged: what the ledger explains.",
+    "Closing balance": "From the last balance reading of the day, carried to 24:00 UTC (now, "
+    "for today).",
+    "Unexplained": "Closing balance − expected closing, checked between balance readings.",
+    "Released (FAILED)": "What went back to available for messages the channel refused.",
+}
+
+
+def days_columns() -> dict[str, object]:
+    """The daily table's column settings: the day stays in view while it scrolls sideways."""
+    columns: dict[str, object] = {"Day": st.column_config.TextColumn("Day", pinned=True)}
+    for name, said in DAY_HELP.items():
+        columns[name] = st.column_config.TextColumn(name, help=said)
+    columns["Note"] = st.column_config.TextColumn("Note", width=NOTE_WIDTH)
+    return columns
+
+
 def highlight(frame: pd.DataFrame, statement: Statement) -> object:
     """The frame styled: a flagged day's row stands out."""
     flagged = [day.flagged for day in statement.days]
@@ -331,19 +424,36 @@ def highlight(frame: pd.DataFrame, statement: Statement) -> object:
     return frame.style.apply(paint, axis=1)
 
 
+GROUP_AMOUNT_WIDTH = 130  # px: "Released ⓘ" and a five-figure amount with its currency
+GROUP_AMOUNTS = {  # the by-campaign / by-member columns: short headers, the words in help
+    "Frozen": "Frozen by sends: what its sends froze when they were made.",
+    "Charged": "Charged: what the channel accepted (SENT, DELIVERED, UNDELIVERED).",
+    "Released": "Released (FAILED): what went back to available for refused messages.",
+}
+
+
 def groups_frame(groups: Sequence[StatementGroup], what: str, cur: str) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
                 what: g.label,
-                "Frozen by sends": money_of(g.frozen_by_sends, cur),
+                "Frozen": money_of(g.frozen_by_sends, cur),
                 "Charged": money_of(g.charged, cur),
-                "Released (FAILED)": money_of(g.released, cur),
+                "Released": money_of(g.released, cur),
             }
             for g in groups
         ],
-        columns=[what, "Frozen by sends", "Charged", "Released (FAILED)"],
+        columns=[what, *GROUP_AMOUNTS],
     )
+
+
+def groups_columns(what: str, help: str) -> dict[str, object]:
+    """The column settings of a by-campaign / by-member table: the amounts a fixed width
+    (header and figure whole), the name the rest."""
+    columns: dict[str, object] = {what: st.column_config.TextColumn(what, help=help)}
+    for name, said in GROUP_AMOUNTS.items():
+        columns[name] = st.column_config.TextColumn(name, help=said, width=GROUP_AMOUNT_WIDTH)
+    return columns
 
 
 # -- exports (exact decimals, UTC) --------------------------------------------------------------

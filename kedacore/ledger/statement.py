@@ -38,8 +38,13 @@ service, not yet recorded) shows money moved between available and frozen — th
 itself adds up — and the next day shows the opposite.
 ``Ledger.statement_gaps`` narrows a day's difference down to the readings it happened between.
 
-Before the first reading there is no balance: those days' balances are unknown (None), and the
-first reading's day is checked from that reading on. Demo history (``demo`` rows) moved no
+The first reading's day has no reading before it: its opening is carried **back** from that
+reading to 00:00 with the ledger's movements before it that day (the same rule, the other way;
+when nothing moved before the reading, the opening is the reading itself), and the day is
+checked from that reading on. Only a day before the first reading's day has no balance
+(None): there is nothing to carry from. The period's days start at the first one the console
+kept any record of (a reading up to its end, or a movement on it): the days before it are left
+out (``Statement.left_out``), not shown as unknown. Demo history (``demo`` rows) moved no
 money and is left out. The movements are summed in SQL by ``kedacore.ledger.movements`` (one
 pass per kind over the messages up to the period's end: about 1.3 s of CPU for a month of a
 1,000,000-message ledger, ``bench/statement.py``).
@@ -92,8 +97,10 @@ class StatementDay:
     ``opening`` / ``closing``: the balance at 00:00 and at the next 00:00 (so far, for today),
     carried from ``opening_read`` / ``closing_read``. ``difference``: the closing reading
     against what the ledger explains (None when there is nothing to check against).
-    ``checked_from``: the day's first reading, when no reading came before the day (the
-    opening is then unknown, and the day is checked from that reading on).
+    ``checked_from``: the day's first reading, when no reading came before the day: the
+    opening is carried back from it (``opening_read``) and the day is checked from it on;
+    ``unchecked`` is what the ledger moved that day before it (nothing: the opening is the
+    reading itself).
     """
 
     day: date
@@ -104,6 +111,7 @@ class StatementDay:
     closing_read: datetime | None
     difference: Split | None
     checked_from: datetime | None = None
+    unchecked: Movements | None = None
     in_progress: bool = False
 
     @property
@@ -136,7 +144,7 @@ class StatementGroup:
 class Statement:
     """``Ledger.statement``: the days of a period, and its movements by campaign and member."""
 
-    start: date
+    start: date  # the period's first day (the days shown may start later: ``left_out``)
     end: date  # the last day shown (today at most)
     currency: str
     days: list[StatementDay]
@@ -145,6 +153,14 @@ class Statement:
     first_reading: datetime | None  # the first balance reading the ledger holds (any time)
     demo_left_out: bool = False  # the ledger holds demo history, which moved no money
     notes: list[str] = field(default_factory=list)
+    left_out: int = 0  # the period's first days, of which the console kept no record
+
+    @property
+    def recorded_from(self) -> date | None:
+        """The first day shown when days before it were left out (no record), else None."""
+        if not self.left_out:
+            return None
+        return self.start + timedelta(days=self.left_out)
 
     @property
     def moved(self) -> Movements:
@@ -162,8 +178,13 @@ class Statement:
         return self.days[-1].closing if self.days else None
 
     @property
+    def checked_from(self) -> date | None:
+        """The first day checked against the readings (None: no day could be)."""
+        return next((day.day for day in self.days if day.difference is not None), None)
+
+    @property
     def difference(self) -> Split:
-        """Every day's unexplained difference added up."""
+        """Every checked day's unexplained difference added up."""
         total = ZERO
         for day in self.days:
             total += day.difference or ZERO
@@ -223,15 +244,17 @@ class StatementMixin:
             stop = min(_start_of(last_day + timedelta(days=1)), now + TICK)  # none come later
             rows, sources = _days(conn, days, currency, first, stop)
             by_campaign, by_member = _groups(conn, sources)
+        left_out = _unrecorded(rows)
         return Statement(
             start,
             last_day,
             currency,
-            rows,
+            rows[left_out:],
             by_campaign,
             by_member,
             first.read_at if first else None,
             demo is not None,
+            left_out=left_out,
         )
 
     def statement_version(self) -> tuple[int, ...]:
@@ -315,6 +338,15 @@ def _thin(readings: list[Reading], most: int) -> list[Reading]:
     return [readings[round(i * step)] for i in range(most)]
 
 
+def _unrecorded(rows: list[StatementDay]) -> int:
+    """How many of the first days the console kept no record of: no reading up to the day's
+    end (so no balance) and nothing moved on it."""
+    for k, day in enumerate(rows):
+        if day.closing is not None or day.moved != NONE:
+            return k
+    return len(rows)
+
+
 def _days(
     conn: Connection,
     days: list[date],
@@ -343,7 +375,8 @@ def _days(
         return sums[at[b]] - sums[at[a]]
 
     def carried(reading_: Reading | None, to: datetime) -> Split | None:
-        """A reading's balance carried forward to ``to`` with the ledger's movements."""
+        """A reading's balance carried to ``to`` with the ledger's movements: forward, or
+        back (less what moved in between) when ``to`` comes before the reading."""
         if reading_ is None:
             return None
         return reading_.money + moved(reading_.read_at, to).split
@@ -351,9 +384,11 @@ def _days(
     out = []
     for i, day in enumerate(days):
         opened, closed = before[i], before[i + 1]
-        checked_from = None
+        checked_from, unchecked = None, None
         if opened is None and start_of_first is not None and start_of_first.read_at.date() == day:
+            # No reading before the day: its first one opens it, carried back to 00:00.
             opened, checked_from = start_of_first, start_of_first.read_at
+            unchecked = moved(starts[i] - TICK, opened.read_at)
         difference = None
         if opened is not None and closed is not None:
             difference = closed.money - opened.money - moved(opened.read_at, closed.read_at).split
@@ -361,12 +396,13 @@ def _days(
             StatementDay(
                 day=day,
                 moved=moved(starts[i] - TICK, ends[i]),
-                opening=carried(before[i], starts[i] - TICK),
+                opening=carried(opened, starts[i] - TICK),
                 closing=carried(closed, ends[i]),
-                opening_read=before[i].read_at if before[i] else None,
+                opening_read=opened.read_at if opened else None,
                 closing_read=closed.read_at if closed else None,
                 difference=difference,
                 checked_from=checked_from,
+                unchecked=unchecked,
                 in_progress=stop < starts[i + 1],
             )
         )

@@ -10,17 +10,18 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.testing.v1 import AppTest
 
 from console import runtime as _runtime
-from console.finance.statement import explain, export_frames
+from console.finance.statement import explain, export_frames, note
 from console.shell import account_changed
 from kedacore.exports import to_csv
 from kedacore.ledger import Ledger
@@ -86,6 +87,45 @@ def warnings(at: AppTest) -> list[str]:
     return [shown(w.value) for w in at.main.warning]
 
 
+def cards(at: AppTest) -> dict[str, tuple[str, str, int]]:
+    """The summary cards: label → (value, the words under it, the arrow's direction)."""
+    assert [m.label for m in at.main.metric] == CARDS
+    assert all(m.proto.show_border for m in at.main.metric)
+    return {m.label: (m.value, m.delta, m.proto.direction) for m in at.main.metric}
+
+
+def captions(at: AppTest) -> list[str]:
+    return [shown(c.value) for c in at.main.caption]
+
+
+CARDS = ["Opening balance", "Top-ups", "Charged", "Closing balance", "Unexplained"]
+NO_ARROW = MetricProto.MetricDirection.NONE
+
+
+def test_a_fresh_sandbox_opens_at_its_first_reading_and_starts_its_days_there(
+    data_dir: Path,
+) -> None:
+    at = start(STATEMENT)  # the first page view ever: the first reading, before any send
+    at.selectbox(key="statement_period").set_value("30d").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    today = runtime().ledger.now().date()  # type: ignore[union-attr]
+
+    shown_cards = cards(at)
+    assert shown_cards["Opening balance"][0] == "100.00 USD"  # the reading, less nothing
+    assert shown_cards["Closing balance"][0] == "100.00 USD"
+    assert shown_cards["Unexplained"] == ("0.00 USD", "adds up", NO_ARROW)
+    assert not any("opening balance is unknown" in c for c in captions(at))
+
+    # The 29 days before the console existed are not rows of dashes: the table starts today.
+    table = days_table(at)
+    assert list(table["Day"]) == [today.isoformat()]
+    row = table.iloc[0]
+    assert row["Opening balance"] == "100.00 USD" == row["Expected closing"]
+    assert row["Note"].startswith("Opening = first balance reading (")
+    assert "; nothing moved before it; so far (today)" in row["Note"]
+    assert f"Before {today.isoformat()} the console kept no record" in " ".join(captions(at))
+
+
 def test_a_send_and_a_top_up_through_the_pages_add_up(data_dir: Path) -> None:
     at = start("pages/send.py")  # the first page view keeps the first balance reading
     send(at, "+12015550123\n+12015550124", "Your parcel is on its way")
@@ -104,14 +144,18 @@ def test_a_send_and_a_top_up_through_the_pages_add_up(data_dir: Path) -> None:
 
     table = days_table(at)
     today = table.iloc[-1]
+    assert today["Opening balance"] == "100.00 USD"  # the first reading came before the send
     assert today["Top-ups"] == "12.50 USD"
     assert today["Charged"] == "0.10 USD"  # two one-segment US messages, charged
     assert today["Frozen by sends"] == "0.10 USD"
     assert today["Unexplained"] == "0.00 USD"
     assert "so far (today)" in today["Note"]
     assert not warnings(at)
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Unexplained"] == "0.00 USD" and metrics["Top-ups"] == "12.50 USD"
+    shown_cards = cards(at)
+    assert shown_cards["Opening balance"][0] == "100.00 USD"
+    assert shown_cards["Top-ups"][0] == "12.50 USD" and shown_cards["Charged"][0] == "0.10 USD"
+    assert shown_cards["Closing balance"][0] == "112.40 USD"
+    assert shown_cards["Unexplained"] == ("0.00 USD", "adds up", NO_ARROW)
 
     # The same figures underneath, exact, and the top-up recorded with who made it.
     assert rt.ledger is not None
@@ -119,9 +163,14 @@ def test_a_send_and_a_top_up_through_the_pages_add_up(data_dir: Path) -> None:
     assert day.difference == ZERO and day.moved.topups == 12_500_000
     topups = rt.ledger.audit_entries(AuditFilter(actions=["topup"]))
     assert [(e.actor, e.after["amount"]) for e in topups] == [("local operator", "12.5")]
-    members = at.dataframe[2].value
+    campaigns, members = at.dataframe[1].value, at.dataframe[2].value
+    # Short headers (the words are in their help), so none is cut off beside the other table.
+    assert list(campaigns.columns) == ["Campaign", "Frozen", "Charged", "Released"]
+    assert list(campaigns["Campaign"]) == ["Single sends (no campaign)"]
+    assert list(members.columns) == ["Member", "Frozen", "Charged", "Released"]
     assert list(members["Member"]) == ["local operator"]
     assert list(members["Charged"]) == ["0.10 USD"]
+    assert list(members["Released"]) == ["0.00 USD"]
 
     # The export: exact decimals, nothing a spreadsheet would run.
     frames = export_frames(rt.ledger.statement(day.day, day.day, "USD"))
@@ -146,8 +195,55 @@ def test_a_top_up_behind_the_consoles_back_is_flagged_and_explained(data_dir: Pa
     assert len(told) == 1
     assert "3.00 USD more" in told[0] and "top-up made at the provider" in told[0]
     assert "It arose between the balance readings at" in told[0]
-    metric = next(m for m in at.metric if m.label == "Unexplained")
-    assert metric.value == "3.00 USD"
+    assert cards(at)["Unexplained"] == ("3.00 USD", "1 day flagged", NO_ARROW)
+
+
+def test_money_moved_before_any_reading_is_unknown_and_not_checked(data_dir: Path) -> None:
+    today = datetime.now(UTC).date()
+    then = today - timedelta(days=10)
+    with Ledger(
+        f"sqlite:///{data_dir / 'ledger.db'}",
+        clock=lambda: datetime.combine(then, datetime.min.time(), UTC) + timedelta(hours=12),
+    ) as book:  # a top-up recorded ten days ago, before the console ever read the balance
+        book.record_topup(5_000_000, "USD", account="sandbox", by="finance@example.com")
+    at = start(STATEMENT)  # today's first reading
+    at.selectbox(key="statement_period").set_value("custom").run()
+    at.date_input(key="statement_range").set_value((then - timedelta(days=2), then)).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+    shown_cards = cards(at)
+    assert shown_cards["Opening balance"][0] == "—" == shown_cards["Closing balance"][0]
+    assert shown_cards["Top-ups"][0] == "5.00 USD"
+    assert shown_cards["Unexplained"] == ("—", "not checked (no reading before)", NO_ARROW)
+    table = days_table(at)
+    assert list(table["Day"]) == [then.isoformat()]  # the two days before it: no record
+    assert table.iloc[0]["Opening balance"] == "—" and table.iloc[0]["Unexplained"] == "—"
+    assert table.iloc[0]["Note"] == "No balance reading yet: balances unknown"
+    said = " ".join(captions(at))
+    assert f"Before {then.isoformat()} the console kept no record" in said
+    assert any("No balance reading in this period" in shown(i.value) for i in at.main.info)
+
+    # Up to today: the days of the top-up are still unknown, today is checked from its
+    # first reading, and the card says since when.
+    at.selectbox(key="statement_period").set_value("30d").run()
+    assert not at.exception and not at.error
+    shown_cards = cards(at)
+    assert shown_cards["Opening balance"][0] == "—"
+    assert shown_cards["Unexplained"] == ("0.00 USD", f"adds up since {today}", NO_ARROW)
+    assert any("The opening balance is unknown" in c for c in captions(at))
+    assert days_table(at)["Day"].iloc[0] == then.isoformat()
+
+    # A period before any record at all says so, without a table of dashes.
+    at.selectbox(key="statement_period").set_value("custom").run()
+    at.date_input(key="statement_range").set_value(
+        (then - timedelta(days=5), then - timedelta(days=1))
+    ).run()
+    assert not at.exception and not at.error and not at.main.metric and not at.dataframe
+    told = [shown(i.value) for i in at.main.info]
+    assert any(
+        f"kept no record from {then - timedelta(days=5)} to {then - timedelta(days=1)}" in x
+        for x in told
+    ), told
 
 
 def signed_in(email: str, script: str = APP) -> AppTest:
@@ -235,3 +331,30 @@ def test_a_difference_is_explained_by_what_moved_where() -> None:
     in_flight = said(Split(-50_000, 50_000), following=Split(50_000, -50_000))
     assert "the balance adds up" in in_flight and "a matter of timing" in in_flight
     assert "timing" not in said(Split(-50_000, 50_000), following=ZERO)
+
+
+def test_a_days_note_says_where_its_opening_comes_from() -> None:
+    utc = ZoneInfo("UTC")
+    first = datetime(2030, 3, 2, 10, 1, tzinfo=UTC)
+
+    def day(unchecked: Movements | None, opening: Split | None) -> StatementDay:
+        return StatementDay(
+            day=date(2030, 3, 2),
+            moved=Movements(frozen_by_sends=50_000, charged=50_000),
+            opening=opening,
+            closing=Split(9_950_000, 0),
+            opening_read=first if unchecked is not None else None,
+            closing_read=first,
+            difference=ZERO,
+            checked_from=first if unchecked is not None else None,
+            unchecked=unchecked,
+        )
+
+    assert note(day(Movements(), Split(10_000_000, 0)), utc) == (
+        "Opening = first balance reading (2030-03-02 10:01:00); nothing moved before it"
+    )
+    carried = note(day(Movements(frozen_by_sends=50_000), Split(10_000_000, 0)), utc)
+    assert (
+        carried == "Opening = first balance reading (2030-03-02 10:01:00) less what moved before it"
+    )
+    assert note(day(None, None), utc) == "No balance reading yet: balances unknown"

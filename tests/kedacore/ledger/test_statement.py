@@ -29,7 +29,7 @@ from kedacore.api.types import SendResult
 from kedacore.demo import generate
 from kedacore.ledger import Ledger
 from kedacore.ledger import schema as s
-from kedacore.ledger.statement import ZERO, Split, Statement
+from kedacore.ledger.statement import NONE, ZERO, Split, Statement
 from kedacore.money import to_micros
 from kedacore.reconcile import reconcile
 from tests.support import Account, GatewayHandle, phone_numbers
@@ -338,10 +338,40 @@ def test_money_moved_outside_the_console_is_flagged_with_exactly_that_difference
     assert w.ledger.statement_gaps(days[0], "USD") == []
 
 
-def test_days_before_the_first_reading_are_unknown_and_said_so(world: World) -> None:
+def test_the_first_reading_opens_its_day_when_nothing_moved_before_it(world: World) -> None:
     w = world
     w.at(datetime(2030, 3, 2, 10, tzinfo=UTC))
+    w.read()  # the first reading ever (40.00), before anything moved that day
+    w.later(minutes=1)
     w.send(2)
+    w.later(minutes=1)
+    w.read()
+    w.learn()
+
+    statement = w.ledger.statement(date(2030, 3, 1), date(2030, 3, 31), "USD")
+    # March 1: no reading, nothing moved — left out, not shown as a row of unknowns.
+    assert statement.left_out == 1 and statement.recorded_from == date(2030, 3, 2)
+    (day,) = statement.days  # not past today
+    assert day.day == date(2030, 3, 2) and day.in_progress
+    # The opening is that reading, less nothing: known, exactly.
+    assert day.opening == Split(to_micros("40"), 0) == statement.opening
+    assert day.checked_from == datetime(2030, 3, 2, 10, tzinfo=UTC) == day.opening_read
+    assert day.unchecked == NONE
+    assert day.expected == day.closing and day.difference == ZERO
+    assert statement.checked_from == day.day
+    assert day.closing is not None and day.closing.total == to_micros("40") - day.moved.charged
+    assert day.moved.charged > 0
+
+
+def test_the_first_readings_day_is_carried_back_and_days_before_it_are_unknown(
+    world: World,
+) -> None:
+    w = world
+    w.at(datetime(2030, 3, 1, 15, tzinfo=UTC))
+    w.send(1)  # March 1: a send, but no reading (a ledger older than the readings)
+    w.later(minutes=1)  # charged on March 1
+    w.at(datetime(2030, 3, 2, 10, tzinfo=UTC))
+    w.send(2)  # March 2: a send before the first reading
     w.later(minutes=1)
     w.read()  # the first reading ever: March 2, 10:01
     w.later(hours=1)
@@ -351,21 +381,36 @@ def test_days_before_the_first_reading_are_unknown_and_said_so(world: World) -> 
     w.at(datetime(2030, 3, 3, 9, tzinfo=UTC))
     w.learn()
 
-    statement = w.ledger.statement(date(2030, 3, 1), date(2030, 3, 31), "USD")
-    assert [d.day for d in statement.days] == [
-        date(2030, 3, i) for i in (1, 2, 3)
-    ]  # not past today
+    statement = w.ledger.statement(date(2030, 2, 25), date(2030, 3, 31), "USD")
+    assert statement.left_out == 4  # February 25 … 28: nothing on record
+    assert [d.day for d in statement.days] == [date(2030, 3, i) for i in (1, 2, 3)]
     first, second, today = statement.days
+    # March 1 moved money but nothing was read up to its end: truly unknown.
     assert first.opening is None and first.closing is None and first.difference is None
-    assert first.moved.frozen_by_sends == 0
-    # The first reading's day: opening unknown, checked from that reading on (and it agrees).
-    assert second.opening is None and second.expected is None
+    assert first.moved.frozen_by_sends > 0 and statement.opening is None
+    # The first reading's day: opening carried back from 10:01 with what moved before it,
+    # which is the account's balance at 00:00 (40.00, nothing frozen) to the micro-unit.
     assert second.checked_from == datetime(2030, 3, 2, 10, 1, tzinfo=UTC)
-    assert second.difference == ZERO and second.closing is not None
-    assert second.moved.frozen_by_sends > 0
+    assert second.unchecked is not None and second.unchecked.frozen_by_sends > 0
+    assert first.moved.charged + first.moved.released == first.moved.frozen_by_sends
+    assert second.opening == Split(to_micros("40") - first.moved.charged, 0)
+    assert second.difference == ZERO and second.expected == second.closing
+    assert statement.checked_from == second.day
     # Today: no reading yet, carried from yesterday's last one; still in progress.
     assert today.in_progress and not today.read_today and today.opening == second.closing
     assert today.difference == ZERO
+
+
+def test_a_period_before_any_record_has_no_days(world: World) -> None:
+    w = world
+    w.at(datetime(2030, 3, 10, 12, tzinfo=UTC))
+    w.read()
+    before = w.ledger.statement(date(2030, 2, 1), date(2030, 2, 28), "USD")
+    assert before.days == [] and before.left_out == 28 and before.opening is None
+    assert before.first_reading == datetime(2030, 3, 10, 12, tzinfo=UTC)
+    assert before.checked_from is None
+    future = w.ledger.statement(date(2030, 4, 1), date(2030, 4, 30), "USD")
+    assert future.days == [] and future.left_out == 0  # not started yet
 
 
 def test_demo_history_moved_no_money_and_is_left_out(world: World) -> None:
@@ -389,7 +434,7 @@ def test_a_period_is_checked() -> None:
     with pytest.raises(ValueError, match="at most 366 days"):
         ledger.statement(date(2029, 1, 1), date(2030, 3, 1))
     empty = ledger.statement(date(2020, 1, 1), date(2020, 1, 31))
-    assert empty.first_reading is None and all(d.opening is None for d in empty.days)
+    assert empty.first_reading is None and empty.days == [] and empty.left_out == 31
 
 
 def test_results_not_heard_yet_show_until_a_status_check_brings_them_in(world: World) -> None:

@@ -3,8 +3,9 @@
 A send or campaign estimated over the team's approval threshold waits here, nothing sent or
 frozen, until a finance or admin member other than its requester approves it (the cost, the
 balance and the caps are checked again first, then it goes out) or rejects it — each with a
-reason. Whoever sends sees their own requests and can withdraw one still waiting. Views and
-decisions: ``console.messaging.approvals``.
+reason; its requester is mailed the decision when ``[smtp]`` is configured. Whoever sends
+sees their own requests — the decision and its reason first — and can withdraw one still
+waiting. Views and decisions: ``console.messaging.approvals``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ No Streamlit here.
 - :func:`recheck`: on approval, the cost is estimated again with the prices of now, and the
   balance and today's caps are read again; what stands in the way is said for the approver,
   with the page that fixes it (``docs/team.md``, "Approvals").
+- :func:`decision_notice`: the e-mail that tells a requester what was decided.
+- Requests are named for people (:func:`send_name`), never by their clientRef.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kedacore.ledger import CampaignBatch, Ledger, LedgerSend
 from kedacore.ledger.records import Approval
 from kedacore.ledger.team import APPROVAL_THRESHOLD
 from kedacore.money import from_micros, to_micros
+from kedacore.notify import Notice
 from kedacore.segments import count_segments, price
 from kedacore.team import Actor
 
@@ -30,6 +33,29 @@ STATE_WORDS = {
     "rejected": "rejected",
     "withdrawn": "withdrawn",
 }
+NOBODY = "Nobody can approve this now"
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``1 recipient``, ``3 recipients``, ``1,000 messages``."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def send_name(messages: int, country: str) -> str:
+    """A held send as people call it: ``Send of 3 messages to US`` (plain text)."""
+    return f"Send of {counted(messages, 'message')} to {country.upper()}"
+
+
+def nobody_approves(requester: str | None = None, *, admin: bool = False) -> str:
+    """Why a request waits for nobody (plain text): no member other than its requester may
+    approve. ``requester`` None: "you"; ``admin``: the reader can give roles themselves."""
+    who = f"no member other than {requester}" if requester else "no member other than you"
+    fix = (
+        "give someone the finance role on the Members page"
+        if admin
+        else "ask an admin to give someone the finance role"
+    )
+    return f"{NOBODY}: {who} may approve requests — {fix}."
 
 
 def gate(ledger: Ledger, actor: Actor) -> Gate:
@@ -75,7 +101,10 @@ def who_approves(approvers: Sequence[str], requester: str | None = None) -> str:
     """Whom a request waits for, in words (plain text); ``requester`` None: "you"."""
     other = f"other than {requester}" if requester else "other than you"
     if not approvers:
-        return f"a finance or admin member {other} — the team has none yet: ask an admin to add one"
+        return (
+            f"a finance or admin member {other} (the team has none now: nobody can approve it "
+            "until an admin gives someone the finance role)"
+        )
     more = f" and {len(approvers) - 5} more" if len(approvers) > 5 else ""
     names = ", ".join(approvers[:5]) + more
     return f"a finance or admin member {other} ({names})"
@@ -98,6 +127,49 @@ def decision_text(item: Approval) -> str:
         return f"Withdrawn by {who}."
     reason = f": {item.reason}" if item.reason else "."
     return f"{item.state.capitalize()} by {who}{reason}"
+
+
+AFTER = {  # what a decision does, for the requester's mail
+    ("approved", "send"): "It goes out now, on your behalf: Recent sends on the Send page shows "
+    "what became of it.",
+    ("approved", "campaign"): "The campaign starts now: follow it on the Campaigns page.",
+    ("rejected", "send"): "Nothing was sent and nothing was charged.",
+    ("rejected", "campaign"): "Nothing was sent and nothing was charged.",
+}
+
+
+def decision_notice(item: Approval, name: str, link: str) -> Notice:
+    """The e-mail telling ``item``'s requester what was decided (``item`` decided; ``name`` as
+    people call the request; ``link`` the Approvals page)."""
+    who = item.decided_by or "someone"
+    verdict = item.state  # approved / rejected
+    when = item.decided_at.strftime("%Y-%m-%d %H:%M UTC") if item.decided_at else ""
+    cur = item.currency
+    lines = [
+        f"{who} {verdict} your request at {when}: {name}.",
+        "",
+        f"Reason: {item.reason or '(none given)'}",
+        f"Estimate: {money(item.estimate, cur)}, over the approval threshold of "
+        f"{money(item.threshold, cur)}.",
+        AFTER.get((verdict, item.kind), ""),
+        "",
+        f"Your requests, and where each stands, are on the Approvals page: {link}",
+    ]
+    return Notice(
+        cause=f"decision:{item.id}",
+        kind="decision",
+        subject=f"{verdict.capitalize()} by {who}: {name}",
+        body="\n".join(lines) + "\n",
+        link=link,
+        facts={
+            "approval_id": item.id,
+            "kind": item.kind,
+            "state": verdict,
+            "decided_by": who,
+            "reason": item.reason or "",
+        },
+        event_at=item.decided_at,
+    )
 
 
 # -- the checks made again on approval -------------------------------------------------------

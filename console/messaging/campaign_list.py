@@ -33,6 +33,15 @@ _HANDED = "_campaigns_snapshot"  # the full run's snapshot, for the fragment's f
 Shape = tuple[bool, str, bool]
 
 
+def _n(n: int, word: str) -> str:
+    """``1 recipient``, ``3 recipients``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"
+
+
 def campaign_list(console: Console) -> None:
     """Pick a campaign to follow; below, the list of all with their figures."""
     refusals()  # an action a callback refused (Pause, for a member without the permission)
@@ -165,7 +174,7 @@ def campaign_detail(
     )
     st.progress(
         progress.fraction,
-        text=f"{progress.recipients_sent:,} of {progress.recipients:,} recipients sent",
+        text=f"{progress.recipients_sent:,} of {_n(progress.recipients, 'recipient')} sent",
     )
     a, b, c = st.columns(3)
     a.metric("Recipients sent", f"{progress.recipients_sent:,} / {progress.recipients:,}")
@@ -287,7 +296,7 @@ def draw_state(
     if progress.running and label == "pausing…":
         st.info(
             f"**Pausing…** No new request goes out; the ones in flight are being answered. "
-            f"{progress.recipients_sent:,} of {progress.recipients:,} recipients sent so far.",
+            f"{progress.recipients_sent:,} of {_n(progress.recipients, 'recipient')} sent so far.",
             icon=":material/pause_circle:",
         )
         return
@@ -312,18 +321,21 @@ def draw_state(
         return
     if label == "cancelled":
         st.info(
-            f"Cancelled: {progress.recipients_left:,} recipient(s) were not sent.",
+            f"Cancelled: {_n(progress.recipients_left, 'recipient')} "
+            f"{_were(progress.recipients_left)} not sent.",
             icon=":material/cancel:",
         )
         return
     if label == "interrupted":
         reason = (
             f"Interrupted: the console stopped while this campaign was sending. "
-            f"{progress.recipients_left:,} recipient(s) in {progress.batches_left:,} "
-            "request(s) are left."
+            f"{_n(progress.recipients_left, 'recipient')} in "
+            f"{_n(progress.batches_left, 'request')} "
+            f"{'is' if progress.recipients_left == 1 else 'are'} left."
         )
     elif label == "not started":
-        reason = f"Not started: {progress.recipients_left:,} recipient(s) are waiting."
+        left = progress.recipients_left
+        reason = f"Not started: {_n(left, 'recipient')} {'is' if left == 1 else 'are'} waiting."
     else:
         reason = plain(progress.error) if progress.error else "Paused."
     st.warning(reason, icon=":material/pause_circle:")
@@ -340,7 +352,7 @@ def draw_state(
             st.rerun()
         with row.popover("Cancel the rest…", icon=":material/cancel:"):
             st.markdown(
-                f"The {progress.recipients_left:,} recipient(s) not sent yet will never be sent."
+                f"The {_n(progress.recipients_left, 'recipient')} not sent yet will never be sent."
             )
             if st.button("Cancel the campaign", key="campaigns_cancel_rest"):
                 actor = require(
@@ -360,8 +372,8 @@ def draw_state(
     if progress.batches_uncertain and may:
         with row.popover("Resend the unknown ones…", icon=":material/help:"):
             st.markdown(
-                f"{progress.recipients_uncertain:,} recipient(s) in "
-                f"{progress.batches_uncertain:,} request(s) may or may not have the message: "
+                f"{_n(progress.recipients_uncertain, 'recipient')} in "
+                f"{_n(progress.batches_uncertain, 'request')} may or may not have the message: "
                 "the answer was lost more than 23 h ago, and the service no longer recognises "
                 "the retry. Look them up on the Status page first; resend only if they got "
                 "nothing."
@@ -377,7 +389,8 @@ def draw_state(
                         campaign_id,
                         by=actor.name,
                         action="campaign_resume",
-                        detail=f"{released:,} request(s) of unknown fate sent again, checked first",
+                        detail=f"{_n(released, 'request')} of unknown fate sent again, "
+                        "checked first",
                     )
                 st.rerun()
     if fix:

@@ -376,7 +376,7 @@ def done_sentence(f: CampaignFigures) -> str:
     """A finished campaign in one sentence: sent, charged, refunded, still to be reported."""
     cur = f.campaign.currency
     sent = f.batches.get("sent", {}).get("recipients", 0)
-    text = f"All {sent:,} recipients sent"
+    text = "The 1 recipient was sent" if sent == 1 else f"All {sent:,} recipients sent"
     if f.pending and f.pending == f.debited:
         return (
             f"{text}; {money(f.debited, cur)} debited — charged, or refunded for messages the "

@@ -29,11 +29,7 @@ CHECKABLE = timedelta(hours=23)  # KedaSMS keeps a clientRef 24 h: later, a chec
 RECENT = 20  # sends listed
 REFRESH = 2  # seconds between looks at the ledger while a send is in flight
 STATE_WORDS = {"DELIVERED": "delivered", "UNDELIVERED": "undelivered", "FAILED": "failed"}
-HELD = {  # a send that did not go out for the team's approval, in words (before the why)
-    "awaiting": "Waiting for approval",
-    "rejected": "Not sent",
-    "withdrawn": "Not sent",
-}
+HELD = ("awaiting", "rejected", "withdrawn")  # did not go out, for the team's approval
 REFUSALS = {  # the service's code of a refusal, in a few words (the whole why: select the row)
     "3002": "over today's SMS cap",
     "3003": "over today's spend cap",
@@ -53,10 +49,25 @@ def who(record: LedgerSend, session: str) -> str:
     return "this session" if here else "another session"
 
 
+def held(record: LedgerSend) -> tuple[str, str]:
+    """(outcome, why) of a send held for approval: ``("Rejected by fin@example.com", "Not
+    this week")`` — the ledger keeps ``Rejected by <who>: <reason>``."""
+    if record.state == "awaiting":
+        return "Waiting for approval", ""
+    decision, _, reason = (record.error or "").partition(": ")
+    if not decision:
+        return ("Rejected" if record.state == "rejected" else "Withdrawn"), ""
+    if record.state == "withdrawn":  # "Withdrawn by <who> before approval"
+        decision = decision.removesuffix(" before approval")
+        reason = reason or "before approval"
+    return decision, reason
+
+
 def outcome(record: LedgerSend, now: datetime, counts: dict[str, int]) -> str:
-    """What became of a send, in words (plain text, for a table cell)."""
+    """What became of a send, in a few words (plain text, for a table cell; the whole why is
+    in :func:`why`)."""
     if record.state in HELD:
-        return HELD[record.state] + (f": {record.error}" if record.error else "")
+        return held(record)[0]
     if record.state == "sent":
         done = [f"{counts[s]:,} {w}" for s, w in STATE_WORDS.items() if counts.get(s)]
         going = counts.get("QUEUED", 0) + counts.get("SENT", 0)
@@ -76,6 +87,16 @@ def outcome(record: LedgerSend, now: datetime, counts: dict[str, int]) -> str:
     return "No answer for over 23 h: look its numbers up on the Status page"
 
 
+def why(record: LedgerSend) -> str:
+    """Why a send was not sent (the approver's reason, the service's refusal) or has no
+    answer yet, in full (plain text); empty for a send that went out."""
+    if record.state in HELD:
+        return held(record)[1]
+    if record.state == "refused" or record.pending:
+        return record.error or ""
+    return ""
+
+
 def cost(record: LedgerSend) -> str:
     """Debited once sent; the estimate until then; nothing for a refusal."""
     if record.debited is not None:
@@ -93,6 +114,21 @@ def when(value: datetime, now: datetime, tz: ZoneInfo) -> str:
     return shown[11:] if shown[:10] == local_time(now, tz)[:10] else shown[:16]
 
 
+COLUMNS = {  # what became of a send and why first: the rest scrolls
+    "When": st.column_config.TextColumn(width=70),
+    "Outcome": st.column_config.TextColumn(width=200),
+    "Why": st.column_config.TextColumn(
+        width=330, help="The approver's reason, or the refusal, in full (select the row)"
+    ),
+    "Recipients": st.column_config.NumberColumn(width=80),
+    "Country": st.column_config.TextColumn(width=60),
+    "Cost": st.column_config.TextColumn(width=120),
+    "By": st.column_config.TextColumn(width=150),
+    "Task": st.column_config.TextColumn(width=110),
+    "Message": st.column_config.TextColumn(width=200),
+}
+
+
 def recent_frame(
     records: list[LedgerSend],
     *,
@@ -105,17 +141,18 @@ def recent_frame(
     return pd.DataFrame(
         {
             "When": [when(r.created_at, now, tz) for r in records],
-            "By": [who(r, session) for r in records],
-            "Country": [r.country for r in records],
-            "Recipients": [r.recipient_count for r in records],
-            "Cost": [cost(r) for r in records],
-            "Task": [r.task_id or "" for r in records],
             "Outcome": [outcome(r, now, counts.get(r.task_id or "", {})) for r in records],
+            "Why": [why(r) for r in records],
+            "Recipients": [r.recipient_count for r in records],
+            "Country": [r.country for r in records],
+            "Cost": [cost(r) for r in records],
+            "By": [who(r, session) for r in records],
+            "Task": [r.task_id or "" for r in records],
             "Message": [
                 r.content if len(r.content) <= 40 else r.content[:39] + "…" for r in records
             ],
         },
-        columns=["When", "By", "Country", "Recipients", "Cost", "Task", "Outcome", "Message"],
+        columns=list(COLUMNS),
     )
 
 
@@ -131,7 +168,7 @@ def open_sends(console: Console) -> None:
     now, session = console.ledger.now(), session_tag()
     for r in records:
         what = (
-            f"{r.recipient_count:,} recipient(s) in {plain(r.country)}, sent at "
+            f"{rules.counted(r.recipient_count, 'recipient')} in {plain(r.country)}, sent at "
             f"{local_time(r.created_at, console.tz)} by {plain(who(r, session))}: "
             f"“{plain(r.content[:60])}{'…' if len(r.content) > 60 else ''}”"
         )
@@ -168,25 +205,15 @@ def open_sends(console: Console) -> None:
             )
 
 
-COLUMNS = {
-    "When": st.column_config.TextColumn(width=80),
-    "By": st.column_config.TextColumn(width=110),
-    "Country": st.column_config.TextColumn(width=60),
-    "Recipients": st.column_config.NumberColumn(width=80),
-    "Cost": st.column_config.TextColumn(width=140),
-    "Task": st.column_config.TextColumn(width=110),
-    "Outcome": st.column_config.TextColumn(width=230),
-    "Message": st.column_config.TextColumn(width=200),
-}
-
-
 def details(console: Console, r: LedgerSend, now: datetime, counts: dict) -> None:
     """One send whole, for the row selected in Recent sends."""
     with st.container(border=True):
-        head = outcome(r, now, counts.get(r.task_id or "", {}))
+        head = outcome(r, now, counts.get(r.task_id or "", {})).split(":")[0]
+        if r.state in ("rejected", "withdrawn"):
+            head = "Not sent"  # who decided, and why: said below
         st.markdown(
-            f"**{plain(head.split(':')[0])}** — {local_time(r.created_at, console.tz)}, by "
-            f"{plain(who(r, session_tag()))}: {r.recipient_count:,} recipient(s) in "
+            f"**{plain(head)}** — {local_time(r.created_at, console.tz)}, by "
+            f"{plain(who(r, session_tag()))}: {rules.counted(r.recipient_count, 'recipient')} in "
             f"{plain(r.country)}, {plain(cost(r))}"
             + (f", task {plain(r.task_id)}" if r.task_id else "")
         )
@@ -203,7 +230,7 @@ def details(console: Console, r: LedgerSend, now: datetime, counts: dict) -> Non
         st.text(r.content)
         st.caption(
             f"Sender id {plain(r.sender) if r.sender else 'KedaSMS default'} · reference "
-            f"{plain(r.client_ref)} · {r.attempts} attempt(s)"
+            f"{plain(r.client_ref)} · {rules.counted(r.attempts, 'attempt')}"
         )
         if r.task_id and st.button("Follow them on the Status page", key="send_recent_follow"):
             msgids = [m.msgid for m in console.ledger.task_messages(r.task_id)]
@@ -249,7 +276,10 @@ def recent_sends(console: Console) -> None:
         if rows and rows[0] < len(records):
             details(console, records[rows[0]], now, counts)
         else:
-            st.caption("Select a row to see that send whole: why it was refused, its text.")
+            st.caption(
+                "Select a row to see that send whole: who decided on it and why, or why it "
+                "was refused; its text."
+            )
         in_flight = any(
             r.pending and r.error is None and now - r.created_at < IN_FLIGHT for r in records
         )

@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -30,6 +31,7 @@ from kedacore.ledger.team import APPROVAL_THRESHOLD, AuditFilter
 from kedacore.settings import load_settings
 from tests.console.test_app import APP, clean_env, shown
 from tests.console.test_app_campaigns import GOOD, compose, recipients_csv, wait_for_the_run
+from tests.kedacore.test_notify import start_smtp
 from tests.support import signed_at
 
 ADMIN = "boss@example.com"
@@ -65,11 +67,19 @@ def book(data_dir: Path) -> Ledger:
     return Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
 
 
-def member(email: str, page: str = "pages/send.py") -> AppTest:
-    """A new browser session signed in as ``email``, on ``page``."""
+def member(email: str, page: str = "pages/send.py", *, smtp: int | None = None) -> AppTest:
+    """A new browser session signed in as ``email``, on ``page`` (``smtp``: the port of a mail
+    server on loopback, as ``[smtp]``)."""
     at = AppTest.from_file(APP, default_timeout=30)
     at.secrets["auth"] = AUTH
     at.secrets["team"] = {"admins": [ADMIN]}
+    if smtp is not None:
+        at.secrets["smtp"] = {
+            "host": "127.0.0.1",
+            "port": smtp,
+            "security": "none",
+            "from": "console@example.com",
+        }
     at.user = {"is_logged_in": True, "email": email, "iat": signed_at(7)}
     at.run()
     assert not at.exception, at.exception
@@ -138,6 +148,45 @@ def decide(at: AppTest, approval_id: int, verdict: str, reason: str) -> None:
     assert not at.exception, at.exception
 
 
+def under_reason(at: AppTest, approval_id: int, *, above: bool = False) -> str:
+    """What is said right under a waiting request's reason box (errors, warnings), inside
+    its bordered box (``above``: in that box, above the reason box)."""
+    key = f"approvals_reason_{approval_id}"
+
+    def walk(block: Any) -> str | None:
+        kids = list(block.children.values())
+        for i, kid in enumerate(kids):
+            if getattr(kid, "type", None) == "text_input" and kid.key == key:
+                part = kids[:i] if above else kids[i + 1 :]
+                said = [k.value for k in part if getattr(k, "type", "") in ALERTS]
+                return shown(" ".join(said)).replace("**", "")
+            if hasattr(kid, "children") and (found := walk(kid)) is not None:
+                return found
+        return None
+
+    found = walk(at.main)
+    assert found is not None, f"no reason box for request {approval_id}"
+    return found
+
+
+ALERTS = ("error", "warning", "info", "success")
+
+
+def warned(at: AppTest) -> str:
+    return " ".join(shown(w.value) for w in at.warning)
+
+
+def top(at: AppTest) -> str:
+    """What the page says above its sections: what the last decision did."""
+    said = []
+    for kid in at.main.children.values():
+        if getattr(kid, "type", None) == "subheader" or hasattr(kid, "children"):
+            break
+        if getattr(kid, "type", None) in ALERTS:
+            said.append(kid.value)
+    return shown(" ".join(said)).replace("**", "")
+
+
 def test_a_send_over_the_threshold_waits_and_goes_out_once_approved(team: Path) -> None:
     maker = member(MAKER)
     before = gateway_balance()
@@ -158,11 +207,20 @@ def test_a_send_over_the_threshold_waits_and_goes_out_once_approved(team: Path) 
     approval_id = waiting_id(team)
     queued = texts(checker)
     assert f"Asked by {MAKER}" in queued and "estimate 0.10 USD" in queued
-    assert "over the threshold of 0.05 USD" in queued and "2 recipient(s) · US 2" in queued
+    assert "over the threshold of 0.05 USD" in queued and "2 recipients · US 2" in queued
+    assert "Send of 2 messages to US" in queued
     assert [t.value for t in checker.text] == ["Spring sale: 20% off"]
+    decide(checker, approval_id, "approve", "")  # the reason is required: said where it is
+    assert under_reason(checker, approval_id) == (
+        "Write a reason for approving this send first: it is kept in the audit log."
+    )
+    assert top(checker) == "" and waiting_id(team) == approval_id
     decide(checker, approval_id, "approve", "Spring budget")
 
-    assert "Approved and sent" in texts(checker), texts(checker)
+    said = top(checker)
+    assert said.startswith("Approved and sent — Send of 2 messages to US by m@example.com at ")
+    assert "2 messages, 0.10 USD debited" in said and "console-" not in said, said
+    assert f"{MAKER} was not told by e-mail (no mail server is configured)" in said
     with book(team) as led:
         record = led.send_record(record.client_ref)
         decided = led.approval(approval_id)
@@ -181,11 +239,13 @@ def test_a_send_over_the_threshold_waits_and_goes_out_once_approved(team: Path) 
     again = member(CHECKER, "pages/approvals.py")  # decided: nothing waits any more
     assert not [b for b in again.button if b.key.startswith("approvals_approve_")]
     maker = member(MAKER, "pages/approvals.py")
-    mine = frame(maker, "State").iloc[0]
-    assert (mine["State"], mine["Decided by"], mine["Reason"]) == (
-        "approved", CHECKER, "Spring budget",
-    )  # fmt: skip
+    mine = texts(maker)  # the decision, who took it and why first
+    assert f"Send of 2 messages to US approved Approved by {CHECKER} at " in mine.replace(
+        ":green-badge[approved]", "approved"
+    )
+    assert ": Spring budget" in mine
     assert not [b for b in maker.button if b.key.startswith("approvals_approve_")]  # no queue
+    assert not maker.dataframe  # no table cutting the reason off
 
 
 def test_a_campaign_over_the_threshold_waits_then_runs_to_done_once_approved(
@@ -213,7 +273,7 @@ def test_a_campaign_over_the_threshold_waits_then_runs_to_done_once_approved(
         "Hi Ana, your code is C0\n\n(template: Hi {name}, your code is {code})"
     ]
     decide(checker, waiting_id(team), "approve", "Planned for spring")
-    assert "Approved — campaign #1 Spring started" in texts(checker), texts(checker)
+    assert "Approved — Campaign #1 Spring started" in top(checker), texts(checker)
     wait_for_the_run(campaign.id)
 
     with book(team) as led:
@@ -242,10 +302,13 @@ def test_a_rejection_sends_nothing_and_its_creator_reads_why(team: Path) -> None
     checker = member(CHECKER, "pages/approvals.py")
     approval_id = waiting_id(team)
     decide(checker, approval_id, "reject", "")  # the reason is required
-    assert "write why you reject" in texts(checker)
-    assert waiting_id(team) == approval_id
+    assert under_reason(checker, approval_id) == (
+        "Write a reason for rejecting this campaign first: it is kept in the audit log, and "
+        f"{MAKER} reads it."
+    )
+    assert top(checker) == "" and waiting_id(team) == approval_id
     decide(checker, approval_id, "reject", "Wrong list: use the opt-in one")
-    assert "Rejected" in texts(checker)
+    assert top(checker).startswith("Rejected — Campaign #1 Spring: nothing is sent.")
 
     with book(team) as led:
         (campaign,) = led.campaigns()
@@ -261,14 +324,22 @@ def test_a_rejection_sends_nothing_and_its_creator_reads_why(team: Path) -> None
     assert not [b for b in maker.button if b.key == "campaigns_resume"]
     assert audit(team, "reject") == [("reject", CHECKER, "done")]
 
-    # A send too: its creator reads the reason in Recent sends.
+    # A send too: its creator reads the whole reason in Recent sends, and on Approvals.
     sender = member(MAKER)
     ask_to_send(sender, "2015550125\n2015550126")
-    decide(member(CHECKER, "pages/approvals.py"), waiting_id(team), "reject", "Not this week")
+    why = (
+        "Not this week: promo sends to more than one person go through a campaign with the "
+        "opt-out list"
+    )
+    decide(member(CHECKER, "pages/approvals.py"), waiting_id(team), "reject", why)
     row = frame(member(MAKER), "Outcome").iloc[0]
-    assert row["Outcome"] == f"Not sent: Rejected by {CHECKER}: Not this week"
+    assert (row["Outcome"], row["Why"]) == (f"Rejected by {CHECKER}", why)
+    assert list(frame(member(MAKER), "Outcome").columns[:3]) == ["When", "Outcome", "Why"]
     assert row["Cost"] == "not charged"
     assert gateway_messages(team) == [] and gateway_balance() == before
+    mine = texts(member(MAKER, "pages/approvals.py"))
+    assert f"Rejected by {CHECKER} at " in mine and f": {why}" in mine
+    assert f"Rejected by {CHECKER} at " in mine and ": Wrong list: use the opt-in one" in mine
 
 
 def test_nobody_approves_their_own_request(team: Path) -> None:
@@ -479,3 +550,113 @@ def test_a_request_of_a_member_who_left_cannot_be_approved_only_rejected(team: P
         assert led.approval(approval_id).state == "rejected"
         (record,) = led.recent_sends()
     assert record.state == "rejected" and gateway_messages(team) == []
+
+
+# -- the requester told; nobody left to approve; singular and plural -----------------------
+
+
+def test_the_requester_is_mailed_each_decision_and_a_failed_mail_never_undoes_it(
+    team: Path,
+) -> None:
+    server = start_smtp()
+    try:
+        ask_to_send(member(MAKER), "2015550170\n2015550171")
+        approval_id = waiting_id(team)
+        checker = member(CHECKER, "pages/approvals.py", smtp=server.port)
+        decide(checker, approval_id, "approve", "Spring budget")
+        said = top(checker)
+        assert "Approved and sent" in said and f"{MAKER} was told by e-mail." in said, said
+        (mail,) = server.mails
+        assert mail.to == [MAKER]
+        assert mail.subject.strip().startswith(
+            f"Approved by {CHECKER}: Send of 2 messages to US by {MAKER} at "
+        )
+        assert f"{CHECKER} approved your request at " in mail.body
+        assert "Reason: Spring budget" in mail.body
+        assert "Estimate: 0.10 USD, over the approval threshold of 0.05 USD." in mail.body
+        assert "http://localhost:8501/approvals" in mail.body  # [auth] redirect_uri's origin
+        assert "console-" not in mail.subject
+
+        ask_to_send(member(MAKER), "2015550172\n2015550173")
+        checker.run()
+        decide(checker, waiting_id(team), "reject", "Not this week")
+        assert f"{MAKER} was told by e-mail." in top(checker)
+        rejected = server.mails[1]
+        assert rejected.subject.strip().startswith(
+            f"Rejected by {CHECKER}: Send of 2 messages to US"
+        )
+        assert "Reason: Not this week" in rejected.body
+        assert "Nothing was sent and nothing was charged." in rejected.body
+    finally:
+        server.controller.stop()
+
+    # The mail server is gone: the decision stands, the page says the requester was not told.
+    ask_to_send(member(MAKER), "2015550174\n2015550175")
+    approval_id = waiting_id(team)
+    checker = member(CHECKER, "pages/approvals.py", smtp=server.port)
+    decide(checker, approval_id, "reject", "Too late for this one")
+    said = top(checker)
+    assert said.startswith("Rejected — Send of 2 messages to US"), said
+    assert f"{MAKER} could not be told by e-mail (could not connect to 127.0.0.1:" in said
+    assert "tell them yourself" in said
+    with book(team) as led:
+        assert led.approval(approval_id).state == "rejected"
+    assert len(server.mails) == 2
+    assert audit(team, "notification") == [
+        ("notification", "console", "done"),
+        ("notification", "console", "done"),
+        ("notification", "console", "failed"),
+    ]
+
+
+def test_a_request_nobody_can_approve_says_so(team: Path) -> None:
+    ask_to_send(member(BOTH), "2015550180\n2015550181")  # BOTH is finance and marketing
+    ask_to_send(member(MAKER), "2015550182\n2015550183")
+    with book(team) as led:  # finance is taken from the only other approver
+        led.set_member_roles(CHECKER, ["marketing"], by=ADMIN)  # (the admin never signed in)
+        mine, theirs = sorted(led.approvals(states=["waiting"]), key=lambda a: a.id)
+    nobody = (
+        "Nobody can approve this now: no member other than you may approve requests — ask an "
+        "admin to give someone the finance role."
+    )
+
+    both = member(BOTH, "pages/approvals.py")
+    assert under_reason(both, mine.id, above=True) == nobody  # on its card in the queue
+    assert warned(both).count(nobody) == 2  # and in My requests
+    assert f"Asked by {MAKER}" in texts(both)  # the maker's request: BOTH can approve it
+    assert not both.button(key=f"approvals_approve_{theirs.id}").disabled
+    assert nobody not in under_reason(both, theirs.id, above=True)
+
+    maker = member(MAKER, "pages/approvals.py")
+    assert nobody not in texts(maker)  # BOTH may approve it
+    assert f"Waits for a finance or admin member other than you ({BOTH})" in texts(maker)
+
+    with book(team) as led:
+        led.set_member_roles(BOTH, ["marketing"], by=ADMIN)
+    maker = member(MAKER, "pages/approvals.py")
+    assert nobody in warned(maker)
+
+    member(ADMIN, "pages/approvals.py")  # the admin signs in: a member who may approve
+    both = member(BOTH, "pages/approvals.py")
+    assert "Nobody can approve" not in texts(both)
+    assert f"other than you ({ADMIN})" in texts(both)
+    assert mine.requested_by == BOTH
+
+
+def test_one_recipient_is_worded_in_the_singular(team: Path) -> None:
+    maker = member(MAKER, "pages/campaigns.py")  # 1 × 0.05 USD: at the threshold, it goes
+    compose(maker, b"phone,name,code\n+12062000001,Ana,C0\n", "Hi {name}")
+    maker.button(key="campaigns_submit").click().run()
+    assert maker.button(key="campaigns_confirm").label != "Confirm and ask for approval"
+    maker.button(key="campaigns_confirm").click().run()
+    assert not maker.exception, maker.exception
+    with book(team) as led:
+        (campaign,) = led.campaigns()
+    wait_for_the_run(campaign.id)
+    maker = member(MAKER, "pages/campaigns.py")
+    maker.session_state["campaigns_pick"] = campaign.id
+    maker.session_state["campaigns_tab"] = "Campaigns"
+    maker.run()
+    said = " ".join(s.value for s in maker.success)
+    assert "The 1 recipient was sent; 0.05 USD" in said, said
+    assert "All 1 recipients" not in said and "recipient(s)" not in texts(maker)

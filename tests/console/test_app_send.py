@@ -128,6 +128,7 @@ def test_a_send_whose_answer_was_lost_is_checked_not_sent_twice(
     assert "No answer" in row["Outcome"]
     page = texts(reloaded)
     assert "Do not send it again" in page and "Check what happened" in page
+    assert "No answer yet for a send** — 500 recipients in US" in page
     checks = [b for b in reloaded.button if (b.key or "").startswith("send_check_")]
     assert len(checks) == 1
 
@@ -161,6 +162,7 @@ def test_a_send_in_flight_is_shown_as_such(fresh: Path) -> None:
     row = recent(at).iloc[0]
     assert row["Outcome"].startswith("In flight")
     assert row["Cost"] == "0.05 USD (estimate)"
+    assert "A send is in flight** — 1 recipient in US" in texts(at)  # not "1 recipient(s)"
 
 
 # -- (9) the sender id on the form -------------------------------------------------------
@@ -240,6 +242,8 @@ def test_a_send_refused_by_a_cap_is_worded_kept_and_listed(fresh: Path) -> None:
     assert record.state == "refused" and record.error_code == "3002"
     row = recent(at).iloc[0]
     assert row["Outcome"].startswith("Refused") and "today's SMS cap" in row["Outcome"]
+    assert row["Why"] == record.error  # the whole why, in a column of its own
+    assert list(recent(at).columns[:3]) == ["When", "Outcome", "Why"]
     assert row["By"] == "local operator (this session)" and row["Task"] == ""
     assert row["Cost"] == "not charged"
     with ledger(fresh) as book:  # the refusal is in the audit log, with its reason in words

@@ -26,6 +26,7 @@ from console.views import (
 )
 from kedacore.senders import sender_problem
 from kedacore.team import Permission
+from kedacore.words import counted
 
 MAX_RECIPIENTS = 1000  # one send request takes 1 to 1,000 numbers (DESIGN.md)
 
@@ -67,7 +68,7 @@ with compose:
         )
     if report.valid or report.duplicates:
         dupes = f" · {len(report.duplicates)} duplicate(s) left out" if report.duplicates else ""
-        st.caption(f"{len(report.valid)} valid recipient(s){dupes}")
+        st.caption(f"{counted(len(report.valid), 'valid recipient')}{dupes}")
     sender = st.text_input(
         "Sender id (optional)",
         key="send_sender",
@@ -142,7 +143,7 @@ with summary, st.container(border=True):
         "Estimated cost",
         money(estimate.total, cur) if estimate.recipients and estimate.segments else "—",
         help=f"{money(estimate.price_per_segment, cur)} per segment × {estimate.segments} "
-        f"segment(s) × {estimate.recipients} recipient(s)",
+        f"segment(s) × {counted(estimate.recipients, 'recipient')}",
     )
     if room is not None:
         if room.sms_left is None and room.spend_left is None:

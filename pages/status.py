@@ -13,6 +13,7 @@ from console.views import StatusRow, plain, status_csv
 from kedacore import KedaError
 from kedacore.phones import supported_regions
 from kedacore.team import Permission
+from kedacore.words import counted
 
 # Open messages are asked about again after this many seconds, slower for big sets (a round
 # for 10,000 open messages takes a few seconds); between rounds the page re-reads the ledger,
@@ -61,7 +62,7 @@ def look_up(msgids: list[str], label: str) -> None:
 def ask(msgids: list[str]) -> Refresh:
     """The lookup, with a progress bar and a Stop button from PROGRESS_FROM ids."""
     if len(msgids) < PROGRESS_FROM:
-        with st.spinner(f"Looking up {len(msgids):,} message(s)…"):
+        with st.spinner(f"Looking up {counted(len(msgids), 'message')}…"):
             return console.call_async(lambda client: refresh(console.ledger, client, msgids))
     box = st.container(border=True)
     bar = box.progress(0.0, text=f"Looking up {len(msgids):,} msgids…")
@@ -198,7 +199,7 @@ def results() -> None:
         else f"Times in {console.tz.key}; the CSV export has UTC."
     )
     progress = (
-        f"{still_open:,} message(s) not final yet: refreshing on their own."
+        f"{counted(still_open, 'message')} not final yet: refreshing on their own."
         if still_open
         else "Every message has its final status."
     )

@@ -26,6 +26,7 @@ from kedacore.money import from_micros, to_micros
 from kedacore.notify import Notice
 from kedacore.segments import count_segments, price
 from kedacore.team import Actor
+from kedacore.words import counted
 
 STATE_WORDS = {
     "waiting": "waiting for approval",
@@ -36,9 +37,7 @@ STATE_WORDS = {
 NOBODY = "Nobody can approve this now"
 
 
-def counted(n: int, one: str, many: str | None = None) -> str:
-    """``1 recipient``, ``3 recipients``, ``1,000 messages``."""
-    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+counted = counted  # kedacore.words.counted, where the pages have always found it
 
 
 def send_name(messages: int, country: str) -> str:

@@ -42,6 +42,7 @@ from kedacore.campaign.recipients import (
 )
 from kedacore.campaign.recipients.encoding import ENCODINGS, label
 from kedacore.team import Permission
+from kedacore.words import counted
 
 
 class ParsedCache:
@@ -429,7 +430,7 @@ def draw_summary(
         tracked, linked = cv.tracked_total(preview, console.runtime.short_link_base)
         if linked and tracked != plan.total:
             st.caption(
-                f"With trackClick the {linked:,} message(s) with a link are counted with "
+                f"With trackClick the {counted(linked, 'message')} with a link are counted with "
                 f"short links: about **{money(tracked, cur)}**."
             )
     funds = check_funds(plan, console.balance, console.limits)
@@ -494,14 +495,15 @@ def confirm(console: Console, cur: str, pending: dict) -> None:
     """Ask before spending money; the plan is written and sending starts only on Confirm."""
     plan: CampaignPlan = pending["plan"]
     countries = len({r.country for r in plan.requests})
+    recipients = counted(plan.recipients, "recipient")
     st.markdown(
-        f"**{plain(pending['name'])}** to **{plan.recipients:,} recipient(s)** in {countries} "
-        f"countr{'y' if countries == 1 else 'ies'}, {len(plan.requests):,} request(s)."
+        f"**{plain(pending['name'])}** to **{recipients}** in {countries} "
+        f"countr{'y' if countries == 1 else 'ies'}, {counted(len(plan.requests), 'request')}."
     )
     by_country = cv.requests_by_country(plan)
     st.markdown(
         " · ".join(
-            f"{plain(r.Country)}: {r.Recipients:,} in {r.Requests:,} request(s), {r.Cost}"
+            f"{plain(r.Country)}: {r.Recipients:,} in {counted(r.Requests, 'request')}, {r.Cost}"
             for r in by_country.itertuples()
         )
     )

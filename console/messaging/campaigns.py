@@ -26,6 +26,7 @@ from kedacore.ledger.campaign_snapshot import CampaignFigures
 from kedacore.money import normalize
 from kedacore.private import write_private
 from kedacore.segments import MAX_SEGMENTS, count_segments
+from kedacore.words import counted
 
 PREVIEW_ROWS = 20  # rendered messages shown before confirming (the whole list is downloadable)
 OPTIONS_FILE = "campaign_options.json"
@@ -387,7 +388,7 @@ def done_sentence(f: CampaignFigures) -> str:
         failed = f.statuses.get("FAILED", 0)
         text += (
             f" ({money(f.refunded, cur)} of the {money(f.debited, cur)} debited refunded for "
-            f"{failed:,} message(s) the channel refused)"
+            f"{counted(failed, 'message')} the channel refused)"
         )
     if f.pending:
         text += f"; {money(f.pending, cur)} debited awaits its delivery reports"

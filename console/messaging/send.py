@@ -39,6 +39,7 @@ from kedacore.ledger.approvals import ApprovalError
 from kedacore.money import to_micros
 from kedacore.segments import GSM7_EXTENSION, UCS2, count_segments
 from kedacore.team import Actor, Permission
+from kedacore.words import counted
 
 # -- checks on the form (no Streamlit) ----------------------------------------------------
 
@@ -275,7 +276,7 @@ def confirm(console: Console, pending: dict[str, Any], currency: str) -> None:
     """Ask before spending money, with the caps checked again; the send happens on Confirm."""
     n = len(pending["numbers"])
     st.markdown(
-        f"To **{n:,} recipient(s)** in **{plain(pending['country'])}**"
+        f"To **{counted(n, 'recipient')}** in **{plain(pending['country'])}**"
         + (f" from **{plain(pending['sender'])}**" if pending["sender"] else "")
         + f", {pending['segments']} segment(s) each."
     )
@@ -365,7 +366,7 @@ def waiting(console: Console, client_ref: str) -> None:
 def _sent(result: SendResult, problem: str) -> None:
     n = len(result.messages)
     st.success(
-        f"Sent — task **{result.task_id}**: {n:,} message(s), "
+        f"Sent — task **{result.task_id}**: {counted(n, 'message')}, "
         f"**{money(result.debited_amount, result.currency)}** debited "
         f"({result.segments} segment(s) billed).",
         icon=":material/check_circle:",

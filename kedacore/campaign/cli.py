@@ -72,6 +72,7 @@ from kedacore.ledger import Ledger
 from kedacore.ledger.team import APPROVAL_THRESHOLD
 from kedacore.money import from_micros
 from kedacore.redaction import redact_text
+from kedacore.words import counted
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -293,7 +294,7 @@ def _describe(table: RecipientFile, args: argparse.Namespace) -> str:
 
 def _print_problems(preview: CampaignPreview, out_path: str | None) -> None:
     if not preview.problems:
-        print(f"Every row can be sent: {len(preview.rows):,} recipient(s).")
+        print(f"Every row can be sent: {counted(len(preview.rows), 'recipient')}.")
         return
     counts: dict[str, int] = {}
     for p in preview.problems:
@@ -301,7 +302,7 @@ def _print_problems(preview: CampaignPreview, out_path: str | None) -> None:
     kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))
     print(
         f"Left out: {preview.rejected_rows:,} row(s) with problems ({kinds}); "
-        f"{len(preview.rows):,} recipient(s) can be sent."
+        f"{counted(len(preview.rows), 'recipient')} can be sent."
     )
     for p in preview.problems[:PROBLEMS_SHOWN]:
         phone = _shown(p.phone, 32) or "(no number)"

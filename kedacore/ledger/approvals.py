@@ -44,6 +44,7 @@ from kedacore.ledger.sends import send_values
 from kedacore.money import from_micros
 from kedacore.redaction import redact_text
 from kedacore.team.roles import LOCAL_OPERATOR, Permission, allowed, normalize_email, parse_roles
+from kedacore.words import counted
 
 APPROVAL_KINDS = ("campaign", "send")
 APPROVAL_STATES = ("waiting", "approved", "rejected", "withdrawn")
@@ -85,16 +86,19 @@ def _countries(countries: dict[str, int]) -> str:
 def send_summary(recipients: int, country: str, sender: str | None, content: str) -> str:
     """A held send in one line (the approvals row's ``summary``, which notifications quote)."""
     frm = f" from {sender}" if sender else ""
-    return f"Send to {recipients:,} recipient(s) in {country.upper()}{frm}: {_quote(content)}"
+    return (
+        f"Send to {counted(recipients, 'recipient')} in {country.upper()}{frm}: {_quote(content)}"
+    )
 
 
 def campaign_summary(
     name: str, recipients: int, requests: int, countries: dict[str, int], text: str
 ) -> str:
     """A held campaign in one line (the approvals row's ``summary``)."""
+    where = _countries(countries) or "—"
     return (
-        f"Campaign “{name}” to {recipients:,} recipient(s) in {_countries(countries) or '—'}, "
-        f"{requests:,} request(s): {_quote(text)}"
+        f"Campaign “{name}” to {counted(recipients, 'recipient')} in {where}, "
+        f"{counted(requests, 'request')}: {_quote(text)}"
     )
 
 

@@ -47,7 +47,7 @@ def test_send_one_message_and_see_it_delivered(console: Console, page) -> None:
     numbers = page.locator(f"{key('send_numbers')} textarea")
     numbers.fill("+12015550123")
     numbers.press("Control+Enter")
-    page.get_by_text("1 valid recipient(s)").wait_for()
+    page.get_by_text("1 valid recipient").wait_for()
     content = page.locator(f"{key('send_content')} textarea")
     content.fill("Your code is 123456. Welcome to KedaSMS!")
     content.press("Control+Enter")

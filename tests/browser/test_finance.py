@@ -39,7 +39,7 @@ def compose(page, numbers: str, text: str) -> None:
     box.press("Control+Enter")
     # Wait for the rerun that read these values, not just any finished run: a click on a
     # page still drawn from the previous values would confirm the previous send.
-    page.get_by_text(f"{count} valid recipient(s)").wait_for()
+    page.get_by_text(f"{count} valid recipients").wait_for()
     content = page.locator(f"{key('send_content')} textarea")
     content.fill(text)
     content.press("Control+Enter")
@@ -54,7 +54,7 @@ def send(page, numbers: str, text: str) -> None:
     compose(page, numbers, text)
     page.locator(f"{key('send_submit')} button").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text(f"{count} recipient(s)").wait_for()
+    dialog.get_by_text(f"{count} recipients").wait_for()
     dialog.locator(f"{key('send_confirm')} button").click()
     wait_ready(page)
 

@@ -112,7 +112,7 @@ def test_a_held_send_waits_with_its_request_and_audit_entry(ledger: Ledger) -> N
         MAKER,
     )
     assert item.estimate == Decimal("0.15") and item.threshold == Decimal("0.05")
-    assert item.summary == "Send to 3 recipient(s) in US from Shop: “Hello there”"
+    assert item.summary == "Send to 3 recipients in US from Shop: “Hello there”"
     (entry,) = entries(ledger, "send_awaiting")
     assert (entry.actor, entry.outcome, entry.target) == (MAKER, "done", "send console-1")
     assert entry.after == {
@@ -300,7 +300,7 @@ def test_a_held_campaign_waits_and_no_run_may_send_it(ledger: Ledger) -> None:
     assert ledger.campaign(campaign_id).status == "awaiting"
     assert (item.kind, item.ref, item.estimate_micros) == ("campaign", str(campaign_id), 170_000)
     assert (
-        item.summary == "Campaign “Spring” to 3 recipient(s) in US 2, GB 1, 3 request(s): “Hi Ana”"
+        item.summary == "Campaign “Spring” to 3 recipients in US 2, GB 1, 3 requests: “Hi Ana”"
     )
     assert [f.id for f in ledger.active_campaigns().campaigns] == [campaign_id]
     (entry,) = entries(ledger, "campaign_awaiting")

@@ -252,7 +252,9 @@ def test_the_audit_search_finds_a_campaign_by_its_name_and_values_in_before_afte
     campaign_id = ledger.create_campaign("Weekend sale", template="Hi {name}", created_by="m@x.com")
     ledger.audit("m@x.com", "campaign_start", target=f"campaign {campaign_id}")
     ledger.audit("f@x.com", "approve", target=f"campaign {campaign_id}", detail="ok")
-    ledger.audit("f@x.com", "setting_change", target="balance_floor", after={"balance_floor": "42.5"})
+    ledger.audit(
+        "f@x.com", "setting_change", target="balance_floor", after={"balance_floor": "42.5"}
+    )
     ledger.audit("f@x.com", "approve", target="campaign 999")
     assert ledger.audit_count(AuditFilter(text="weekend SALE")) == 2
     assert ledger.audit_count(AuditFilter(text="42.5")) == 1

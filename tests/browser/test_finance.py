@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kedacore.words import counted
+
 from .conftest import Console, screenshot, wait_ready
 
 pytestmark = pytest.mark.browser
@@ -39,7 +41,7 @@ def compose(page, numbers: str, text: str) -> None:
     box.press("Control+Enter")
     # Wait for the rerun that read these values, not just any finished run: a click on a
     # page still drawn from the previous values would confirm the previous send.
-    page.get_by_text(f"{count} valid recipients").wait_for()
+    page.get_by_text(counted(count, "valid recipient")).wait_for()
     content = page.locator(f"{key('send_content')} textarea")
     content.fill(text)
     content.press("Control+Enter")
@@ -54,7 +56,7 @@ def send(page, numbers: str, text: str) -> None:
     compose(page, numbers, text)
     page.locator(f"{key('send_submit')} button").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text(f"{count} recipients").wait_for()
+    dialog.get_by_text(counted(count, "recipient")).wait_for()
     dialog.locator(f"{key('send_confirm')} button").click()
     wait_ready(page)
 

@@ -10,23 +10,34 @@
   navigation, which lists only the pages the actor may open.
 - ``require(ledger, permission, what)`` is the check every action makes when it runs: it reads
   the member again, and a refusal is shown and audited.
+- ``guarded(ledger, permission, what, build)`` wraps what a download button builds when it is
+  clicked: that runs in a server thread, outside any page run, so it re-checks the member then.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 
 from kedacore.ledger import Ledger
-from kedacore.team import LOCAL_OPERATOR, Actor, Permission, normalize_email, roles_needed
+from kedacore.team import (
+    LOCAL_OPERATOR,
+    Actor,
+    Permission,
+    allowed,
+    normalize_email,
+    roles_needed,
+)
 
+T = TypeVar("T")
 ALLOW_ENV = "KEDA_ALLOW_NO_SIGN_IN"
 SESSION_HOURS = 12.0  # a sign-in lasts this long, then the provider is asked again
+CLOCK_SKEW = 120  # seconds an ID token's iat may be ahead of this machine's clock
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -178,8 +189,8 @@ def resolve(ledger: Ledger, config: TeamConfig) -> Actor | str:
     if member is None:
         return f"not_member:{email}"
     issued = _int(user.get("iat"))
-    if issued is None:  # an ID token always says when it was issued (OpenID Connect Core 2)
-        return f"no_time:{email}"
+    if issued is None or issued > time.time() + CLOCK_SKEW:  # ID tokens say when (OIDC Core 2);
+        return f"no_time:{email}"  # one from the future would outlive "sign out everywhere"
     if member.signed_out_at is not None and issued <= int(member.signed_out_at.timestamp()):
         return "signed_out_everywhere"
     if time.time() - issued > config.session_hours * 3600:
@@ -205,6 +216,8 @@ def gate(ledger: Ledger, address: str | None, exposed: bool) -> Actor:
     if isinstance(found, Actor):
         st.session_state["access_actor"] = found.name
         return found
+    if found != "signed_out":
+        _audit_refused_sign_in(ledger, found)
     if found == "signed_out":
         _sign_in_page(config)
     if found in ("signed_out_everywhere", "expired"):
@@ -240,6 +253,33 @@ def gate(ledger: Ledger, address: str | None, exposed: bool) -> Actor:
     _not_a_member(ledger, config, email)
 
 
+REFUSED_SIGN_IN = {
+    "not_member": "signed in but not a member",
+    "unverified": "the provider does not vouch for the e-mail address",
+    "no_time": "the sign-in has no (or a future) issue time",
+    "signed_out_everywhere": "a session ended by sign out everywhere",
+    "expired": "a sign-in older than a session lasts",
+}
+
+
+def _audit_refused_sign_in(ledger: Ledger, found: str) -> None:
+    """A sign-in the gate turned away, in the audit log once per sign-in (not per page view)."""
+    user = _user()
+    kind, _, email = found.partition(":")
+    key = f"access_refused:{found}:{user.get('iat')}"
+    if st.session_state.get(key):
+        return
+    st.session_state[key] = True
+    who = email or str(user.get("email") or user.get("sub") or "someone signing in")
+    ledger.audit(
+        who[:254] or "someone signing in",
+        "refused",
+        target="sign-in",
+        detail=REFUSED_SIGN_IN.get(kind, kind),
+        outcome="refused",
+    )
+
+
 def who(ledger: Ledger) -> Actor | None:
     """The actor as things stand now (re-read from the ledger), or None when there is none."""
     found = resolve(ledger, team_config(st.secrets))
@@ -271,3 +311,77 @@ def require(ledger: Ledger, permission: Permission, what: str, *, target: str = 
 
 def allowed_here(actor: Actor, permission: Permission | None) -> bool:
     return permission is None or actor.can(permission)
+
+
+class ExportRefused(PermissionError):
+    """Raised by a guarded download when its member may no longer have the file. Streamlit
+    then sends no file; the button says "Failed to generate file for download"."""
+
+
+def guarded(
+    ledger: Ledger,
+    permission: Permission | Iterable[Permission],
+    what: str,
+    build: Callable[[], T],
+    *,
+    target: str = "",
+) -> Callable[[], T]:
+    """``build`` for a download button's ``data``, checked again when the button is clicked.
+
+    A download built on click runs in a server thread, minutes or hours after the page was
+    drawn, without ``page_setup`` or ``require``. Call this while the page runs: it captures
+    who is signed in (e-mail and sign-in time, from ``st.user``); at the click it reads the
+    member again and builds the file only if they are still a member, still hold
+    ``permission`` (any one of several), and have not been signed out everywhere since (nor
+    has their sign-in expired). Otherwise the refusal is audited and no file is sent.
+    ``what`` completes "To … you need": "export the audit log". The local operator (no
+    sign-in configured) always gets the file.
+    """
+    config = team_config(st.secrets)
+    if not config.sign_in:
+        return build
+    needs = (permission,) if isinstance(permission, Permission) else tuple(permission)
+    user = _user()
+    raw = str(user.get("email") or "") if user.get("is_logged_in") else ""
+    try:
+        email: str | None = normalize_email(raw)
+    except ValueError:
+        email = None
+    issued = _int(user.get("iat"))
+
+    def data() -> T:
+        if email is not None and _still_allowed(ledger, config, email, issued, needs):
+            return build()
+        ledger.audit(
+            email or raw or "someone signed out",
+            "refused",
+            target=target or what,
+            detail=f"{what} (needs {' or '.join(p.value for p in needs)})",
+            outcome="refused",
+        )
+        raise ExportRefused(f"export refused: {what}")
+
+    return data
+
+
+def _still_allowed(
+    ledger: Ledger,
+    config: TeamConfig,
+    email: str,
+    issued: int | None,
+    needs: tuple[Permission, ...],
+) -> bool:
+    """What ``resolve`` and ``require`` decide, for a member captured earlier."""
+    if issued is None or issued > time.time() + CLOCK_SKEW:
+        return False
+    member = ledger.member(email)
+    if email in config.admins and (member is None or "admin" not in member.roles):
+        ledger.ensure_admins([email])  # as resolve does; one removed stays removed
+        member = ledger.member(email)
+    if member is None:
+        return False
+    if member.signed_out_at is not None and issued <= int(member.signed_out_at.timestamp()):
+        return False
+    if time.time() - issued > config.session_hours * 3600:
+        return False
+    return any(allowed(member.roles, p) for p in needs)

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, String, cast, func, insert, literal, or_, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from kedacore.ledger import schema as s
 from kedacore.ledger.engine import reading, writing
@@ -139,6 +141,33 @@ def _entry(row: Any) -> AuditEntry:
     )
 
 
+def _lower_function() -> Any:
+    """lower() that folds every letter: SQLite's folds ASCII only, so the ledger's connections
+    have a ``casefold`` function (kedacore.ledger.engine); PostgreSQL's lower() folds Unicode."""
+
+    def lower(column: Any) -> Any:
+        return _Lower(column)
+
+    return lower
+
+
+class _Lower(FunctionElement):  # type: ignore[type-arg]
+    """``casefold(x)`` on SQLite, ``lower(x)`` elsewhere."""
+
+    inherit_cache = True
+    type = String()
+
+
+@compiles(_Lower)
+def _lower_default(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Lower, "sqlite")
+def _lower_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"casefold({compiler.process(element.clauses, **kw)})"
+
+
 def _escape_like(text: str) -> str:
     """``text`` matched literally by LIKE … ESCAPE '\\'."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -202,18 +231,19 @@ class AuditMixin:
             query = query.where(t.c.outcome.in_(list(where.outcomes)))
         text = where.text.strip().lower()
         if text:
+            lower = _lower_function()
             like = "%" + _escape_like(text) + "%"
             c = s.campaigns
             named = select(literal("campaign ") + cast(c.c.id, String)).where(
-                func.lower(c.c.name).like(like, escape="\\")
+                lower(c.c.name).like(like, escape="\\")
             )  # a campaign is its entries' target by id: find them by its name too
             query = query.where(
                 or_(
-                    func.lower(t.c.target).like(like, escape="\\"),
-                    func.lower(t.c.detail).like(like, escape="\\"),
-                    func.lower(t.c.actor).like(like, escape="\\"),
-                    func.lower(t.c.before).like(like, escape="\\"),
-                    func.lower(t.c.after).like(like, escape="\\"),
+                    lower(t.c.target).like(like, escape="\\"),
+                    lower(t.c.detail).like(like, escape="\\"),
+                    lower(t.c.actor).like(like, escape="\\"),
+                    lower(t.c.before).like(like, escape="\\"),
+                    lower(t.c.after).like(like, escape="\\"),
                     t.c.target.in_(named),
                 )
             )

@@ -67,6 +67,12 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # SQLite's own lower() folds ASCII only; searches (the audit log's) fold as Python does.
+    dbapi_connection.create_function("casefold", 1, _casefold, deterministic=True)
+
+
+def _casefold(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _sqlite_begin(conn: Connection) -> None:

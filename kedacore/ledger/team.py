@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from kedacore.ledger import schema as s
 from kedacore.ledger.audit import (  # noqa: F401 — the audit log's names, importable from here
@@ -376,7 +377,12 @@ class TeamMixin(AuditMixin):
                 return False
             row = {"value": text, "updated_at": self.now(), "updated_by": by}
             if old is None:
-                conn.execute(insert(s.team_settings), {"key": key, **row})
+                try:  # two first settings at once (PostgreSQL: no row to lock yet)
+                    with conn.begin_nested():
+                        conn.execute(insert(s.team_settings), {"key": key, **row})
+                except IntegrityError:
+                    current = self.team_setting(key)
+                    raise SettingChanged(key, current) from None
             else:
                 conn.execute(
                     update(s.team_settings).where(s.team_settings.c.key == key).values(**row)

@@ -124,7 +124,7 @@ def test_a_marketing_member_forced_onto_limits_is_refused_and_audited(ledger: Le
         assert titles(alone) == [], page  # the page drew nothing of its own
         assert "Not allowed" in alone.error[0].value, page
         assert not alone.metric and not alone.dataframe, page
-    refused = [e for e in ledger.audit_entries() if e.action == "refused"]
+    refused = [e for e in ledger.audit_entries() if e.action == "refused" and e.target != "sign-in"]
     assert {e.actor for e in refused} == {"mia@example.com"}
     assert {e.target for e in refused} >= {"Limits", "Audit log", "Members", "Spend", "Statement"}
     assert all(e.outcome == "refused" for e in refused)
@@ -157,14 +157,17 @@ def test_every_spelling_of_not_verified_is_refused(ledger: Ledger, claim: object
     assert titles(at) == ["Your e-mail address is not verified"]
 
 
-def test_a_sign_in_without_its_time_is_refused_and_not_audited_at_every_view(
+def test_a_sign_in_without_its_time_is_refused_and_audited_once_not_at_every_view(
     ledger: Ledger,
 ) -> None:
     before = ledger.audit_count()
+    at = signed_in({"email": "mia@example.com"})
     for _ in range(3):
-        at = signed_in({"email": "mia@example.com"})
+        at.run()
         assert titles(at) == ["Your sign-in cannot be used"] and not at.sidebar.metric
-    assert ledger.audit_count() == before
+    [entry] = ledger.audit_entries(limit=ledger.audit_count() - before)
+    assert (entry.actor, entry.action, entry.target) == ("mia@example.com", "refused", "sign-in")
+    assert "issue time" in entry.detail
 
 
 def test_a_sign_in_older_than_a_session_lasts_must_be_renewed(ledger: Ledger) -> None:
@@ -192,3 +195,27 @@ def test_support_sees_no_money_in_the_sidebar_and_marketing_does(ledger: Ledger)
     assert any("Connected to" in c.value for c in desk.sidebar.caption)
     mia = signed_in({"email": "mia@example.com", "iat": signed_at(30)})
     assert [m.label for m in mia.sidebar.metric] == ["Balance"]
+
+
+def test_a_sign_in_from_the_future_is_refused(ledger: Ledger) -> None:
+    import time
+
+    at = signed_in({"email": "mia@example.com", "iat": int(time.time()) + 3600})
+    assert titles(at) == ["Your sign-in cannot be used"] and not at.sidebar.metric
+
+
+def test_refused_sign_ins_are_audited_once_per_sign_in(ledger: Ledger) -> None:
+    def refused() -> list[tuple[str, str]]:
+        return [
+            (e.actor, e.detail)
+            for e in ledger.audit_entries()
+            if e.action == "refused" and e.target == "sign-in"
+        ]
+
+    before = len(refused())
+    at = signed_in({"email": "intruder@example.com", "iat": signed_at(40)})
+    at.run()
+    at.run()  # the same browser session, more page views: one entry
+    assert refused()[: len(refused()) - before] == [
+        ("intruder@example.com", "signed in but not a member")
+    ]

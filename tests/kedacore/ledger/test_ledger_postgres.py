@@ -243,3 +243,34 @@ def test_two_admins_removing_each_other_at_once_leave_one(ledger: Ledger) -> Non
         t.join()
     assert sorted(v == "removed" for v in outcomes.values()) == [False, True], outcomes
     assert [m.email for m in ledger.members() if "admin" in m.roles] != []
+
+
+def test_two_first_settings_at_once_one_wins_the_other_is_told(ledger: Ledger) -> None:
+    from kedacore.ledger.team import APPROVAL_THRESHOLD, SettingChanged
+
+    def save(value: str, barrier: threading.Barrier, outcomes: list[str]) -> None:
+        barrier.wait()
+        try:
+            ledger.set_team_setting(APPROVAL_THRESHOLD, value, by="f@x.com", expect=None)
+            outcomes.append("saved")
+        except SettingChanged:
+            outcomes.append("changed")
+
+    for _ in range(5):
+        with ledger.engine.begin() as conn:
+            conn.execute(text("DELETE FROM team_settings"))
+        barrier, outcomes = threading.Barrier(2), []
+        threads = [threading.Thread(target=save, args=(v, barrier, outcomes)) for v in ("5", "7")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["changed", "saved"], outcomes
+
+
+def test_the_audit_search_folds_every_letter_on_postgresql(ledger: Ledger) -> None:
+    from kedacore.ledger.audit import AuditFilter
+
+    ledger.audit("f@x.com", "approve", target="campaign 1", detail="Étude ÜBERWEISUNG")
+    assert ledger.audit_count(AuditFilter(text="étude")) == 1
+    assert ledger.audit_count(AuditFilter(text="überWEISUNG")) == 1

@@ -258,3 +258,9 @@ def test_the_audit_search_finds_a_campaign_by_its_name_and_values_in_before_afte
     ledger.audit("f@x.com", "approve", target="campaign 999")
     assert ledger.audit_count(AuditFilter(text="weekend SALE")) == 2
     assert ledger.audit_count(AuditFilter(text="42.5")) == 1
+
+
+def test_the_audit_search_folds_every_letter_not_only_ascii(ledger: Ledger) -> None:
+    ledger.audit("f@x.com", "approve", target="campaign 1", detail="Étude ÜBERWEISUNG für Ωmega")
+    for typed in ("Étude", "étude", "ÜBERWEISUNG", "überweisung", "ωMEGA"):
+        assert ledger.audit_count(AuditFilter(text=typed)) == 1, typed

@@ -3,9 +3,16 @@ resume) a planned campaign, cancel what is left of one, or show its progress.
 
     python -m kedacore.campaign send --file recipients.csv --template "Hi {name}" \\
         [--country US] [--sender Shop] [--name "Spring sale"] [--yes] [--ledger URL]
-    python -m kedacore.campaign run --ledger URL --campaign ID [--concurrency 64] [--rate 80]
-    python -m kedacore.campaign cancel --ledger URL --campaign ID
-    python -m kedacore.campaign status --ledger URL --campaign ID
+    python -m kedacore.campaign run [--ledger URL] --campaign ID [--concurrency 64] [--rate 80]
+    python -m kedacore.campaign cancel [--ledger URL] --campaign ID
+    python -m kedacore.campaign status [--ledger URL] --campaign ID
+
+The ledger is ``--ledger``, else the console's, found as the console finds it
+(:func:`ledger_url`: ``KEDA_DATABASE_URL``, else ``[keda]`` of ``./.streamlit/secrets.toml``,
+else ``ledger.db`` in the data folder). A SQLite ledger file that does not exist yet is never
+created here (:func:`open_ledger`): ``send --yes``, ``run``, ``cancel`` and ``status`` refuse it
+(exit 2) — a new, empty ledger has no approval threshold and no audit log the team reads — and
+a preview reads it as empty.
 
 The client takes its key and addresses from the environment (``KEDA_API_KEY``,
 ``KEDA_ENCRYPTION_KEY``, ``KEDA_BASE_URL``, ``KEDA_BACKUP_URL``): secrets never go on a
@@ -26,8 +33,10 @@ Approvals page (nothing is sent), otherwise it is sent to the end in the foregro
 
 The team's records cover the command line too: ``send`` (the campaign created, and held or
 started), ``run`` (a start, or a resume) and ``cancel`` are written to the ledger's audit log
-— and so are their refusals — by ``command line (<OS user>)`` (:func:`actor`). Nobody signs
-in here, so whoever can run this command with the ledger and the API key acts for the team; a
+— and so are their refusals — by ``command line (<OS user>)`` (:func:`actor`: the user of
+the process's effective user id, not LOGNAME/USER, which anyone sets). Nobody signs in here,
+so whoever can run this command with the ledger and the API key acts for the team, and nothing
+ties the OS user to a member: the Approvals page marks a request made here as such. A
 campaign waiting for approval or rejected is refused all the same (it is decided on the
 Approvals page).
 """
@@ -40,11 +49,13 @@ import getpass
 import json
 import os
 import sys
+import tomllib
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from kedacore.api.async_client import AsyncKedaClient
@@ -72,7 +83,13 @@ from kedacore.ledger import Ledger
 from kedacore.ledger.team import APPROVAL_THRESHOLD
 from kedacore.money import from_micros
 from kedacore.redaction import redact_text
+from kedacore.settings import load_settings
 from kedacore.words import counted
+
+try:
+    import pwd
+except ImportError:  # not POSIX
+    pwd = None  # type: ignore[assignment]
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -84,6 +101,7 @@ EXIT_NOT_SCHEDULED = 6
 MAX_USER = 64  # characters of the OS user name kept in the actor
 MAX_NAME = 200  # characters of a campaign's name (the ledger's column, the page's field)
 PROBLEMS_SHOWN = 100  # problem rows printed; --problems writes them all
+SECRETS_FILE = Path(".streamlit") / "secrets.toml"  # the console's, from where it runs
 
 
 class Refused(ValueError):
@@ -94,14 +112,72 @@ class BadInput(ValueError):
     """``send`` cannot go on with what it was given; nothing was created (exit 2)."""
 
 
-def actor() -> str:
-    """Who the command line acts as in the audit log: ``command line (<OS user>)``."""
+def _os_user() -> str:
+    """The name of the process's effective user id — not LOGNAME or USER, which whoever runs
+    the command sets to anything (getpass reads them first); getpass only where there is no
+    ``pwd`` (not POSIX)."""
+    if pwd is not None:
+        try:
+            return pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:  # no password entry for this user id (a container's)
+            return f"uid {os.geteuid()}"
     try:
-        user = getpass.getuser()
-    except (OSError, KeyError, ImportError):  # no LOGNAME/USER, no password entry
-        user = ""
-    user = "".join(ch for ch in user if ch.isprintable()).strip()[:MAX_USER]
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return ""
+
+
+def actor() -> str:
+    """Who the command line acts as in the audit log: ``command line (<OS user>)``.
+
+    Nothing ties the OS user to a member of the team: the Approvals page says so of a request
+    made here (its requester starts with ``command line (``)."""
+    user = "".join(ch for ch in _os_user() if ch.isprintable()).strip()[:MAX_USER]
     return f"command line ({user or 'unknown user'})"
+
+
+def ledger_url(given: str | None) -> str:
+    """The ledger to use: ``--ledger``, else the console's, found as the console finds it —
+    ``load_settings(secrets, os.environ).ledger_url`` with the ``[keda]`` section of
+    ``./.streamlit/secrets.toml`` when that file exists."""
+    if given:
+        return given
+    secrets = None
+    if SECRETS_FILE.is_file():
+        try:
+            secrets = tomllib.loads(SECRETS_FILE.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise BadInput(f"{SECRETS_FILE} cannot be read: {exc}") from None
+    # A token given, so that load_settings does not write one into the data folder: only the
+    # ledger's address is used here.
+    env = {**os.environ, "KEDA_WEBHOOK_TOKEN": "unused"}
+    return load_settings(secrets, env).ledger_url
+
+
+def _absent(url: str) -> Path | None:
+    """The SQLite file ``url`` names when it does not exist yet (opening it would create a new,
+    empty ledger), else None (it exists, in memory, or another database)."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path.resolve()
+
+
+def _no_ledger(path: Path) -> str:
+    return f"no ledger at {path}: pass --ledger with the console's database (KEDA_DATABASE_URL)"
+
+
+def open_ledger(url: str) -> Ledger:
+    """The ledger at ``url``; refused (:class:`BadInput`, exit 2, nothing created) when it is a
+    SQLite file that does not exist yet: a new ledger has no approval threshold and its audit
+    log is not the one the team reads."""
+    path = _absent(url)
+    if path is not None:
+        raise BadInput(_no_ledger(path))
+    return Ledger(url)
 
 
 def _refusal(campaign_id: int, status: str, verb: str) -> str | None:
@@ -366,6 +442,10 @@ def _send(args: argparse.Namespace) -> int:
         raise BadInput(f"--concurrency must be at least 1, not {args.concurrency}")
     if args.rate is not None and not args.rate > 0:
         raise BadInput(f"--rate must be more than 0 requests a second, not {args.rate}")
+    url = ledger_url(args.ledger)
+    absent = _absent(url)
+    if args.yes and absent is not None:
+        raise BadInput(_no_ledger(absent))
     table, template, name = _read(args)
     if at is not None:
         print(
@@ -396,7 +476,14 @@ def _send(args: argparse.Namespace) -> int:
     if not plan.requests:
         raise BadInput("no row can be sent: correct the file (the problems are listed above)")
     _print_cost(plan, funds)
-    ledger = Ledger(args.ledger)
+    if absent is not None:  # a preview: read as an empty ledger, never created
+        print(
+            f"Ledger: none at {_shown(absent)}, so no approval threshold was read; --yes "
+            "refuses it: pass --ledger with the console's database (KEDA_DATABASE_URL)."
+        )
+        print("Preview only: nothing was created or sent.")
+        return EXIT_PREVIEW
+    ledger = Ledger(url)
     try:
         estimate = sum(r.cost_micros for r in plan.requests)
         threshold = _gate(ledger, estimate)
@@ -489,8 +576,8 @@ def _create(
 EXIT_CODES = {
     EXIT_DONE: "sent to the end (the campaign is done)",
     EXIT_FAILED: "failed: the service or the ledger could not be used (said on stderr)",
-    EXIT_BAD_INPUT: "bad input or setup (file, template, column, limit, option, keys): "
-    "nothing created",
+    EXIT_BAD_INPUT: "bad input or setup (file, template, column, limit, option, keys, no "
+    "ledger): nothing created",
     EXIT_PAUSED: "paused (a cap, the balance, a pause asked elsewhere): resume with "
     "`run --campaign ID`",
     EXIT_PREVIEW: "preview only (no --yes): nothing created, nothing sent",
@@ -506,7 +593,9 @@ exit codes:
 {chr(10).join(f"  {code}  {text}" for code, text in EXIT_CODES.items())}
 
 Keys from the environment only: KEDA_API_KEY, KEDA_ENCRYPTION_KEY, KEDA_BASE_URL,
-KEDA_BACKUP_URL; the ledger from --ledger or KEDA_DATABASE_URL; limits from KEDA_MAX_ROWS …
+KEDA_BACKUP_URL; the ledger from --ledger, else as the console finds it (KEDA_DATABASE_URL,
+[keda] in ./.streamlit/secrets.toml, the data folder) — never created here; limits from
+KEDA_MAX_ROWS …
 """
 
 
@@ -578,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _campaign_command(args: argparse.Namespace) -> int:
     """``run``, ``cancel``, ``status`` of one campaign."""
-    ledger = Ledger(args.ledger)
+    ledger = open_ledger(ledger_url(args.ledger))
     try:
         if args.command == "status":
             engine = CampaignEngine(ledger, AsyncKedaClient)

@@ -9,17 +9,22 @@ refused command.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from kedacore.campaign.cli import actor
+from kedacore.campaign import cli as command_line
+from kedacore.campaign.cli import EXIT_BAD_INPUT, actor
 from kedacore.campaign.cli import main as cli
 from kedacore.ledger import Ledger, PlannedBatch
 from kedacore.ledger.audit import AuditFilter
 from tests.kedacore.campaign.helpers import GatewayTally
 
-ME = "command line (ops-anna)"
+# The OS user of the process, whatever LOGNAME and USER say (``keys`` sets them to "ops-anna").
+ME = f"command line ({pwd.getpwuid(os.geteuid()).pw_name})"
 NUMBERS = [f"+1206555{i:04d}" for i in range(6)]
 
 
@@ -69,11 +74,30 @@ def cancel(ledger: Ledger, campaign_id: int) -> int:
 
 
 def test_the_actor_is_the_command_line_and_its_os_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process's user, not LOGNAME/USER: whoever runs the command sets those to anything."""
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        monkeypatch.setenv(name, "ops-anna")
+        monkeypatch.setenv(name, "boss@example.com approved by finance")
     assert actor() == ME
-    monkeypatch.setenv("LOGNAME", "ops\x1b[31m-bob\n")  # no terminal codes in the log
+    named = SimpleNamespace(pw_name="ops\x1b[31m-bob\n")  # no terminal codes in the log
+    monkeypatch.setattr(command_line.pwd, "getpwuid", lambda uid: named)
     assert actor() == "command line (ops[31m-bob)"
+
+
+def test_run_cancel_status_refuse_an_absent_ledger_and_create_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --ledger, from a folder where the console has no ledger: refused, not created."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("KEDA_DATABASE_URL", "KEDA_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    default = tmp_path.resolve() / ".kedasms" / "ledger.db"
+    for command in ("run", "cancel", "status"):
+        assert cli([command, "--campaign", "1"]) == EXIT_BAD_INPUT
+        assert capsys.readouterr().err == (
+            f"error: no ledger at {default}: pass --ledger with the console's database "
+            "(KEDA_DATABASE_URL)\n"
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_start_and_a_resume_from_the_command_line_are_audited(

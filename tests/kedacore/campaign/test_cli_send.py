@@ -4,7 +4,8 @@ The real command in a subprocess, against a real sandbox gateway: a preview crea
 ``--yes`` sends every valid row exactly once, charged as priced; rows with problems are listed
 by row number and left out; over the team's approval threshold the campaign waits (nothing at
 the gateway, an approvals row waiting); a short balance pauses it (exit 3, as ``run``); bad
-input and ``--at`` change nothing.
+input and ``--at`` change nothing. Without ``--ledger`` the ledger is the console's (its
+secrets file), and a ledger that does not exist is refused, never created.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -38,7 +40,8 @@ from kedacore.money import from_micros
 from tests.kedacore.campaign.helpers import GatewayTally
 from tests.support import REPO_ROOT
 
-ME = "command line (ops-anna)"
+# The OS user of the process, whatever LOGNAME and USER say (the commands run with "ops-anna").
+ME = f"command line ({pwd.getpwuid(os.geteuid()).pw_name})"
 # Rows 2–9 of the file (the header is row 1): four can be sent (three US at 0.05, one GB at
 # 0.045 USD a segment); the others have a problem each.
 CSV = """phone,name,country
@@ -71,12 +74,9 @@ def setup(gateway, tmp_path: Path) -> dict:
         env.pop(name, None)
     file = tmp_path / "spring.csv"
     file.write_text(CSV, encoding="utf-8")
-    return {
-        "account": account,
-        "env": env,
-        "file": file,
-        "ledger": f"sqlite:///{tmp_path / 'ledger.db'}",
-    }
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    Ledger(ledger).close()  # the console's ledger exists: the command never creates one
+    return {"account": account, "env": env, "file": file, "ledger": ledger}
 
 
 def command(setup: dict, *args: str) -> list[str]:
@@ -367,3 +367,73 @@ def test_a_held_command_line_campaign_is_approved_on_the_console_side_then_runs(
     assert run.returncode == 0, run.stderr
     assert GatewayTally.read(gateway.query).messages == 4
     assert gateway.money(setup["account"].email)["balance"] == 100_000_000 - 195_000
+
+
+def elsewhere(setup: dict, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """The command run from another folder (no ``.streamlit`` there), without ``--ledger``."""
+    folder = tmp_path / "ops"
+    folder.mkdir(exist_ok=True)
+    env = {**setup["env"], "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("KEDA_DATA_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "kedacore.campaign", *args],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_an_absent_ledger_is_refused_and_never_created(gateway, setup: dict, tmp_path: Path):
+    """A new ledger has no approval threshold and is not the audit log the team reads: ``send
+    --yes``, ``run``, ``cancel``, ``status`` refuse it (exit 2), a preview reads it as empty."""
+    folder = tmp_path / "ops"
+    default = folder.resolve() / ".kedasms" / "ledger.db"
+    said = f"error: no ledger at {default}: pass --ledger with the console's database"
+    sent = elsewhere(setup, tmp_path, "send", *standard(setup, "--yes"))
+    assert (sent.returncode, said in sent.stderr) == (EXIT_BAD_INPUT, True), sent.stderr
+    assert "created: sending" not in sent.stdout
+    for command in ("run", "cancel", "status"):
+        done = elsewhere(setup, tmp_path, command, "--campaign", "1")
+        assert (done.returncode, said in done.stderr) == (EXIT_BAD_INPUT, True), done.stderr
+    preview = elsewhere(setup, tmp_path, "send", *standard(setup))
+    assert preview.returncode == EXIT_PREVIEW, preview.stderr
+    assert ["total", "4", "4", "4", "0.195", "USD"] in [
+        x.split() for x in preview.stdout.splitlines()
+    ]
+    assert f"Ledger: none at {default}, so no approval threshold was read" in preview.stdout
+    # --ledger naming a file that does not exist (a typo) is refused the same way.
+    typo = tmp_path / "ledgr.db"
+    done = elsewhere(
+        setup, tmp_path, "send", "--ledger", f"sqlite:///{typo}", *standard(setup, "--yes")
+    )
+    assert (done.returncode, f"no ledger at {typo}:" in done.stderr) == (EXIT_BAD_INPUT, True)
+    assert list(folder.iterdir()) == [] and not typo.exists()  # nothing created
+    nothing_created(setup, gateway)
+
+
+def test_without_ledger_it_is_the_consoles_named_in_its_secrets(
+    gateway, setup: dict, tmp_path: Path
+) -> None:
+    """Run where the console runs, ``send --yes`` finds the team's ledger as the console does
+    (``[keda] keda_database_url`` in ``.streamlit/secrets.toml``): over its threshold, it waits."""
+    with Ledger(setup["ledger"]) as ledger:
+        ledger.set_team_setting(APPROVAL_THRESHOLD, "0.1", by="f@example.com")
+    folder = tmp_path / "ops"
+    (folder / ".streamlit").mkdir(parents=True)
+    (folder / ".streamlit" / "secrets.toml").write_text(
+        f"[keda]\nkeda_database_url = '{setup['ledger']}'\n", encoding="utf-8"
+    )
+    held = elsewhere(setup, tmp_path, "send", *standard(setup, "--yes"))
+    assert held.returncode == EXIT_AWAITING, held.stderr
+    with Ledger(setup["ledger"]) as ledger:
+        (campaign,) = ledger.campaigns()
+        assert (campaign.status, ledger.approval_of("campaign", campaign.id).requested_by) == (
+            "awaiting",
+            ME,
+        )
+        actions = [e.action for e in reversed(ledger.audit_entries(AuditFilter(actors=[ME])))]
+        assert actions == ["campaign_create", "campaign_awaiting"]
+    assert sorted(p.name for p in folder.iterdir()) == [".streamlit"]  # no ./.kedasms
+    assert GatewayTally.read(gateway.query).messages == 0

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from console.views import estimate_send, money
+from console.views import URL_RE, estimate_send, money, rewritten_for_estimate
 from kedacore.api.types import Balance, Limits, Pricing
 from kedacore.ledger import CampaignBatch, Ledger, LedgerSend
 from kedacore.ledger.records import Approval
@@ -213,15 +213,28 @@ def send_estimate(record: LedgerSend, pricing: Pricing, short_base: str) -> Deci
     ).total
 
 
-def campaign_estimate(batches: Iterable[CampaignBatch], pricing: Pricing) -> Decimal | None:
-    """What a held campaign's planned requests cost with the prices of now (as planned:
-    the text as written, segments × price × recipients); None when a country is not priced."""
+def campaign_estimate(
+    batches: Iterable[CampaignBatch],
+    pricing: Pricing,
+    *,
+    track_click: bool = False,
+    short_base: str = "",
+) -> Decimal | None:
+    """What a held campaign's planned requests cost with the prices of now, as KedaSMS bills
+    them: segments × price × recipients, a text with links counted with its links replaced by
+    short links when the campaign tracks clicks; None when a country is not priced."""
     total = Decimal(0)
+    segments: dict[str, int] = {}
     for b in batches:
         per_segment = pricing.price_for(b.country)
         if per_segment is None:
             return None
-        total += price(per_segment, count_segments(b.content).segments, len(b.recipients))
+        if b.content not in segments:
+            text = b.content
+            if track_click and URL_RE.search(text):
+                text = rewritten_for_estimate(text, short_base)
+            segments[b.content] = count_segments(text).segments
+        total += price(per_segment, segments[b.content], len(b.recipients))
     return total
 
 

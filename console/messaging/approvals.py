@@ -37,6 +37,7 @@ import streamlit as st
 
 from console import access
 from console.messaging import approval_rules as rules
+from console.messaging import campaigns as cv
 from console.messaging.campaign_state import start_campaign
 from console.messaging.send import deliver
 from console.shell import Console, account_changed, advice
@@ -313,7 +314,14 @@ def recheck(console: Console, item: Approval) -> rules.Recheck:
     if item.kind == "campaign":
         assert item.campaign_id is not None
         batches = ledger.campaign_batches(item.campaign_id, states=["planned"])
-        estimate = rules.campaign_estimate(batches, pricing)
+        campaign = ledger.campaign(item.campaign_id)
+        tracked = (
+            campaign is not None
+            and cv.load_options(console.settings.data_dir, campaign).track_click
+        )
+        estimate = rules.campaign_estimate(
+            batches, pricing, track_click=tracked, short_base=console.runtime.short_link_base
+        )
         messages = sum(len(b.recipients) for b in batches)
         unpriced = sorted({b.country for b in batches if pricing.price_for(b.country) is None})
     else:
@@ -519,6 +527,13 @@ def request(console: Console, item: Approval) -> None:
             f" · {rules.counted(found.recipients, 'recipient')} · "
             f"{plain(rules.countries_text(found.countries))}"
         )
+        if item.requested_by.startswith("command line ("):  # kedacore.campaign.cli.actor()
+            st.warning(
+                "Made on the command line by the OS user "
+                f"{plain(item.requested_by.removeprefix('command line (').removesuffix(')'))}: "
+                "not a signed-in member; approve only if you know who ran it.",
+                icon=":material/terminal:",
+            )
         if item.kind == "send":
             sender = f"Sender id {plain(found.sender)} · " if found.sender else ""
             st.caption(f"{sender}Reference {plain(item.ref)}: it is sent with it once approved.")

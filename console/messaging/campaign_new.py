@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from decimal import Decimal
 
 import streamlit as st
@@ -22,7 +23,7 @@ from console.messaging import approval_rules as rules
 from console.messaging import campaigns as cv
 from console.messaging.campaign_state import LIST, engine_for, start_campaign
 from console.shell import Console, account_changed, country_select
-from console.views import money, plain
+from console.views import URL_RE, money, plain, rewritten_for_estimate
 from kedacore.api.types import Pricing
 from kedacore.campaign.plan import (
     CampaignPlan,
@@ -41,6 +42,7 @@ from kedacore.campaign.recipients import (
     read_recipients,
 )
 from kedacore.campaign.recipients.encoding import ENCODINGS, label
+from kedacore.segments import count_segments
 from kedacore.team import Permission
 from kedacore.words import counted
 
@@ -211,6 +213,23 @@ def check(
     return found  # type: ignore[return-value]
 
 
+def tracked_plan(plan: CampaignPlan, short_base: str) -> CampaignPlan:
+    """The plan as KedaSMS bills it with trackClick: each request with a link counted with
+    its links replaced by short links (the text sent stays as written; the service rewrites
+    it). Its total is what is compared with the approval threshold, the balance and the caps,
+    and what the ledger keeps as the campaign's estimate."""
+    counted_segments: dict[str, int] = {}
+    requests = []
+    for r in plan.requests:
+        if URL_RE.search(r.content):
+            if r.content not in counted_segments:
+                rewritten = rewritten_for_estimate(r.content, short_base)
+                counted_segments[r.content] = count_segments(rewritten).segments
+            r = replace(r, segments=counted_segments[r.content])
+        requests.append(r)
+    return replace(plan, requests=tuple(requests))
+
+
 def masked_callback_url(console: Console) -> str:
     """The receiver's address with its secret token cut to the last 4 characters."""
     url, token = console.callback_url, console.settings.webhook_token
@@ -353,6 +372,9 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
                 )
                 blockers.append("correct the template")
 
+    written = plan
+    if track and plan is not None:  # the cost as billed: links counted as short links
+        plan = tracked_plan(plan, console.runtime.short_link_base)
     if not name.strip():
         blockers.append("name the campaign")
     if upload is None:
@@ -365,7 +387,7 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
         blockers.append("have at least one row without problems")
 
     with summary, st.container(border=True):
-        draw_summary(console, cur, preview, plan, track)
+        draw_summary(console, cur, preview, plan, written if track else None)
         clicked = st.button(
             "Send campaign…",
             key="campaigns_submit",
@@ -393,9 +415,12 @@ def draw_summary(
     cur: str,
     preview: CampaignPreview | None,
     plan: CampaignPlan | None,
-    track: bool,
+    written: CampaignPlan | None = None,
 ) -> None:
-    """The figures that decide: recipients, problems, requests, cost, balance and caps."""
+    """The figures that decide: recipients, problems, requests, cost, balance and caps.
+
+    ``written``: with trackClick, the plan counted with the text as written (``plan`` is
+    counted with short links, as KedaSMS bills it)."""
     st.markdown("**Before sending**")
     a, b, c = st.columns(3)
     a.metric("Recipients", f"{len(preview.rows):,}" if preview else "—")
@@ -406,7 +431,7 @@ def draw_summary(
         "Total cost",
         total,
         help="Price per segment of each number's country × segments × recipients, as "
-        "KedaSMS charges it.",
+        "KedaSMS charges it (with trackClick, each link counted as a short link).",
     )
     if plan is None or preview is None or not plan.requests:
         st.caption("Upload the recipients and write the template to see the cost.")
@@ -426,13 +451,13 @@ def draw_summary(
         "Numbers are grouped by country and identical text into requests of at most 1,000: "
         "personalised texts make more requests."
     )
-    if track:
-        tracked, linked = cv.tracked_total(preview, console.runtime.short_link_base)
-        if linked and tracked != plan.total:
-            st.caption(
-                f"With trackClick the {counted(linked, 'message')} with a link are counted with "
-                f"short links: about **{money(tracked, cur)}**."
-            )
+    if written is not None and written.total != plan.total:
+        linked = sum(len(r.recipients) for r in plan.requests if URL_RE.search(r.content))
+        st.caption(
+            f"With trackClick the {counted(linked, 'message')} with a link are counted with "
+            f"short links, as KedaSMS bills them: **{money(plan.total, cur)}** "
+            f"({money(written.total, cur)} with the links as written)."
+        )
     funds = check_funds(plan, console.balance, console.limits)
     for line in cv.funds_lines(funds):
         if line.kind == "ok":

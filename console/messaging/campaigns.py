@@ -17,15 +17,14 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from console.views import URL_RE, local_time, money, plain, rewritten_for_estimate
+from console.views import local_time, money, plain
 from kedacore.campaign import CampaignProgress
 from kedacore.campaign.plan import CampaignPlan, CampaignPreview, FundsCheck
 from kedacore.campaign.progress import progress_of as campaign_progress
 from kedacore.ledger import Campaign
 from kedacore.ledger.campaign_snapshot import CampaignFigures
-from kedacore.money import normalize
 from kedacore.private import write_private
-from kedacore.segments import MAX_SEGMENTS, count_segments
+from kedacore.segments import MAX_SEGMENTS
 from kedacore.words import counted
 
 PREVIEW_ROWS = 20  # rendered messages shown before confirming (the whole list is downloadable)
@@ -183,22 +182,6 @@ def requests_by_country(plan: CampaignPlan) -> pd.DataFrame:
             "Cost": [money(Decimal(groups[c][2]), plan.currency) for c in countries],
         }
     )
-
-
-def tracked_total(preview: CampaignPreview, short_base: str) -> tuple[Decimal, int]:
-    """The cost with trackClick (each link a short link, as the service bills it), and the
-    number of messages with a link."""
-    total, linked = Decimal(0), 0
-    counted: dict[str, int] = {}
-    for r in preview.rows:
-        if not URL_RE.search(r.text):
-            total += r.price
-            continue
-        linked += 1
-        if r.text not in counted:
-            counted[r.text] = count_segments(rewritten_for_estimate(r.text, short_base)).segments
-        total += r.price_per_segment * counted[r.text]
-    return normalize(total), linked
 
 
 @dataclass(frozen=True, slots=True)

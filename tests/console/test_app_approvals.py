@@ -660,3 +660,68 @@ def test_one_recipient_is_worded_in_the_singular(team: Path) -> None:
     said = " ".join(s.value for s in maker.success)
     assert "The 1 recipient was sent; 0.05 USD" in said, said
     assert "All 1 recipients" not in said and "recipient(s)" not in texts(maker)
+
+
+LINKS = " ".join(f"http://a.co/{i}" for i in range(8))  # 1 segment as written, 2 shortened
+
+
+def test_a_tracked_campaign_is_held_and_rechecked_at_what_its_short_links_cost(
+    team: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With trackClick KedaSMS bills each text with its links replaced by short links: that
+    cost — not the text as written — is compared with the threshold, kept as the estimate
+    the approver sees, re-checked on approval and charged, to the micro-unit."""
+    with book(team) as led:
+        led.set_team_setting(APPROVAL_THRESHOLD, "0.30", by=CHECKER)
+    maker = member(MAKER, "pages/campaigns.py")
+    before = gateway_balance()
+    compose(maker, recipients_csv(), "Hi {name} " + LINKS)  # 5 × 0.05 USD as written
+    maker.checkbox(key="campaigns_track").check().run()
+    assert "counted with short links, as KedaSMS bills them: 0.50 USD (0.25 USD" in texts(maker)
+    maker.button(key="campaigns_submit").click().run()
+    assert "Total cost: 0.50 USD" in texts(maker)
+    assert maker.button(key="campaigns_confirm").label == "Confirm and ask for approval"
+    maker.button(key="campaigns_confirm").click().run()
+    assert not maker.exception, maker.exception
+    with book(team) as led:
+        (campaign,) = led.campaigns()
+        (item,) = led.approvals(states=["waiting"])
+    assert campaign.status == "awaiting" and campaign.estimated_micros == 500_000
+    assert item.estimate_micros == 500_000
+    assert gateway_messages(team) == [] and gateway_balance() == before
+
+    checker = member(CHECKER, "pages/approvals.py")
+    assert "estimate 0.50 USD" in texts(checker)
+    monkeypatch.setitem(gateway_prices(), "US", 60_000)  # 0.30 USD as written, 0.60 tracked
+    decide(checker, item.id, "approve", "Spring links")
+    said = texts(checker)
+    assert "it costs more now: 0.60 USD with today's prices, not the 0.50 USD" in said, said
+    assert gateway_messages(team) == [] and gateway_balance() == before
+
+    decide(checker, item.id, "approve", "Spring links, at 0.60")
+    assert "Approved — Campaign #1 Spring started" in top(checker), texts(checker)
+    wait_for_the_run(campaign.id)
+    with book(team) as led:
+        seen = led.approval(item.id)
+        assert led.campaign(campaign.id).status == "done"
+    assert seen.state == "approved" and seen.estimate_micros == 600_000
+    assert gateway_messages(team) == sorted(GOOD)
+    assert before - gateway_balance() == seen.estimate == Decimal("0.60")
+
+
+def test_a_tracked_send_is_held_at_what_its_short_links_cost(team: Path) -> None:
+    with book(team) as led:
+        led.set_team_setting(APPROVAL_THRESHOLD, "0.30", by=CHECKER)
+    maker = member(MAKER)
+    before = gateway_balance()
+    maker.checkbox(key="send_track").check().run()
+    numbers = "2015550150\n2015550151\n2015550152\n2015550153"  # 0.20 USD as written
+    ask_to_send(maker, numbers, "Spring sale " + LINKS)
+    with book(team) as led:
+        (item,) = led.approvals(states=["waiting"])
+    assert item.estimate_micros == 400_000  # 4 × 2 segments × 0.05 USD
+    checker = member(CHECKER, "pages/approvals.py")
+    assert "estimate 0.40 USD" in texts(checker)
+    decide(checker, item.id, "approve", "Spring links")
+    assert "4 messages, 0.40 USD debited" in top(checker), texts(checker)
+    assert before - gateway_balance() == Decimal("0.40")

@@ -299,9 +299,7 @@ def test_a_held_campaign_waits_and_no_run_may_send_it(ledger: Ledger) -> None:
     item = ledger.hold_campaign(campaign_id, by=MAKER, threshold_micros=100_000)
     assert ledger.campaign(campaign_id).status == "awaiting"
     assert (item.kind, item.ref, item.estimate_micros) == ("campaign", str(campaign_id), 170_000)
-    assert (
-        item.summary == "Campaign “Spring” to 3 recipients in US 2, GB 1, 3 requests: “Hi Ana”"
-    )
+    assert item.summary == "Campaign “Spring” to 3 recipients in US 2, GB 1, 3 requests: “Hi Ana”"
     assert [f.id for f in ledger.active_campaigns().campaigns] == [campaign_id]
     (entry,) = entries(ledger, "campaign_awaiting")
     assert entry.target == f"campaign {campaign_id}" and entry.after["countries"] == ["GB", "US"]

@@ -82,12 +82,12 @@ stamp = export_stamp(filters)
 # -- KPIs --------------------------------------------------------------------------------------
 
 kpi_metrics(data, cur)
-downloads("kpis", data.kpis.frame(), stamp, "KPIs ")
+downloads("kpis", data.kpis.frame(), stamp, "KPIs ", ledger=ledger)
 
 # -- charts ------------------------------------------------------------------------------------
 
 charts = cached_figures(key, filters, version, options.countries, data)
-views = Views(charts, data.frames(), stamp)
+views = Views(charts, data.frames(), stamp, ledger)
 views.chart(
     "daily_spend", "Charged money; frozen amounts of messages not charged yet are not included."
 )

@@ -94,7 +94,7 @@ st.dataframe(
     column_config=days_columns(),
     key="statement_days",
 )
-downloads(statement)
+downloads(statement, ledger)
 
 # One under the other, the width of the page: a long campaign name never pushes a figure out.
 st.subheader("By campaign")

@@ -6,6 +6,7 @@ import time
 
 import streamlit as st
 
+from console.access import guarded
 from console.messaging import status_view as view
 from console.messaging.lookup import MAX_IDS, Refresh, classify, parse_msgids, refresh, rows_for
 from console.shell import keda_errors, page_setup
@@ -206,7 +207,13 @@ def results() -> None:
     left.caption(f"{zone_note} {progress}")
     right.download_button(
         "Export CSV",
-        lambda: status_csv(rows),  # built only when clicked
+        guarded(  # built only when clicked, for someone who may still look up then
+            console.ledger,
+            Permission.LOOKUP,
+            "export message statuses",
+            lambda: status_csv(rows),
+            target="Status",
+        ),
         file_name="message-status.csv",
         mime="text/csv",
         on_click="ignore",

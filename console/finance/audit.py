@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 
+from console.access import guarded
 from console.finance.views import FIELD_LABELS, cap_text
 from console.views import local_time, money
 from kedacore.exports import to_csv, to_xlsx
@@ -32,6 +33,7 @@ from kedacore.ledger.team import (
     NOTIFY_EMAILS,
     NOTIFY_WEBHOOKS,
 )
+from kedacore.team import Permission
 
 PAGE_SIZE = 50
 EXPORT_ROWS = 100_000  # the export's bound: a year of a busy team's log
@@ -451,11 +453,15 @@ def downloads(ledger: Ledger, where: AuditFilter, total: int, currency: str) -> 
     def frame() -> pd.DataFrame:
         return export_frame(ledger.audit_entries(where, limit=EXPORT_ROWS), currency)
 
+    def checked(build: Callable[[], bytes]) -> Callable[[], bytes]:
+        """Built at the click, for someone who may still read the audit log then."""
+        return guarded(ledger, Permission.AUDIT, "export the audit log", build, target="Audit log")
+
     row = st.container(horizontal=True, gap="medium", vertical_alignment="center")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     row.download_button(
         "Export CSV",
-        lambda: to_csv(frame()),
+        checked(lambda: to_csv(frame())),
         file_name=f"audit-log-{stamp}.csv",
         mime="text/csv",
         key="audit_csv",
@@ -466,7 +472,7 @@ def downloads(ledger: Ledger, where: AuditFilter, total: int, currency: str) -> 
 
     row.download_button(
         "Export XLSX",
-        lambda: to_xlsx(xlsx_sheets(frame()), **XLSX_OPTIONS),
+        checked(lambda: to_xlsx(xlsx_sheets(frame()), **XLSX_OPTIONS)),
         file_name=f"audit-log-{stamp}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key="audit_xlsx",

@@ -13,6 +13,7 @@ this module draws them and changes the caps. The outcome of a change is kept in 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from console.access import require
+from console.access import guarded, require
 from console.finance.alerts import alert_state, percent
 from console.finance.cards import Card, metric_card
 from console.finance.views import (
@@ -333,9 +334,14 @@ def audit_trail(ledger: Ledger, tz: ZoneInfo, cur: str) -> None:
     st.dataframe(audit_frame(trail, tz, cur), hide_index=True, width="stretch", key="limits_audit")
     row = st.container(horizontal=True, gap="medium", vertical_alignment="center")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+    def checked(build: Callable[[], bytes]) -> Callable[[], bytes]:
+        """Built at the click, for someone who may still see the caps then."""
+        return guarded(ledger, Permission.CAPS, "export the cap changes", build, target="Limits")
+
     row.download_button(
         "Export CSV",
-        lambda: to_csv(audit_export(trail)),
+        checked(lambda: to_csv(audit_export(trail))),
         file_name=f"cap-changes-{stamp}.csv",
         mime="text/csv",
         key="limits_audit_csv",
@@ -344,7 +350,7 @@ def audit_trail(ledger: Ledger, tz: ZoneInfo, cur: str) -> None:
     )
     row.download_button(
         "Export XLSX",
-        lambda: to_xlsx({"cap_changes": audit_export(trail)}),
+        checked(lambda: to_xlsx({"cap_changes": audit_export(trail)})),
         file_name=f"cap-changes-{stamp}.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         key="limits_audit_xlsx",

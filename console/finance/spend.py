@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from console.access import guarded
 from console.finance.cards import Card, metric_card
 from console.finance.views import (
     KPI_ROWS,
@@ -42,12 +43,14 @@ from kedacore.analytics import (
 )
 from kedacore.exports import to_csv, to_xlsx
 from kedacore.ledger import Ledger
+from kedacore.team import Permission
 
 CACHE_TTL = 300  # seconds; the data version in the key already drops stale answers
 DEMO_DAYS = 90
 DEMO_MESSAGES = 50_000  # a quick default (≈ 2 s); the command line makes millions
 TOP_CAMPAIGNS = 15  # bars in the campaign chart; the export has them all
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+WHAT = "export the spend"  # the exports re-check this at the click (console.access.guarded)
 NO_SENDER, NO_CAMPAIGN = "", 0  # widget values standing for "none" (None cannot be chosen)
 
 # -- cached readers (``key`` is the ledger's: two ledgers in one process never share answers) --
@@ -315,12 +318,15 @@ def kpi_metrics(data: SpendData, cur: str) -> None:
                 )
 
 
-def downloads(name: str, frame: pd.DataFrame, stamp: str, label: str = "") -> None:
-    """CSV and XLSX buttons for one view (built only when clicked)."""
+def downloads(
+    name: str, frame: pd.DataFrame, stamp: str, label: str = "", *, ledger: Ledger
+) -> None:
+    """CSV and XLSX buttons for one view, built only when clicked — for someone who may still
+    see the spend then (``console.access.guarded``)."""
     row = st.container(horizontal=True, gap="medium")
     row.download_button(
         f"{label}CSV",
-        lambda: to_csv(frame),
+        guarded(ledger, Permission.SPEND, WHAT, lambda: to_csv(frame), target="Spend"),
         file_name=f"spend-{name}-{stamp}.csv",
         mime="text/csv",
         key=f"spend_csv_{name}",
@@ -330,7 +336,7 @@ def downloads(name: str, frame: pd.DataFrame, stamp: str, label: str = "") -> No
     )
     row.download_button(
         f"{label}XLSX",
-        lambda: to_xlsx({name: frame}),
+        guarded(ledger, Permission.SPEND, WHAT, lambda: to_xlsx({name: frame}), target="Spend"),
         file_name=f"spend-{name}-{stamp}.xlsx",
         mime=XLSX,
         key=f"spend_xlsx_{name}",
@@ -353,6 +359,7 @@ class Views:
     charts: dict[str, go.Figure]
     frames: dict[str, pd.DataFrame]
     stamp: str
+    ledger: Ledger  # whom the exports re-check at the click
 
     def chart(self, name: str, note: str | None = None) -> None:
         """One chart with its exports underneath."""
@@ -362,7 +369,7 @@ class Views:
             )
             if note:
                 st.caption(note)
-            downloads(name, self.frames[name], self.stamp)
+            downloads(name, self.frames[name], self.stamp, ledger=self.ledger)
 
     def workbook(self, version: DataVersion) -> None:
         """Every view in one XLSX, with the data version the figures are of."""
@@ -370,7 +377,13 @@ class Views:
             st.markdown("**Everything in one workbook**")
             st.download_button(
                 "Export all views (XLSX, one sheet each)",
-                lambda: to_xlsx(self.frames),
+                guarded(
+                    self.ledger,
+                    Permission.SPEND,
+                    WHAT,
+                    lambda: to_xlsx(self.frames),
+                    target="Spend",
+                ),
                 file_name=f"spend-{self.stamp}.xlsx",
                 mime=XLSX,
                 key="spend_xlsx_all",

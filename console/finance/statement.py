@@ -8,7 +8,7 @@ exact amounts, flagged days highlighted, a difference explained in words — and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from console.access import guarded
 from console.finance.cards import Card, card_css, text_em
 from console.finance.views import period_label
 from console.shell import fail
@@ -33,6 +34,7 @@ from kedacore.ledger.statement import (
     StatementGroup,
 )
 from kedacore.money import from_micros
+from kedacore.team import Permission
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CACHE_TTL = 60  # seconds; the key holds the data version, so this only bounds memory
@@ -517,13 +519,20 @@ def export_frames(statement: Statement) -> dict[str, pd.DataFrame]:
     }
 
 
-def downloads(statement: Statement) -> None:
-    """CSV (the days) and XLSX (days, campaigns, members), built only when clicked."""
+def downloads(statement: Statement, ledger: Ledger) -> None:
+    """CSV (the days) and XLSX (days, campaigns, members), built only when clicked — for
+    someone who may still read statements then (``console.access.guarded``)."""
     stamp = f"{statement.start.isoformat()}_{statement.end.isoformat()}"
+
+    def checked(build: Callable[[], bytes]) -> Callable[[], bytes]:
+        return guarded(
+            ledger, Permission.STATEMENTS, "export statements", build, target="Statement"
+        )
+
     row = st.container(horizontal=True, gap="medium")
     row.download_button(
         "Days (CSV)",
-        lambda: to_csv(export_frames(statement)["days"]),
+        checked(lambda: to_csv(export_frames(statement)["days"])),
         file_name=f"statement-{stamp}.csv",
         mime="text/csv",
         key="statement_csv",
@@ -532,7 +541,7 @@ def downloads(statement: Statement) -> None:
     )
     row.download_button(
         "Days, campaigns and members (XLSX)",
-        lambda: to_xlsx(export_frames(statement)),
+        checked(lambda: to_xlsx(export_frames(statement))),
         file_name=f"statement-{stamp}.xlsx",
         mime=XLSX,
         key="statement_xlsx",

@@ -15,7 +15,7 @@ import time
 
 import streamlit as st
 
-from console.access import require
+from console.access import guarded, require
 from console.messaging import campaigns as cv
 from console.messaging.approvals import campaign_approval
 from console.messaging.campaign_state import LIST, engine_for, pause, refusals, start_campaign
@@ -221,7 +221,13 @@ def campaign_detail(
     left.caption(f"{shown} The CSV has every message, with UTC times.".strip())
     right.download_button(
         "Export messages (CSV)",
-        lambda: status_csv([StatusRow.from_ledger(m) for m in engine.messages(figures.id)]),
+        guarded(
+            console.ledger,
+            (Permission.CAMPAIGNS, Permission.APPROVE),  # whoever may open Campaigns
+            "export a campaign's messages",
+            lambda: status_csv([StatusRow.from_ledger(m) for m in engine.messages(figures.id)]),
+            target=f"campaign {figures.id}",
+        ),
         file_name=f"campaign-{figures.number}{'-demo' if figures.demo else ''}-messages.csv",
         mime="text/csv",
         on_click="ignore",

@@ -390,3 +390,14 @@ SIGNED_IN_AT = int(time.time()) - 600
 def signed_at(offset: int = 0) -> int:
     """``SIGNED_IN_AT`` + ``offset`` seconds: distinct sign-ins of one test are distinct offsets."""
     return SIGNED_IN_AT + offset
+
+
+# An [auth] section for AppTest runs signed in (``at.secrets["auth"] = dict(AUTH_SECRETS)`` and
+# ``at.user = {...}``): AppTest never talks to the provider, so the addresses are never used.
+AUTH_SECRETS = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "c" * 40,
+    "client_id": "kedasms-console",
+    "client_secret": "not-used-by-apptest",
+    "server_metadata_url": "http://localhost:9/.well-known/openid-configuration",
+}

@@ -13,15 +13,9 @@ from console import runtime as _runtime
 from console.access import team_config
 from kedacore.ledger import Ledger
 from tests.console.test_app import APP, clean_env
-from tests.support import REPO_ROOT, signed_at
+from tests.support import AUTH_SECRETS, REPO_ROOT, signed_at
 
-AUTH = {
-    "redirect_uri": "http://localhost:8501/oauth2callback",
-    "cookie_secret": "c" * 40,
-    "client_id": "kedasms-console",
-    "client_secret": "not-used-by-apptest",
-    "server_metadata_url": "http://localhost:9/.well-known/openid-configuration",
-}
+AUTH = AUTH_SECRETS
 ADMIN = "boss@example.com"
 
 

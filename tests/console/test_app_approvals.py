@@ -32,19 +32,13 @@ from kedacore.settings import load_settings
 from tests.console.test_app import APP, clean_env, shown
 from tests.console.test_app_campaigns import GOOD, compose, recipients_csv, wait_for_the_run
 from tests.kedacore.test_notify import start_smtp
-from tests.support import signed_at
+from tests.support import AUTH_SECRETS, signed_at
 
 ADMIN = "boss@example.com"
 MAKER = "m@example.com"  # marketing
 CHECKER = "f@example.com"  # finance
 BOTH = "o@example.com"  # finance and marketing: may approve, but not what they asked for
-AUTH = {
-    "redirect_uri": "http://localhost:8501/oauth2callback",
-    "cookie_secret": "x" * 32,
-    "client_id": "c",
-    "client_secret": "s",
-    "server_metadata_url": "http://localhost:1/.well-known/openid-configuration",
-}
+AUTH = AUTH_SECRETS
 
 
 @pytest.fixture

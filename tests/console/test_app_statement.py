@@ -30,17 +30,11 @@ from kedacore.ledger.team import AuditFilter
 from kedacore.reconcile import reconcile
 from kedacore.settings import load_settings
 from tests.console.test_app import APP, balance, clean_env, send, shown
-from tests.support import REPO_ROOT, signed_at
+from tests.support import AUTH_SECRETS, REPO_ROOT, signed_at
 
 STATEMENT = "pages/statement.py"
 BOSS = "boss@example.com"
-AUTH = {
-    "redirect_uri": "http://localhost:8501/oauth2callback",
-    "cookie_secret": "x" * 32,
-    "client_id": "c",
-    "client_secret": "s",
-    "server_metadata_url": "http://localhost:1/.well-known/openid-configuration",
-}
+AUTH = AUTH_SECRETS
 
 
 @pytest.fixture

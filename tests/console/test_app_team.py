@@ -24,16 +24,10 @@ from kedacore.ledger.team import AuditFilter
 from kedacore.settings import load_settings
 from kedacore.team import Actor
 from tests.console.test_app import APP, clean_env, shown
-from tests.support import REPO_ROOT, signed_at
+from tests.support import AUTH_SECRETS, REPO_ROOT, signed_at
 
 BOSS = "boss@example.com"  # named in [team] admins
-AUTH = {
-    "redirect_uri": "http://localhost:8501/oauth2callback",
-    "cookie_secret": "x" * 32,
-    "client_id": "c",
-    "client_secret": "s",
-    "server_metadata_url": "http://localhost:1/.well-known/openid-configuration",
-}
+AUTH = AUTH_SECRETS
 
 
 @pytest.fixture

@@ -259,6 +259,16 @@ def day_start(now: datetime) -> datetime:
     return datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
 
 
+def _unheld(notification_id: int, now: datetime) -> Any:
+    """A pending notification that no attempt holds (none claimed, or its lease ran out)."""
+    t = s.notifications.c
+    return and_(
+        t.id == notification_id,
+        t.state == PENDING,
+        or_(t.leased_until.is_(None), t.leased_until <= now),
+    )
+
+
 class NoticesMixin:
     """Notifications of the Ledger (see the module docstring)."""
 
@@ -335,10 +345,8 @@ class NoticesMixin:
         query = (
             update(s.notifications)
             .where(
-                t.id == notification_id,
-                t.state == PENDING,
+                _unheld(notification_id, now),
                 t.attempts == attempts,
-                or_(t.leased_until.is_(None), t.leased_until <= now),
                 or_(t.next_attempt_at.is_(None), t.next_attempt_at <= now),
             )
             .values(attempts=t.attempts + 1, leased_until=now + LEASE, last_attempt_at=now)
@@ -398,10 +406,8 @@ class NoticesMixin:
         query = (
             update(s.notifications)
             .where(
-                t.id == notification_id,
-                t.state == PENDING,
+                _unheld(notification_id, now),
                 t.attempts == attempts,
-                or_(t.leased_until.is_(None), t.leased_until <= now),
             )
             .values(state=FAILED, note=why[:200], next_attempt_at=None, leased_until=None)
         )
@@ -412,14 +418,11 @@ class NoticesMixin:
         """Note on a pending notification that nobody is configured to receive it: it waits
         (delivered when a recipient is added the same UTC day)."""
         now = self.now()
-        t = s.notifications.c
         none = _dump([Delivery("none", "", False, NO_RECIPIENT)])
         query = (
             update(s.notifications)
             .where(
-                t.id == notification_id,
-                t.state == PENDING,
-                or_(t.leased_until.is_(None), t.leased_until <= now),
+                _unheld(notification_id, now),
             )
             .values(deliveries=none, next_attempt_at=None)
         )

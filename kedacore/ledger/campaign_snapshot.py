@@ -154,7 +154,7 @@ def read_snapshot(
     rows.sort(key=lambda r: -r.id)
     ids = [int(r.id) for r in rows]
     kinds = numbers(conn) if ids else {}
-    batches = _batch_counts(conn, ids)
+    batches = batch_counts(conn, ids)
     by_status, charged, pending = _rollup(conn, ids) if money else ({}, {}, {})
     refunded = _refunded(conn, ids) if money else {}
     figures = tuple(
@@ -190,7 +190,8 @@ def _campaigns_query() -> Any:
     return select(*columns, s.campaigns.c.demo)
 
 
-def _batch_counts(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, dict[str, int]]]:
+def batch_counts(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, dict[str, int]]]:
+    """Batches, recipients and money by batch state, for each campaign (grouped queries)."""
     b = s.campaign_batches.c
     found: dict[int, dict[str, dict[str, int]]] = {}
     for part in chunks(list(ids)):

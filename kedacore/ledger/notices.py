@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from kedacore.ledger import schema as s
+from kedacore.ledger.campaign_snapshot import batch_counts
 from kedacore.ledger.engine import reading, writing
 
 CAP_CODES = {"3002": "dailySmsCap", "3003": "dailySpendCap"}  # the service's cap refusals
@@ -526,7 +527,7 @@ class NoticesMixin:
             last = conn.execute(
                 select(s.balance_readings).order_by(b.read_at.desc(), b.id.desc()).limit(1)
             ).first()
-            batches = _batch_counts(conn, [r.id for r in rows])
+            batches = batch_counts(conn, [r.id for r in rows])
         told = self.last_notified([f"campaign_failed:{r.id}" for r in rows if r.status == "done"])
 
         def untold(row: Any) -> bool:
@@ -578,34 +579,6 @@ class NoticesMixin:
             at = last if last.tzinfo else last.replace(tzinfo=UTC)
             found.append(CapRefusals(CAP_CODES[code], int(n), int(recipients or 0), at))
         return tuple(found)
-
-
-def _batch_counts(conn: Any, ids: Sequence[int]) -> dict[int, dict[str, dict[str, int]]]:
-    """Batches, recipients and money by batch state, for each campaign (one grouped query)."""
-    if not ids:
-        return {}
-    b = s.campaign_batches.c
-    query = (
-        select(
-            b.campaign_id,
-            b.state,
-            func.count(),
-            func.coalesce(func.sum(b.recipient_count), 0),
-            func.coalesce(func.sum(b.estimated_micros), 0),
-            func.coalesce(func.sum(b.debited_micros), 0),
-        )
-        .where(b.campaign_id.in_(list(ids)))
-        .group_by(b.campaign_id, b.state)
-    )
-    found: dict[int, dict[str, dict[str, int]]] = {}
-    for cid, state, n, recipients, estimated, debited in conn.execute(query):
-        found.setdefault(cid, {})[state] = {
-            "batches": int(n),
-            "recipients": int(recipients),
-            "estimated_micros": int(estimated),
-            "debited_micros": int(debited),
-        }
-    return found
 
 
 def _message_counts(conn: Any, rows: Sequence[Any]) -> dict[int, dict[str, int]]:

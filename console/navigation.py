@@ -97,7 +97,7 @@ def run() -> None:
     refusal is audited) in ``page_setup``. The console's root address lands on the actor's
     first page (``landing``).
     """
-    from console.shell import RUN_ACTOR, team_gate
+    from console.shell import team_gate
 
     st.set_page_config(page_title="KedaSMS Console", page_icon=":material/sms:", layout="wide")
     actor = team_gate()
@@ -125,8 +125,4 @@ def run() -> None:
     pages.setdefault("", []).append(
         st.Page(home, title="Home", url_path="home", default=True, visibility="hidden")
     )
-    token = RUN_ACTOR.set(actor)  # the page's page_setup reads no member a second time
-    try:
-        st.navigation(pages).run()
-    finally:
-        RUN_ACTOR.reset(token)
+    st.navigation(pages).run()

@@ -31,7 +31,6 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
@@ -321,18 +320,9 @@ OPEN_WARNING = (
 )
 
 
-# The actor the navigation resolved for the page it is running now (app.py's run): the page's
-# page_setup takes it instead of reading the member a second time in the same run. A page
-# script run on its own (a forced run) has none and resolves its own.
-RUN_ACTOR: ContextVar[Actor | None] = ContextVar("RUN_ACTOR", default=None)
-
-
 def team_gate() -> Actor:
     """Start the runtime and decide who is acting (``console.access.gate``): the actor, or the
     sign-in (or "not a member", "sign-in must be configured") page and a stopped run."""
-    resolved = RUN_ACTOR.get()
-    if resolved is not None:
-        return resolved
     rt = _start(_settings())
     assert rt.ledger is not None
     address = st.get_option("server.address")

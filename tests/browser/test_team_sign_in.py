@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from kedacore.ledger import Ledger
 from tests.browser.conftest import TEAM_ADMIN, screenshot, sign_in, sign_out, wait_ready
@@ -162,10 +163,11 @@ def test_members_added_one_after_another_get_only_their_own_roles(
         wait_ready(page)
         for email, role in (("first@example.com", "Marketing"), ("second@example.com", "Support")):
             box = page.locator(f"{key('members_invite_email')} input")
-            assert box.input_value() == ""
+            # the outcome above the form may be drawn a moment before the emptied form
+            expect(box).to_have_value("", timeout=10_000)
             box.fill(email)
             roles = page.locator(f"{key('members_invite_roles')}")
-            assert roles.get_by_text("Marketing").count() == 0  # nothing carried over
+            expect(roles.get_by_text("Marketing")).to_have_count(0)  # nothing carried over
             roles.locator("input").click()
             page.get_by_role("option", name=re.compile(f"^{role}")).click()
             page.keyboard.press("Escape")

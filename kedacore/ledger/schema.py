@@ -80,6 +80,9 @@ campaigns = Table(
     Column("currency", String(3), nullable=False, default="USD"),
     Column("error", Text),
     Column("demo", Boolean, nullable=False, default=False),
+    # The send options every run uses, whichever process or machine runs it (JSON:
+    # {"track_click": bool, "callback": bool}); NULL for a campaign planned before they were kept.
+    Column("options", Text),
 )
 
 campaign_batches = Table(
@@ -408,7 +411,11 @@ message_rollup = Table(
 
 # Added after the first release: create_all makes them for a new ledger only, add_missing for
 # an existing one (no migrations otherwise). Added columns must be nullable.
-ADDED_COLUMNS = ((campaign_batches, "attempted_at"), (members, "removed_at"))
+ADDED_COLUMNS = (
+    (campaign_batches, "attempted_at"),
+    (members, "removed_at"),
+    (campaigns, "options"),
+)
 ADDED_INDEXES = ((messages, "ix_messages_latency"),)
 
 

@@ -9,14 +9,13 @@ from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, inspect, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kedacore.api.types import MessageStatus, SendResult
-from kedacore.ledger import rollup
+from kedacore.ledger import migrate, rollup
 from kedacore.ledger import schema as s
 from kedacore.ledger.approvals import ApprovalsMixin
-from kedacore.ledger.audit import protect_audit_log
 from kedacore.ledger.batches import BatchesMixin
 from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
@@ -79,12 +78,9 @@ class Ledger(
         self.engine = make_engine(ledger_url(url, data_dir))
         self.url = self.engine.url.render_as_string(hide_password=True)  # safe to show
         self._clock = clock or (lambda: datetime.now(UTC))
-        fresh_rollup = not inspect(self.engine).has_table(s.message_rollup.name)
-        s.metadata.create_all(self.engine)
-        if fresh_rollup:  # a ledger from before the rollup: count its messages once
-            rollup.rebuild(self.engine, self.now())
-        s.add_missing(self.engine)  # create_all leaves out new columns and indexes of old tables
-        protect_audit_log(self.engine)  # the database itself refuses to change the audit log
+        # Made, or upgraded in place, once whoever else opens it at the same moment; a ledger
+        # at head costs one SELECT (kedacore.ledger.migrate).
+        self.migration = migrate.upgrade(self.engine, now=self.now)
 
     def __repr__(self) -> str:
         return f"Ledger({self.url!r})"

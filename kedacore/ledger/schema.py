@@ -21,13 +21,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
-    inspect,
 )
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 
@@ -216,7 +216,7 @@ cap_changes = Table(
 # request goes out: pending → sent (with its task, in the same transaction as the task and
 # messages) or refused (why). A pending row whose answer was lost holds what it takes to
 # send it again with the same clientRef (kedacore.ledger.sends). Campaign requests are
-# campaign_batches, not here. New in a later release: create_all makes it in an old ledger.
+# campaign_batches, not here.
 sends = Table(
     "sends",
     metadata,
@@ -265,7 +265,7 @@ members = Table(
 )
 
 # Append-only: rows are inserted, never updated or deleted (no code path does; triggers refuse
-# it on SQLite and PostgreSQL — kedacore.ledger.team.protect_audit_log).
+# it on SQLite and PostgreSQL — kedacore.ledger.audit.protect_audit_log).
 audit_log = Table(
     "audit_log",
     metadata,
@@ -409,27 +409,13 @@ message_rollup = Table(
 )
 
 
-# Added after the first release: create_all makes them for a new ledger only, add_missing for
-# an existing one (no migrations otherwise). Added columns must be nullable.
-ADDED_COLUMNS = (
-    (campaign_batches, "attempted_at"),
-    (members, "removed_at"),
-    (campaigns, "options"),
+# Alembic's own table (kedacore.ledger.migrate): the revision the ledger is at. No revision
+# makes it (Alembic does, or create_all for a new ledger, stamped at head); it is here so that
+# metadata.drop_all empties a ledger completely and a ledger made again starts afresh. Alembic's
+# compare and autogenerate leave it out (migrations/env.py).
+alembic_version = Table(
+    "alembic_version",
+    metadata,
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
 )
-ADDED_INDEXES = ((messages, "ix_messages_latency"),)
-
-
-def add_missing(engine: Engine) -> None:
-    """Add the columns and indexes of ADDED_COLUMNS / ADDED_INDEXES an older ledger lacks."""
-    have = inspect(engine)
-    for table, name in ADDED_COLUMNS:
-        if name in {c["name"] for c in have.get_columns(table.name)}:
-            continue
-        column = table.c[name]
-        kind = column.type.compile(dialect=engine.dialect)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}")
-    for table, name in ADDED_INDEXES:
-        for index in table.indexes:
-            if index.name == name:
-                index.create(engine, checkfirst=True)

@@ -317,7 +317,7 @@ def recheck(console: Console, item: Approval) -> rules.Recheck:
         campaign = ledger.campaign(item.campaign_id)
         tracked = (
             campaign is not None
-            and cv.load_options(console.settings.data_dir, campaign).track_click
+            and cv.options_of(ledger, console.settings.data_dir, campaign).track_click
         )
         estimate = rules.campaign_estimate(
             batches, pricing, track_click=tracked, short_base=console.runtime.short_link_base

@@ -64,7 +64,8 @@ def campaign_list(console: Console) -> None:
         snapshot = read(console, engine, pick)  # the picked one is not the newest: its messages
     figures = snapshot.get(pick)
     assert figures is not None
-    engine = engine_for(console, cv.load_options(console.settings.data_dir, figures.campaign))
+    options = cv.options_of(console.ledger, console.settings.data_dir, figures.campaign)
+    engine = engine_for(console, options)
     shape = page_shape(engine, figures)
     # Tick while sending; slower while delivery reports are still coming in; else not at all.
     running_now, _, pending = shape

@@ -575,7 +575,12 @@ def create_campaign(console: Console, pending: dict) -> int:
     )
     plan: CampaignPlan = pending["plan"]
     engine = engine_for(console, pending["options"])
-    campaign_id = engine.create(plan, name=pending["name"], created_by=actor.name)
+    campaign_id = engine.create(
+        plan,
+        name=pending["name"],
+        created_by=actor.name,
+        options=cv.options_json(pending["options"]),  # in the ledger: any worker reads them
+    )
     campaign = console.ledger.campaign(campaign_id)
     assert campaign is not None
     console.ledger.audit(
@@ -591,7 +596,6 @@ def create_campaign(console: Console, pending: dict) -> int:
             "rows_left_out": pending["skipped"],
         },
     )
-    cv.save_options(console.settings.data_dir, campaign, pending["options"])
     gate = rules.gate(console.ledger, actor)  # read again: finance may have changed it
     if gate.holds(plan.total):
         assert gate.threshold_micros is not None

@@ -5,6 +5,12 @@ The new-campaign view starts runs, the list view resumes them, an approval start
 campaign it approves: all through :func:`start_campaign`, which builds the engine with the
 campaign's saved options, remembers the run in ``st.session_state["campaigns_runs"]`` (so the
 list can show the error of a run that broke) and writes the audit entry with who did it.
+
+Where the run happens (``kedacore.campaign.tasks``): with the SQLite ledger in a background
+thread of this server; with PostgreSQL a job for the workers (``python -m kedacore.campaign
+worker``) — the engine is then a ``QueuedCampaignEngine``: ``start`` enqueues, ``is_running``
+means a job of the campaign waits or runs anywhere, ``stop`` cancels a waiting job and asks a
+running one to pause through the ledger.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from typing import Any
 import streamlit as st
 
 from console import access
-from console.messaging.campaigns import CampaignOptions, load_options
+from console.messaging.campaigns import CampaignOptions, options_json, options_of
 from console.shell import Console
 from kedacore.campaign import CampaignEngine, CampaignRun
+from kedacore.campaign.tasks import QueuedCampaignEngine, uses_workers
 from kedacore.ledger import Ledger
 from kedacore.money import from_micros
 from kedacore.team import Actor, Permission
@@ -34,8 +41,9 @@ RATE_SHARE = 0.8  # KEDA_CAMPAIGN_RATE_SHARE, between 0.05 and 1
 
 def engine_for(console: Console, options: CampaignOptions) -> CampaignEngine:
     """An engine sending with a campaign's options (each run makes its own async client),
-    paced at ``campaign_rate()``."""
-    return CampaignEngine(
+    paced at ``campaign_rate()``; on PostgreSQL one that enqueues for the workers."""
+    kind = QueuedCampaignEngine if uses_workers(console.ledger.url) else CampaignEngine
+    return kind(
         console.ledger,
         console.runtime.async_client,
         callback_url=console.callback_url if options.callback else None,
@@ -116,7 +124,13 @@ def start_campaign(
     campaign = console.ledger.campaign(campaign_id)
     if campaign is None:
         raise KeyError(f"no campaign {campaign_id!r}")
-    engine = engine_for(console, load_options(console.settings.data_dir, campaign))
+    options = options_of(console.ledger, console.settings.data_dir, campaign)
+    engine = engine_for(console, options)
+    if isinstance(engine, QueuedCampaignEngine) and options.callback:
+        # A worker elsewhere posts the statuses to this console's receiver (KEDA_CALLBACK_URL
+        # when set, which a team behind a proxy sets), kept with the options.
+        kept = {**options_json(options), "callback_url": console.callback_url}
+        console.ledger.set_campaign_options(campaign_id, kept)
     run = engine.start(campaign_id)
     keep_run(campaign_id, run)
     after: dict[str, Any] = {

@@ -21,7 +21,8 @@ from console.views import local_time, money, plain
 from kedacore.campaign import CampaignProgress
 from kedacore.campaign.plan import CampaignPlan, CampaignPreview, FundsCheck
 from kedacore.campaign.progress import progress_of as campaign_progress
-from kedacore.ledger import Campaign
+from kedacore.campaign.tasks import send_options
+from kedacore.ledger import Campaign, Ledger
 from kedacore.ledger.campaign_snapshot import CampaignFigures
 from kedacore.private import write_private
 from kedacore.segments import MAX_SEGMENTS
@@ -400,15 +401,32 @@ def campaign_choice(f: CampaignFigures | None) -> str:
     return f"{f.label} · {f.campaign.recipients:,} recipients{demo}"
 
 
-# -- options the ledger does not keep --------------------------------------------------------
+# -- send options ----------------------------------------------------------------------------
+#
+# Kept in the ledger (``campaigns.options``, written at create: :func:`options_json`) so that a
+# worker on another machine reads them (``kedacore.campaign.tasks.send_options``); the data
+# folder's ``campaign_options.json`` (save_options/load_options) only for campaigns planned
+# before the column.
 
 
 @dataclass(frozen=True, slots=True)
 class CampaignOptions:
-    """Send options of a campaign that a resume must reuse (the ledger has no column for them)."""
+    """Send options of a campaign that every run (a resume, a worker's) must reuse."""
 
     track_click: bool = False
     callback: bool = True  # status callbacks to this console's receiver
+
+
+def options_json(options: CampaignOptions) -> dict[str, bool]:
+    """The options as the ledger keeps them (``CampaignEngine.create(options=...)``)."""
+    return asdict(options)
+
+
+def options_of(ledger: Ledger, data_dir: Path, c: Campaign) -> CampaignOptions:
+    """A campaign's send options: the ledger's, else the data folder's old file, else the
+    defaults (``kedacore.campaign.tasks.send_options``, as a worker reads them)."""
+    found = send_options(ledger, c.id, data_dir)
+    return CampaignOptions(track_click=found.track_click, callback=found.callback)
 
 
 def _options_key(c: Campaign) -> str:
@@ -417,7 +435,8 @@ def _options_key(c: Campaign) -> str:
 
 
 def save_options(data_dir: Path, c: Campaign, options: CampaignOptions) -> None:
-    """Keep a campaign's send options in the data folder (atomically)."""
+    """Keep a campaign's send options in the data folder (atomically): the old way, before
+    the ledger kept them; the console no longer writes it."""
     path = data_dir / OPTIONS_FILE
     with _options_lock:
         saved = _read_options(path)

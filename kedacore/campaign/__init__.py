@@ -9,7 +9,10 @@ The modules, in the order a campaign goes through them:
   (:class:`CampaignEngine`);
 - :mod:`~kedacore.campaign.run` is one run's sending and recording;
 - :mod:`~kedacore.campaign.progress` reads how far a campaign got;
-- :mod:`~kedacore.campaign.cli` is ``python -m kedacore.campaign``.
+- :mod:`~kedacore.campaign.tasks` is the one task code that runs a campaign, and its
+  procrastinate jobs on PostgreSQL; :mod:`~kedacore.campaign.worker` runs them;
+- :mod:`~kedacore.campaign.cli` is ``python -m kedacore.campaign`` (``send`` in
+  :mod:`~kedacore.campaign.send`, the shared parts in :mod:`~kedacore.campaign.command`).
 """
 
 from kedacore.campaign.engine import (

@@ -65,8 +65,10 @@ class CampaignsMixin:
         sender: str | None = None,
         created_by: str | None = None,
         currency: str = "USD",
+        options: dict[str, Any] | None = None,
     ) -> int:
-        """A new campaign in ``draft``; returns its id."""
+        """A new campaign in ``draft``; returns its id. ``options``: its send options (JSON
+        in ``campaigns.options``), read by whichever process or machine runs it."""
         if not name.strip():
             raise ValueError(f"a campaign needs a name, got {name!r}")
         now = self.now()
@@ -81,9 +83,33 @@ class CampaignsMixin:
                     created_by=created_by,
                     status="draft",
                     currency=currency,
+                    options=None if options is None else json.dumps(options, sort_keys=True),
                 )
             )
             return int(result.inserted_primary_key[0])
+
+    def campaign_options(self, campaign_id: int) -> dict[str, Any] | None:
+        """The campaign's send options as kept in the ledger; None when none were kept (a
+        campaign planned before they were, or no such campaign)."""
+        query = select(s.campaigns.c.options).where(s.campaigns.c.id == campaign_id)
+        with reading(self.engine) as conn:
+            raw = conn.scalar(query)
+        if not raw:
+            return None
+        try:
+            found = json.loads(raw)
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) else None
+
+    def set_campaign_options(self, campaign_id: int, options: dict[str, Any]) -> None:
+        """Keep (replace) the campaign's send options."""
+        with writing(self.engine) as conn:
+            conn.execute(
+                update(s.campaigns)
+                .where(s.campaigns.c.id == campaign_id)
+                .values(options=json.dumps(options, sort_keys=True))
+            )
 
     def plan_campaign(
         self, campaign_id: int, batches: Iterable[PlannedBatch]

@@ -6,13 +6,17 @@ browser is a failure: CI installs Debian's ``chromium`` and must run them.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,3 +245,157 @@ def sign_out(page, console: Console, button: str = "Sign out") -> None:
     page.get_by_role("button", name="End session").click()
     page.wait_for_url(f"{console.url}/**")
     wait_ready(page)
+
+
+# -- replicas: two consoles on one PostgreSQL database and one gateway process ----------------
+
+
+@contextmanager
+def scratch_database(suffix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database beside the one KEDA_TEST_POSTGRES_URL names, dropped
+    at the end; its URL. Skips (fails under CI=true) without KEDA_TEST_POSTGRES_URL."""
+    url = os.environ.get("KEDA_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but KEDA_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+        pytest.skip("KEDA_TEST_POSTGRES_URL is not set: the replicas share a PostgreSQL database")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{suffix}_{os.getpid()}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    drop = text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        with admin.connect() as conn:
+            conn.execute(drop)
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(drop)
+        admin.dispose()
+
+
+@dataclass
+class Replicas:
+    """Two consoles (``a``, ``b``) in live mode against one gateway process, one database."""
+
+    a: Console
+    b: Console
+    gateway_url: str  # http://127.0.0.1:PORT/api
+    gateway_db: Path
+    account: dict  # email, apiKey, encryptionKey (as `python -m gateway account create` prints)
+    token: str  # the webhook token both share
+    database_url: str
+
+    @property
+    def consoles(self) -> tuple[Console, Console]:
+        return self.a, self.b
+
+    def outbox(self, msgid: str) -> list[tuple[str, str, str, str, str]]:
+        """The gateway's callbacks for ``msgid``: (event_id, status, body, url, state), oldest
+        first (read from its database, as `python -m gateway outbox` does)."""
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.gateway_db)) as db:
+            return db.execute(
+                "SELECT event_id, status, body, url, state FROM outbox WHERE msgid = ? ORDER BY id",
+                (msgid,),
+            ).fetchall()
+
+
+def replica_secrets(
+    path: Path,
+    *,
+    account: dict,
+    gateway_url: str,
+    database_url: str,
+    token: str,
+    callback_url: str | None = None,
+    auth: str = "",
+) -> Path:
+    """A replica's .streamlit/secrets.toml: the [keda] section every replica shares (plus
+    ``auth``: [auth] and [team] sections, the same on every replica too)."""
+    lines = [
+        "[keda]",
+        f'keda_api_key = "{account["apiKey"]}"',
+        f'keda_encryption_key = "{account["encryptionKey"]}"',
+        f'keda_base_url = "{gateway_url}"',
+        f'keda_backup_url = "{gateway_url}"',
+        f'keda_database_url = "{database_url}"',
+        f'keda_webhook_token = "{token}"',
+    ]
+    if callback_url:
+        lines.append(f'keda_callback_url = "{callback_url}"')
+    path.write_text("\n".join(lines) + "\n" + auth)
+    path.chmod(0o600)
+    return path
+
+
+def start_replicas(
+    root: Path,
+    database_url: str,
+    *,
+    callback_url: Callable[[int, int, str], str] | None = None,
+    auth: Callable[[int], str] | None = None,
+    ports: tuple[int, int] | None = None,
+) -> Replicas:
+    """A gateway process (`python -m gateway serve`, an account made on it with the CLI) and
+    two `streamlit run app.py` replicas on it and on ``database_url``, started one after the
+    other (the first creates the ledger's tables). ``callback_url(port_a, port_b, token)``:
+    the KEDA_CALLBACK_URL both use; ``auth(port)``: the [auth]/[team] sections of a replica.
+    Stop it with :func:`stop_replicas`."""
+    from tests.support import start_gateway_process
+
+    (root / "gateway").mkdir(parents=True, exist_ok=True)
+    gateway_db = root / "gateway" / "gateway.db"
+    proc, gateway_url = start_gateway_process(
+        gateway_db, "--rate-limit", "0", "--allow-private-callbacks",
+        "--sent-delay", "0.5", "--deliver-delay", "1.5",
+    )  # fmt: skip
+    made = subprocess.run(
+        [sys.executable, "-m", "gateway", "account", "create", "--db", str(gateway_db),
+         "--email", "team@example.com", "--balance", "100"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    account = json.loads(made.stdout)
+    token = secrets.token_urlsafe(24)
+    port_a, port_b = ports or (_free_port(), _free_port())
+    hook = callback_url(port_a, port_b, token) if callback_url else None
+    started: list[Console] = []
+    try:
+        for name, port in (("a", port_a), ("b", port_b)):
+            data_dir = root / f"replica-{name}"
+            data_dir.mkdir()
+            secrets_file = replica_secrets(
+                data_dir / "secrets.toml", account=account, gateway_url=gateway_url,
+                database_url=database_url, token=token, callback_url=hook,
+                auth=auth(port) if auth else "",
+            )  # fmt: skip
+            host = "localhost" if auth else "127.0.0.1"
+            started.append(
+                start_console(data_dir, "--secrets.files", str(secrets_file), host=host, port=port)
+            )
+    except BaseException:
+        for console in started:
+            stop_console(console)
+        proc.kill()
+        raise
+    replicas = Replicas(
+        started[0], started[1], gateway_url, gateway_db, account, token, database_url
+    )
+    replicas._gateway = proc  # type: ignore[attr-defined]
+    return replicas
+
+
+def stop_replicas(replicas: Replicas) -> None:
+    for console in replicas.consoles:
+        stop_console(console)
+    proc = replicas._gateway  # type: ignore[attr-defined]
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -23,7 +23,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -45,7 +44,7 @@ from kedacore.campaign.progress import (
     progress_setter,
     release,
 )
-from kedacore.campaign.run import Attempts, Pacer, Results, RunState, Sender
+from kedacore.campaign.run import Attempts, Pacer, Pending, Results, RunState, Sender
 from kedacore.ledger import Ledger, LedgerMessage
 from kedacore.ledger import schema as ledger_schema
 
@@ -110,11 +109,20 @@ class CampaignEngine:
 
     # -- planning and reading ----------------------------------------------------------------
 
-    def create(self, plan: CampaignPlan, *, name: str, created_by: str | None = None) -> int:
+    def create(
+        self,
+        plan: CampaignPlan,
+        *,
+        name: str,
+        created_by: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> int:
         """Write the campaign and every batch of ``plan`` to the ledger; returns its id.
 
         Nothing is sent: the plan (with a unique clientRef per batch) is in the ledger before
         the first request, which is what makes a resume send every recipient exactly once.
+        ``options``: its send options (``kedacore.campaign.tasks.SendOptions.as_json``), kept
+        in the ledger for whichever process runs it.
         """
         if not plan.requests:
             raise ValueError("the plan has no recipients to send to")
@@ -124,9 +132,10 @@ class CampaignEngine:
             sender=plan.sender,
             created_by=created_by,
             currency=plan.currency,
+            options=options,
         )
         try:
-            self.ledger.plan_campaign(campaign_id, plan.batches())
+            self.ledger.plan_campaign(campaign_id, plan.batches(), returned=False)
         except BaseException:
             self.ledger.set_campaign_status(campaign_id, "cancelled", error="planning failed")
             raise
@@ -288,7 +297,9 @@ class CampaignEngine:
         self._not_held(campaign_id, campaign.status)
         # Requests that went out more than 23 h ago, answer lost: held, not sent again.
         self.ledger.hold_uncertain_batches(campaign_id)
-        pending = deque(self.ledger.campaign_batches(campaign_id, states=["planned"]))
+        # Read a page at a time, not all at once (kedacore.campaign.run.Pending).
+        pending = Pending(self.ledger, campaign_id)
+        pending.first_page()
         tally = RunTally(
             campaign,
             self.ledger.campaign_batch_counts(campaign_id),
@@ -325,7 +336,7 @@ class CampaignEngine:
                 async with self.client_factory() as client:
                     workers = [
                         asyncio.create_task(sender.worker(client, pending, results, state, stop))
-                        for _ in range(min(concurrency, len(pending)))
+                        for _ in range(pending.at_most(concurrency))
                     ]
                     try:
                         await asyncio.gather(*workers)
@@ -346,6 +357,7 @@ class CampaignEngine:
             await results.put(None)
             await writer  # every answer received is recorded (unless the ledger failed)
             await attempts.close()
+            await pending.close()
             status, reason = self._finish(campaign_id, state, stop)
             final = progress_of(
                 self.ledger.campaign(campaign_id),

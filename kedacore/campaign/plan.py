@@ -14,13 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from kedacore.api.types import Balance, Limits
 from kedacore.campaign.preview import CampaignPreview, PreviewRow, Problem, preview_campaign
 from kedacore.ledger.records import PlannedBatch
 from kedacore.money import MAX_MICROS, MoneyError, money_str, normalize, to_micros
+
+if TYPE_CHECKING:  # pandas is imported when a frame is asked for: a worker or the CLI
+    import pandas as pd  # sending a campaign has no use for its ~80 MB
 
 MAX_PER_REQUEST = 1000
 
@@ -105,6 +107,8 @@ class CampaignPlan:
             for i, r in enumerate(self.requests, start=1)
         ]
         cols = ["request", "country", "sender", "recipients", "segments", "encoding", "cost"]
+        import pandas as pd
+
         return pd.DataFrame(data, columns=[*cols, "text"])
 
 

@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumber
 
@@ -30,10 +30,12 @@ from kedacore.campaign.recipients import (
     column_key,
     parse_template,
 )
-from kedacore.exports import to_csv
 from kedacore.money import normalize
 from kedacore.phones import ParsedNumber, parse_number, region_and_validity
 from kedacore.segments import MAX_SEGMENTS, count_segments
+
+if TYPE_CHECKING:  # pandas is imported when a frame is asked for: a worker or the CLI
+    import pandas as pd  # sending a campaign has no use for its ~80 MB
 
 # Problem kinds, as listed in the preview and the downloadable CSV.
 BROKEN_ROW = "broken_row"
@@ -107,11 +109,15 @@ class CampaignPreview:
             (r.row, r.phone, r.e164, r.country, r.sender, r.text, r.segments, r.encoding, r.price)
             for r in self.rows
         ]
+        import pandas as pd
+
         return pd.DataFrame(data, columns=[*PREVIEW_COLUMNS, "price"])
 
     def problems_frame(self) -> pd.DataFrame:
         """Every problem, by row number."""
         data = [(p.row, p.phone, p.kind, p.reason) for p in self.problems]
+        import pandas as pd
+
         return pd.DataFrame(data, columns=PROBLEM_COLUMNS)
 
     def problems_csv(self) -> bytes:
@@ -120,6 +126,8 @@ class CampaignPreview:
         Written by ``kedacore.exports``: the file's own cells (a phone like
         ``+cmd|' /C calc'!A0``) come back with a leading ``'``, never as a formula.
         """
+        from kedacore.exports import to_csv
+
         return to_csv(self.problems_frame(), bom=True)
 
 

@@ -26,7 +26,7 @@ from kedacore.api.types import SendResult
 from kedacore.ledger import rollup, rows
 from kedacore.ledger import schema as s
 from kedacore.ledger.bulk import execute_many
-from kedacore.ledger.engine import lock_messages, writing
+from kedacore.ledger.engine import lock_messages, reading, writing
 from kedacore.ledger.queries import chunks
 from kedacore.ledger.records import CampaignBatch
 from kedacore.ledger.rows import Send, estimates, task_row
@@ -69,6 +69,22 @@ class BatchesMixin:
         def campaign_batches(
             self, campaign_id: int, *, states: Sequence[str] | None = None
         ) -> list[CampaignBatch]: ...
+
+    def planned_batches(
+        self, campaign_id: int, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[CampaignBatch]:
+        """The next ``limit`` batches still ``planned``, in plan order, past ``after_seq``.
+
+        What a run reads a page at a time (kedacore.campaign.run.Pending): a campaign of
+        100,000 personalised recipients is 100,000 batches, which loaded at once would hold
+        every text and number in memory for the whole run.
+        """
+        with reading(self.engine) as conn:
+            result = conn.execute(
+                _PLANNED_PAGE,
+                {"campaign_id": campaign_id, "after_seq": after_seq, "limit": limit},
+            )
+            return CampaignBatch.from_result(result)
 
     def mark_batch_sent(self, batch_id: int, result: SendResult) -> int:
         """Record a batch's send (task + messages) and mark it sent, in one transaction.
@@ -323,6 +339,18 @@ def _update_batch(conn: Connection, batch_id: int, now: datetime, **values: Any)
     if result.rowcount == 0:
         raise KeyError(f"no campaign batch {batch_id!r}")
 
+
+# planned_batches: (campaign_id, seq) is the plan's unique index; built once.
+_PLANNED_PAGE = (
+    select(*(s.campaign_batches.c[name] for name in CampaignBatch.__dataclass_fields__))
+    .where(
+        s.campaign_batches.c.campaign_id == bindparam("campaign_id"),
+        s.campaign_batches.c.seq > bindparam("after_seq"),
+        s.campaign_batches.c.state == "planned",
+    )
+    .order_by(s.campaign_batches.c.seq)
+    .limit(bindparam("limit"))
+)
 
 # What recording an answer needs of its batch: everything but the recipients (their JSON is
 # the bulk of a row, and the answer lists them anyway).

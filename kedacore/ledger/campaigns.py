@@ -112,9 +112,12 @@ class CampaignsMixin:
             )
 
     def plan_campaign(
-        self, campaign_id: int, batches: Iterable[PlannedBatch]
+        self, campaign_id: int, batches: Iterable[PlannedBatch], *, returned: bool = True
     ) -> list[CampaignBatch]:
-        """Write a campaign's batches (each with a fresh unique clientRef) before any is sent."""
+        """Write a campaign's batches (each with a fresh unique clientRef) before any is sent.
+
+        ``returned=False``: return nothing (a 100,000-recipient plan's batches as objects are
+        tens of MB the engine, which reads them back page by page, has no use for)."""
         planned = list(batches)
         now = self.now()
         with writing(self.engine) as conn:
@@ -143,6 +146,8 @@ class CampaignsMixin:
                     updated_at=now,
                 )
             )
+            if not returned:
+                return []
             b = s.campaign_batches.c
             query = select(b.seq, b.id).where(b.campaign_id == campaign_id, b.seq >= first)
             ids = {seq: batch_id for seq, batch_id in conn.execute(query)} if planned else {}

@@ -16,6 +16,24 @@
   and told to fail (``refuse``: 503 before reading, ``lose_answers``: store, then 500,
   ``hang``: wait, then 503).
 
+The two stores — one source of truth for the ledger tests' parameters (``STORES`` in
+``tests/support.py``):
+
+- ``store``: ``"sqlite"`` or ``"postgresql"``, parametrised: a test that asks for it (or for
+  ``ledger_url``) runs once on each (ids ``[sqlite]``, ``[postgresql]``). ``postgresql`` needs
+  ``KEDA_TEST_POSTGRES_URL`` (a scratch database): without it that case is skipped with the
+  reason, except under ``CI=true``, where it fails (CI never skips PostgreSQL).
+- ``ledger_url(name="ledger") -> str``: each call a new empty store for this test — SQLite
+  ``sqlite:///{tmp_path}/{name}.db``; PostgreSQL a new schema ``t_<hex>`` in that database
+  (the URL sets ``search_path`` through libpq's ``options``), dropped with ``CASCADE`` at
+  teardown, after the fixtures that opened ledgers on it have closed them.
+- ``module_store`` / ``module_ledger_url``: the same for module-scoped ledgers.
+- A module about one store only: ``pytestmark = pytest.mark.parametrize("store",
+  ["postgresql"], indirect=True)``. Tests about SQLite only (the file's permissions, WAL, the
+  data folder) do not ask for these fixtures and say so.
+- Console (AppTest) tests: their ``data_dir`` fixture sets ``KEDA_DATABASE_URL`` to
+  ``ledger_url()`` on PostgreSQL; on SQLite it stays unset (the data folder's ``ledger.db``).
+
 The helpers under them are in ``tests/support.py``.
 """
 
@@ -40,11 +58,55 @@ import pytest
 
 from kedacore.ledger import Ledger
 from tests.support import (
+    POSTGRES_URL_VARIABLE,
+    STORES,
     GatewayHandle,
     ReceiverHandle,
+    StoreFactory,
     gateway_processes,
+    postgres_test_url,
     start_gateway_process,
 )
+
+
+def _chosen_store(request: pytest.FixtureRequest) -> str:
+    store = request.param
+    if store == "postgresql" and not postgres_test_url():
+        reason = f"{POSTGRES_URL_VARIABLE} is not set (a scratch PostgreSQL database)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {reason}: CI must run the PostgreSQL cases")
+        pytest.skip(reason)
+    return store
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """The ledger's store for this test: ``"sqlite"`` or ``"postgresql"``."""
+    return _chosen_store(request)
+
+
+@pytest.fixture
+def ledger_url(store: str, tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """``ledger_url(name="ledger") -> url``: a new empty store on each call."""
+    factory = StoreFactory(store, tmp_path)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="module", params=STORES)
+def module_store(request: pytest.FixtureRequest) -> str:
+    """``store`` for module-scoped fixtures."""
+    return _chosen_store(request)
+
+
+@pytest.fixture(scope="module")
+def module_ledger_url(
+    module_store: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., str]]:
+    """``ledger_url`` for module-scoped fixtures (its stores live as long as the module)."""
+    factory = StoreFactory(module_store, tmp_path_factory.mktemp(module_store))
+    yield factory
+    factory.close()
 
 
 @pytest.fixture
@@ -100,17 +162,22 @@ def _stop_leftover_gateway_processes() -> Iterator[None]:
 
 @pytest.fixture
 def receiver_factory(tmp_path: Path) -> Iterator[Callable[..., ReceiverHandle]]:
-    """``receiver_factory(signing_key=..., token=..., start=True)``: receivers, stopped at the end.
+    """``receiver_factory(signing_key=..., token=..., start=True, url=None)``: receivers,
+    stopped at the end.
 
-    Each has its own ledger (``ledger-N.db`` in ``tmp_path``). ``signing_key`` is the
+    Each has its own ledger: ``url`` (e.g. ``ledger_url()``), else ``ledger-N.db`` in
+    ``tmp_path``. ``signing_key`` is the
     account's encryption key (base64 text or 32 bytes); ``None`` checks no signature.
     """
     handles: list[ReceiverHandle] = []
 
     def make(
-        signing_key: str | bytes | None = None, token: str | None = None, start: bool = True
+        signing_key: str | bytes | None = None,
+        token: str | None = None,
+        start: bool = True,
+        url: str | None = None,
     ) -> ReceiverHandle:
-        ledger = Ledger(f"sqlite:///{tmp_path / f'ledger-{len(handles)}.db'}")
+        ledger = Ledger(url or f"sqlite:///{tmp_path / f'ledger-{len(handles)}.db'}")
         handle = ReceiverHandle(ledger, token or f"tok{len(handles)}-{os.getpid()}", signing_key)
         handles.append(handle)
         return handle.start() if start else handle

@@ -401,3 +401,90 @@ AUTH_SECRETS = {
     "client_secret": "not-used-by-apptest",
     "server_metadata_url": "http://localhost:9/.well-known/openid-configuration",
 }
+
+
+# -- the two stores ----------------------------------------------------------------------
+#
+# The ledger runs on SQLite (a file) or PostgreSQL. For PostgreSQL every test gets its own
+# schema in the database ``KEDA_TEST_POSTGRES_URL`` names (``CREATE SCHEMA`` costs a few
+# milliseconds, a database per test would cost far more); the URL carries
+# ``options=-csearch_path=<schema>`` so that everything the ledger creates without a schema
+# name (tables, the audit log's trigger and its function) lands there. The fixtures over
+# these are ``store`` and ``ledger_url`` in ``tests/conftest.py``.
+
+STORES = ("sqlite", "postgresql")
+POSTGRES_URL_VARIABLE = "KEDA_TEST_POSTGRES_URL"
+
+
+def postgres_test_url() -> str | None:
+    """The scratch PostgreSQL database the tests may use (``KEDA_TEST_POSTGRES_URL``)."""
+    return os.environ.get(POSTGRES_URL_VARIABLE) or None
+
+
+def in_schema(url: str, schema: str) -> str:
+    """``url`` with libpq's ``options=-csearch_path=<schema>`` (psycopg passes it on)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
+
+
+def _admin(url: str) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    return create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def create_schema(url: str) -> str:
+    """A new empty schema ``t_<hex>`` in the database ``url`` names; returns its name."""
+    schema = f"t_{os.urandom(6).hex()}"
+    engine = _admin(url)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    finally:
+        engine.dispose()
+    return schema
+
+
+def drop_schema(url: str, schema: str) -> None:
+    """``DROP SCHEMA ... CASCADE``: the tables, the trigger and its function go with it."""
+    engine = _admin(url)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET lock_timeout = '60s'")
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        engine.dispose()
+
+
+class StoreFactory:
+    """``factory(name="ledger") -> url``: a new empty store for each call.
+
+    SQLite: ``sqlite:///<folder>/<name>.db``; PostgreSQL: a new schema in
+    ``KEDA_TEST_POSTGRES_URL``'s database. ``close()`` drops the schemas (call it once the
+    engines over them are disposed).
+    """
+
+    def __init__(self, store: str, folder: Path) -> None:
+        if store not in STORES:
+            raise ValueError(f"unknown store {store!r}")
+        self.store = store
+        self.folder = folder
+        self.schemas: list[str] = []
+        self._base = postgres_test_url() if store == "postgresql" else None
+
+    def __call__(self, name: str = "ledger") -> str:
+        if self._base is None:
+            return f"sqlite:///{self.folder / f'{name}.db'}"
+        schema = create_schema(self._base)
+        self.schemas.append(schema)
+        return in_schema(self._base, schema)
+
+    def close(self) -> None:
+        assert self._base is not None or not self.schemas
+        while self.schemas:
+            drop_schema(self._base, self.schemas.pop())  # type: ignore[arg-type]

@@ -50,35 +50,46 @@ ACTIONS: dict[str, str] = {
 OUTCOMES = ("done", "refused", "failed")
 
 
-def protect_audit_log(engine: Engine) -> None:
-    """Make the database itself refuse UPDATE and DELETE on ``audit_log`` (idempotent)."""
-    dialect = engine.dialect.name
+def protect_audit_log(engine: Engine | Connection) -> None:
+    """Make the database itself refuse UPDATE and DELETE on ``audit_log`` (idempotent).
+
+    Given a connection, in its transaction (a new ledger is made and stamped in one:
+    kedacore.ledger.migrate); given an engine, in a transaction of its own. A ledger from
+    before migrations gets the same triggers from the baseline revision (a frozen copy)."""
+    if isinstance(engine, Connection):
+        _protect(engine)
+        return
     with engine.begin() as conn:
-        if dialect == "sqlite":
-            for verb in ("UPDATE", "DELETE"):
-                conn.exec_driver_sql(
-                    f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{verb.lower()} "
-                    f"BEFORE {verb} ON audit_log "
-                    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
-                )
-        elif dialect == "postgresql":
-            # Opened by several replicas at once: replace nothing that is already there.
-            have = conn.exec_driver_sql(
-                "SELECT 1 FROM pg_trigger WHERE tgname = 'audit_log_append_only' "
-                "AND tgrelid = 'audit_log'::regclass"
-            ).first()
-            if have:
-                return
+        _protect(conn)
+
+
+def _protect(conn: Connection) -> None:
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
             conn.exec_driver_sql(
-                "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
-                "LANGUAGE plpgsql AS $$ BEGIN "
-                "RAISE EXCEPTION 'audit_log is append-only'; END $$"
+                f"CREATE TRIGGER IF NOT EXISTS audit_log_no_{verb.lower()} "
+                f"BEFORE {verb} ON audit_log "
+                "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
             )
-            conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
-            conn.exec_driver_sql(
-                "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-                "ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()"
-            )
+    elif dialect == "postgresql":
+        # Opened by several replicas at once: replace nothing that is already there.
+        have = conn.exec_driver_sql(
+            "SELECT 1 FROM pg_trigger WHERE tgname = 'audit_log_append_only' "
+            "AND tgrelid = 'audit_log'::regclass"
+        ).first()
+        if have:
+            return
+        conn.exec_driver_sql(
+            "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'audit_log is append-only'; END $$"
+        )
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
+        conn.exec_driver_sql(
+            "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+            "ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()"
+        )
 
 
 def _json(value: Any) -> str | None:

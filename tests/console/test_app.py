@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,21 +40,35 @@ KEDA_VARIABLES = [
     "KEDA_CALLBACK_URL",
     "KEDA_WEBHOOK_TOKEN",
     "KEDA_DATABASE_URL",
+    "KEDA_CAMPAIGN_WORKERS",
 ]
 
 
-def clean_env(mp: pytest.MonkeyPatch, data_dir: Path) -> None:
+def clean_env(
+    mp: pytest.MonkeyPatch, data_dir: Path, ledger_url: Callable[..., str] | None = None
+) -> None:
+    """No KEDA_ variables but the data folder; on PostgreSQL (``ledger_url``, the suite's store
+    fixture, on its postgresql case) KEDA_DATABASE_URL names a new empty store, on SQLite it
+    stays unset: the console's ledger is the data folder's ``ledger.db``, as by default.
+    ``ledger(data_dir)`` opens the same ledger the console uses either way."""
     for name in KEDA_VARIABLES:
         mp.delenv(name, raising=False)
     mp.setenv("KEDA_DATA_DIR", str(data_dir))
+    if ledger_url is not None and getattr(ledger_url, "store", None) == "postgresql":
+        mp.setenv("KEDA_DATABASE_URL", ledger_url())
+        # No worker runs beside AppTest: the console runs campaigns itself, through the same
+        # task code (workers: tests/kedacore/campaign/test_worker*.py, tests/browser/).
+        mp.setenv("KEDA_CAMPAIGN_WORKERS", "off")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def data_dir(
+    tmp_path_factory: pytest.TempPathFactory, module_ledger_url: Callable[..., str]
+) -> Iterator[Path]:
     """A sandbox data folder shared by the module's tests; the runtime stops afterwards."""
     folder = tmp_path_factory.mktemp("console")
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, folder)
+        clean_env(mp, folder, module_ledger_url)
         yield folder
     _runtime.reset()
 
@@ -86,7 +100,7 @@ def metric(at: AppTest, label: str) -> str:
 
 
 def ledger(data_dir: Path) -> Ledger:
-    return Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    return Ledger(data_dir=data_dir)
 
 
 def send(at: AppTest, numbers: str, content: str) -> str:
@@ -262,9 +276,11 @@ def test_settings_registers_a_sandbox_account_and_tops_up(data_dir: Path) -> Non
     assert "12.345 USD" in at.success[0].value
 
 
-def test_the_headroom_under_the_caps_is_shown_before_sending(tmp_path: Path) -> None:
+def test_the_headroom_under_the_caps_is_shown_before_sending(
+    tmp_path: Path, ledger_url: Callable[..., str]
+) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         try:
             at = start()
             rt = _runtime.runtime(load_settings(None, os.environ))  # the one the page uses
@@ -280,9 +296,11 @@ def test_the_headroom_under_the_caps_is_shown_before_sending(tmp_path: Path) -> 
             _runtime.reset()
 
 
-def test_an_unreachable_live_service_shows_what_to_do(tmp_path: Path) -> None:
+def test_an_unreachable_live_service_shows_what_to_do(
+    tmp_path: Path, ledger_url: Callable[..., str]
+) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         mp.setenv("KEDA_API_KEY", "keda_" + "0" * 32)
         mp.setenv("KEDA_ENCRYPTION_KEY", "A" * 43 + "=")
         mp.setenv("KEDA_BASE_URL", "http://127.0.0.1:9/api")  # discard port: refused
@@ -297,9 +315,11 @@ def test_an_unreachable_live_service_shows_what_to_do(tmp_path: Path) -> None:
             _runtime.reset()
 
 
-def test_an_unusable_key_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+def test_an_unusable_key_is_an_error_not_a_traceback(
+    tmp_path: Path, ledger_url: Callable[..., str]
+) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         mp.setenv("KEDA_API_KEY", "keda_" + "0" * 32)
         mp.setenv("KEDA_ENCRYPTION_KEY", "not base64 at all")
         at = start()

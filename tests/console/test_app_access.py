@@ -3,7 +3,7 @@ strangers, unverified addresses, sign-out everywhere, and each role's navigation
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,10 +20,12 @@ ADMIN = "boss@example.com"
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def data_dir(
+    tmp_path_factory: pytest.TempPathFactory, module_ledger_url: Callable[..., str]
+) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("access")
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, folder)
+        clean_env(mp, folder, module_ledger_url)
         mp.setenv("KEDA_SANDBOX_CARRIER", "deterministic")
         yield folder
     _runtime.reset()
@@ -32,7 +34,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def ledger(data_dir: Path) -> Ledger:
     AppTest.from_file(APP, default_timeout=60).run()  # the runtime creates the ledger
-    led = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    led = Ledger(data_dir=data_dir)
     led.add_member("mia@example.com", ["marketing"], by="local operator")
     led.add_member("fin@example.com", ["finance"], by="local operator")
     return led

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,10 @@ AUTH = AUTH_SECRETS
 
 
 @pytest.fixture
-def team(tmp_path: Path) -> Iterator[Path]:
+def team(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
     """A fresh sandbox with a team and an approval threshold of 0.05 USD."""
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         with book(tmp_path) as led:
             led.add_member(MAKER, ["marketing"], by=ADMIN)
             led.add_member(CHECKER, ["finance"], by=ADMIN)
@@ -58,7 +58,7 @@ def team(tmp_path: Path) -> Iterator[Path]:
 
 
 def book(data_dir: Path) -> Ledger:
-    return Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    return Ledger(data_dir=data_dir)
 
 
 def member(email: str, page: str = "pages/send.py", *, smtp: int | None = None) -> AppTest:
@@ -393,9 +393,9 @@ def test_an_approval_the_balance_no_longer_covers_is_refused_and_keeps_waiting(
     assert "+12015550129" not in gateway_messages(team)
 
 
-def test_the_local_operator_is_never_held(tmp_path: Path) -> None:
+def test_the_local_operator_is_never_held(tmp_path: Path, ledger_url: Callable[..., str]) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         try:
             with book(tmp_path) as led:
                 led.set_team_setting(APPROVAL_THRESHOLD, "0.05", by="local operator")

@@ -7,7 +7,7 @@ import ast
 import csv
 import io
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -43,23 +43,25 @@ NO_SMTP = "SMTP is not configured (an [smtp] section in secrets)"
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
+def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         yield tmp_path
         _runtime.reset()
 
 
 def ledger_of(data_dir: Path, at: datetime | None = None) -> Ledger:
     clock = (lambda: at) if at is not None else None
-    return Ledger(f"sqlite:///{data_dir / 'ledger.db'}", clock=clock)
+    return Ledger(data_dir=data_dir, clock=clock)
 
 
 # -- append-only -------------------------------------------------------------------------------
 
 
-def test_the_database_refuses_to_update_or_delete_the_audit_log(tmp_path: Path) -> None:
-    with Ledger(data_dir=tmp_path, clock=lambda: NOW) as book:
+def test_the_database_refuses_to_update_or_delete_the_audit_log(
+    store: str, tmp_path: Path, ledger_url: Callable[..., str]
+) -> None:
+    with Ledger(ledger_url(), clock=lambda: NOW) as book:
         book.audit("fin@example.com", "topup", target="acct", after={"amount": Decimal("5")})
         with pytest.raises(DBAPIError, match="append-only"), book.engine.begin() as conn:
             conn.execute(update(s.audit_log).values(actor="someone else"))
@@ -69,9 +71,11 @@ def test_the_database_refuses_to_update_or_delete_the_audit_log(tmp_path: Path) 
             conn.execute(text("DELETE FROM audit_log WHERE id = 1"))
         (entry,) = book.audit_entries()
         assert entry.actor == "fin@example.com" and entry.after == {"amount": "5"}
-    # Nor does another program get round the ledger's code: the triggers are in the file.
-    with sqlite3.connect(tmp_path / "ledger.db") as raw, pytest.raises(sqlite3.DatabaseError):
-        raw.execute("UPDATE audit_log SET detail = 'x'")
+    # Nor does another program get round the ledger's code: the triggers are in the file (on
+    # PostgreSQL, in the database: the ledger's own engine above was such another client).
+    if store == "sqlite":
+        with sqlite3.connect(tmp_path / "ledger.db") as raw, pytest.raises(sqlite3.DatabaseError):
+            raw.execute("UPDATE audit_log SET detail = 'x'")
 
 
 def test_no_code_path_updates_or_deletes_the_audit_log() -> None:
@@ -98,8 +102,10 @@ def test_no_code_path_updates_or_deletes_the_audit_log() -> None:
     assert offenders == []
 
 
-def test_a_cap_change_and_its_audit_entry_are_one_transaction(tmp_path: Path) -> None:
-    with Ledger(data_dir=tmp_path, clock=lambda: NOW) as book:
+def test_a_cap_change_and_its_audit_entry_are_one_transaction(
+    ledger_url: Callable[..., str],
+) -> None:
+    with Ledger(ledger_url(), clock=lambda: NOW) as book:
         changes = book.record_cap_change(
             {"daily_sms_cap": None, "block_on_limit": False},
             {"daily_sms_cap": 50, "block_on_limit": True},

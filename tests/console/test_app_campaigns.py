@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,10 +42,10 @@ def recipients_csv(extra: str = "") -> bytes:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
+def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
     """A fresh sandbox per test: caps, balance and campaigns start from nothing."""
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         yield tmp_path
         _runtime.reset()
 
@@ -283,6 +283,7 @@ def test_a_workbook_is_read_like_a_csv(data_dir: Path) -> None:
     ]
 
 
+# About the data folder's option files beside its ledger.db: SQLite only.
 def test_send_options_are_kept_for_the_resume(tmp_path: Path) -> None:
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as book:
         first = book.campaign(book.create_campaign("One"))

@@ -33,9 +33,9 @@ Built = Callable[[], bytes]
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
+def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         yield tmp_path
         _runtime.reset()
 
@@ -57,7 +57,7 @@ def clicks(monkeypatch: pytest.MonkeyPatch) -> dict[str, Built]:
 
 
 def ledger_of(data_dir: Path) -> Ledger:
-    return Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    return Ledger(data_dir=data_dir)
 
 
 def draw(page: str, email: str = FIN) -> None:

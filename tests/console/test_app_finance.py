@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,27 +25,16 @@ from kedacore.analytics import Filters, Kpis, filter_options, spend_page
 from kedacore.ledger import Ledger
 from kedacore.ledger.team import APPROVAL_THRESHOLD, BALANCE_FLOOR, AuditFilter
 from kedacore.settings import load_settings
-from tests.console.test_app import shown
+from tests.console.test_app import clean_env, shown
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-KEDA_VARIABLES = [
-    "KEDA_API_KEY",
-    "KEDA_ENCRYPTION_KEY",
-    "KEDA_BASE_URL",
-    "KEDA_BACKUP_URL",
-    "KEDA_CALLBACK_URL",
-    "KEDA_WEBHOOK_TOKEN",
-    "KEDA_DATABASE_URL",
-]
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """A fresh sandbox data folder; the console's runtime is stopped afterwards."""
+def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
+    """A fresh sandbox data folder (and store); the console's runtime is stopped afterwards."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in KEDA_VARIABLES:
-            mp.delenv(name, raising=False)
-        mp.setenv("KEDA_DATA_DIR", str(tmp_path))
+        clean_env(mp, tmp_path, ledger_url)
         try:
             yield tmp_path
         finally:
@@ -53,7 +42,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def ledger_of(data_dir: Path) -> Ledger:
-    return Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    return Ledger(data_dir=data_dir)
 
 
 def start(page: str) -> AppTest:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,10 @@ SECRET = "T0001/B0002/Zsecret0token0WXYZ"
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Path]:
+def fresh(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
     """A data folder of its own (causes are once a day per ledger); the runtime stops after."""
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         mp.delenv("KEDA_CONSOLE_URL", raising=False)
         try:
             yield tmp_path
@@ -268,7 +268,7 @@ def as_member(email: str, path: str) -> AppTest:
 
 
 def test_a_marketing_member_forced_onto_the_page_is_refused_and_audited(fresh: Path) -> None:
-    with Ledger(f"sqlite:///{fresh / 'ledger.db'}") as book:
+    with Ledger(data_dir=fresh) as book:
         book.add_member("mark@example.com", ["marketing"], by="boss@example.com")
     at = as_member("mark@example.com", PAGE_FILE)
     assert not at.exception, at.exception
@@ -280,7 +280,7 @@ def test_a_marketing_member_forced_onto_the_page_is_refused_and_audited(fresh: P
 
 
 def test_a_finance_member_saves_recipients_in_their_own_name(fresh: Path, hooks) -> None:
-    with Ledger(f"sqlite:///{fresh / 'ledger.db'}") as book:
+    with Ledger(data_dir=fresh) as book:
         book.add_member("fin@example.com", ["finance"], by="boss@example.com")
     at = as_member("fin@example.com", PAGE_FILE)
     assert not at.exception, at.exception
@@ -293,7 +293,7 @@ def test_a_finance_member_saves_recipients_in_their_own_name(fresh: Path, hooks)
 
 
 def test_the_list_is_newest_first_a_page_at_a_time_and_one_reads_in_full(fresh: Path) -> None:
-    with Ledger(f"sqlite:///{fresh / 'ledger.db'}") as book:
+    with Ledger(data_dir=fresh) as book:
         for i in range(30):
             book.claim_notification(
                 f"campaign_paused:{i}:20250601T1015{i:02d}123456Z",  # a pause's time in its key

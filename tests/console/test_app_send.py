@@ -27,10 +27,10 @@ NUMBERS_500 = "\n".join(f"+1206555{i:04d}" for i in range(500))
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Path]:
+def fresh(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
     """A data folder of its own (money and caps are exact per test); the runtime stops after."""
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         try:
             yield tmp_path
         finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -38,9 +38,9 @@ AUTH = AUTH_SECRETS
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
+def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         yield tmp_path
         _runtime.reset()
 
@@ -196,7 +196,7 @@ def test_money_moved_before_any_reading_is_unknown_and_not_checked(data_dir: Pat
     today = datetime.now(UTC).date()
     then = today - timedelta(days=10)
     with Ledger(
-        f"sqlite:///{data_dir / 'ledger.db'}",
+        data_dir=data_dir,
         clock=lambda: datetime.combine(then, datetime.min.time(), UTC) + timedelta(hours=12),
     ) as book:  # a top-up recorded ten days ago, before the console ever read the balance
         book.record_topup(5_000_000, "USD", account="sandbox", by="finance@example.com")
@@ -249,7 +249,7 @@ def signed_in(email: str, script: str = APP) -> AppTest:
 
 
 def test_only_finance_and_admins_read_the_statement(data_dir: Path) -> None:
-    with Ledger(f"sqlite:///{data_dir / 'ledger.db'}") as book:
+    with Ledger(data_dir=data_dir) as book:
         book.add_member("mkt@example.com", ["marketing"], by=BOSS)
         book.add_member("fin@example.com", ["finance"], by=BOSS)
     forced = signed_in("mkt@example.com", str(REPO_ROOT / STATEMENT)).run()
@@ -265,7 +265,7 @@ def test_only_finance_and_admins_read_the_statement(data_dir: Path) -> None:
 def test_finance_tops_up_in_settings_and_a_top_up_re_checks_its_permission(
     data_dir: Path,
 ) -> None:
-    book = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    book = Ledger(data_dir=data_dir)
     book.add_member("fin@example.com", ["finance"], by=BOSS)
     at = signed_in("fin@example.com").run()
     at.switch_page("pages/settings.py").run()

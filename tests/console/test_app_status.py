@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,17 +26,19 @@ from tests.console.test_app import APP, clean_env, shown
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def data_dir(
+    tmp_path_factory: pytest.TempPathFactory, module_ledger_url: Callable[..., str]
+) -> Iterator[Path]:
     """A sandbox data folder shared by the module's tests; the runtime stops afterwards."""
     folder = tmp_path_factory.mktemp("console-status")
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, folder)
+        clean_env(mp, folder, module_ledger_url)
         yield folder
     _runtime.reset()
 
 
 def ledger(data_dir: Path) -> Ledger:
-    return Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    return Ledger(data_dir=data_dir)
 
 
 def runtime_of(data_dir: Path) -> _runtime.Runtime:

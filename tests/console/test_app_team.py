@@ -9,7 +9,7 @@ in for real here: tests/browser does that through a real OpenID Connect provider
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,15 +31,15 @@ AUTH = AUTH_SECRETS
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
+def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path)
+        clean_env(mp, tmp_path, ledger_url)
         yield tmp_path
         _runtime.reset()
 
 
 def ledger_of(data_dir: Path) -> Ledger:
-    return Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+    return Ledger(data_dir=data_dir)
 
 
 def signed_in(email: str, script: str = APP, *, iat: int = 7) -> AppTest:

@@ -93,6 +93,8 @@ def test_msgid_lists_come_pasted_or_as_csv() -> None:
     assert csv_ids == ["msg_0123456789ab"] and csv_rejected == ["msg_bad"]
 
 
+# The runtime tests below are about the data folder's sandbox files (account, port, gateway
+# database): SQLite only, the ledger in that folder as by default.
 def test_the_sandbox_survives_a_restart_and_a_lost_gateway_database(tmp_path: Path) -> None:
     settings = load_settings(None, {"KEDA_DATA_DIR": str(tmp_path)})
     try:

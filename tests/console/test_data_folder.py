@@ -1,4 +1,7 @@
-"""The data folder is private: the folder 0700, every file in it 0600, made now or later."""
+"""The data folder is private: the folder 0700, every file in it 0600, made now or later.
+
+SQLite only: these are about the data folder's files (ledger.db among them), not the store.
+"""
 
 from __future__ import annotations
 

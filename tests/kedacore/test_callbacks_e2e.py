@@ -102,11 +102,12 @@ def by_recipient(recipients: dict[str, str], number: str) -> str:
 def test_a_campaign_ends_final_in_the_ledger_through_callbacks_alone(
     gateway_factory: Callable[..., GatewayHandle],
     receiver_factory: Callable[..., ReceiverHandle],
+    ledger_url: Callable[..., str],
 ) -> None:
     clock = Clock()
     gw = realistic_gateway(gateway_factory, clock)
     account = gw.create_account(balance="100")
-    receiver = receiver_factory(signing_key=account.encryption_key)
+    receiver = receiver_factory(signing_key=account.encryption_key, url=ledger_url())
     looks: list[int] = []
     check_money = money_invariant(gw, account.email, looks)
     recipients = asyncio.run(send_campaign(gw, account, receiver.ledger, receiver.url, check_money))
@@ -145,12 +146,12 @@ def test_a_campaign_ends_final_in_the_ledger_through_callbacks_alone(
 
 
 def test_the_same_campaign_ends_final_through_reconciliation_alone(
-    gateway_factory: Callable[..., GatewayHandle], tmp_path: Any
+    gateway_factory: Callable[..., GatewayHandle], ledger_url: Callable[..., str]
 ) -> None:
     gw = realistic_gateway(gateway_factory, Clock())
     account = gw.create_account(balance="100")
     looks: list[int] = []
-    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+    with Ledger(ledger_url()) as ledger:
         recipients = asyncio.run(
             send_campaign(gw, account, ledger, None, money_invariant(gw, account.email, looks))
         )

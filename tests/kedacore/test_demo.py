@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,8 +22,8 @@ PRICES = {c.code: c.price_micros for c in demo.COUNTRIES}
 
 
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
-    with Ledger(data_dir=tmp_path_factory.mktemp("demo"), clock=lambda: NOW) as led:
+def ledger(module_ledger_url: Callable[..., str]) -> Iterator[Ledger]:
+    with Ledger(module_ledger_url("demo"), clock=lambda: NOW) as led:
         result = SendResult(
             "20240310-0001",
             "ok",
@@ -103,8 +103,10 @@ def test_the_rollup_counts_the_demo_rows(ledger: Ledger) -> None:
         assert rollup.differences(conn) == {}
 
 
-def test_removal_leaves_other_rows_and_generation_is_repeatable(tmp_path: Path) -> None:
-    with Ledger(data_dir=tmp_path, clock=lambda: NOW) as led:
+def test_removal_leaves_other_rows_and_generation_is_repeatable(
+    ledger_url: Callable[..., str],
+) -> None:
+    with Ledger(ledger_url(), clock=lambda: NOW) as led:
         result = SendResult(
             "20240310-0001",
             "ok",
@@ -118,9 +120,14 @@ def test_removal_leaves_other_rows_and_generation_is_repeatable(tmp_path: Path) 
         first = frame(led, s.messages).sort_values("msgid").reset_index(drop=True)
         demo.generate(led, days=3, messages=500, seed=3)  # replaces the demo rows
         again = frame(led, s.messages).sort_values("msgid").reset_index(drop=True)
+        # Campaign ids are new ones on PostgreSQL (a sequence is never reused; SQLite reuses
+        # the highest rowid): the same messages in the same campaigns, whatever their ids.
         pd.testing.assert_frame_equal(
-            first.drop(columns="updated_at"), again.drop(columns="updated_at")
+            first.drop(columns=["updated_at", "campaign_id"]),
+            again.drop(columns=["updated_at", "campaign_id"]),
         )
+        pairs = set(zip(first.campaign_id.fillna(0), again.campaign_id.fillna(0), strict=True))
+        assert len(pairs) == first.campaign_id.nunique(dropna=False)  # one to one
         assert led.remove_demo_data() == 500
         with reading(led.engine) as conn:
             assert conn.scalar(select(func.count()).select_from(s.messages)) == 1
@@ -130,6 +137,7 @@ def test_removal_leaves_other_rows_and_generation_is_repeatable(tmp_path: Path) 
         assert led.message("msg_0000000000aa") is not None
 
 
+# The command writes to a data folder's ledger: SQLite (and the in-memory one below) only.
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert demo.main(["--data-dir", str(tmp_path), "--days", "2", "--messages", "200"]) == 0
     assert "wrote 200 demo messages" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -208,8 +208,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, clock: Clock) -> Iterator[Ledger]:
-    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock) as led:
+def ledger(ledger_url: Callable[..., str], clock: Clock) -> Iterator[Ledger]:
+    with Ledger(ledger_url(), clock=clock) as led:
         yield led
 
 
@@ -599,9 +599,9 @@ def test_starttls_and_login_reach_the_server_and_a_wrong_password_is_said_withou
 
 
 def test_two_replicas_looking_at_once_send_one_notification(
-    tmp_path, clock, client, smtp, hooks
+    ledger_url, clock, client, smtp, hooks
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = ledger_url("shared")
     replicas = [Ledger(url, clock=clock) for _ in range(4)]
     try:
         recipients(replicas[0], hooks)
@@ -973,8 +973,8 @@ def test_an_attempt_cut_short_by_a_crash_is_made_again_once_its_lease_runs_out(
     assert notifier.check() == [] and len(smtp.mails) == 1
 
 
-def test_replicas_retrying_at_once_make_each_attempt_once(tmp_path, clock, smtp, hooks) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_replicas_retrying_at_once_make_each_attempt_once(ledger_url, clock, smtp, hooks) -> None:
+    url = ledger_url("shared")
     replicas = [Ledger(url, clock=clock) for _ in range(4)]
     try:
         set_webhooks(replicas[0], [hooks.url("/flaky")])

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -99,8 +98,8 @@ def record_task(ledger: Ledger, client: FakeClient, task_id: str, n: int, state:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(data_dir=tmp_path) as led:
+def ledger(ledger_url: Callable[..., str]) -> Iterator[Ledger]:
+    with Ledger(ledger_url()) as led:
         yield led
 
 

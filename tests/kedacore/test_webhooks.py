@@ -8,9 +8,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,8 +35,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(data_dir=tmp_path) as led:
+def ledger(ledger_url: Callable[..., str]) -> Iterator[Ledger]:
+    with Ledger(ledger_url()) as led:
         messages = tuple(SentMessage(m, f"+1206555000{i}") for i, m in enumerate(MSGIDS))
         led.record_send(
             SendResult("20240101-0001", "ok", Decimal("0.15"), "USD", 3, messages),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,7 +16,7 @@ import openpyxl
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from kedacore import demo
 from kedacore.analytics import (
@@ -58,20 +57,9 @@ def send(led: Ledger, task: str, n: int, **kwargs: Any) -> list[str]:
     return mids
 
 
-def open_ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
-    """SQLite in a temp folder, or the PostgreSQL database KEDA_TEST_POSTGRES_URL names."""
-    url = os.environ.get("KEDA_TEST_POSTGRES_URL")
-    if not url:
-        return Ledger(data_dir=tmp_path_factory.mktemp("analytics"), clock=lambda: NOW)
-    engine = create_engine(url)
-    s.metadata.drop_all(engine)  # a scratch database: start empty
-    engine.dispose()
-    return Ledger(url, clock=lambda: NOW)
-
-
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
-    with open_ledger(tmp_path_factory) as led:
+def ledger(module_ledger_url: Callable[..., str]) -> Iterator[Ledger]:
+    with Ledger(module_ledger_url("analytics"), clock=lambda: NOW) as led:
         demo.generate(led, days=21, messages=4_000, seed=11)
         # Real rows around the demo ones: no sender, unknown per-message segments, a charge
         # not reported yet, another currency, a period cut inside a day.
@@ -270,9 +258,9 @@ def test_filter_options_and_data_version(ledger: Ledger, rows: pd.DataFrame) -> 
     assert v1.messages == len(rows)
 
 
-def test_data_version_moves_with_every_change(tmp_path: Any) -> None:
+def test_data_version_moves_with_every_change(ledger_url: Callable[..., str]) -> None:
     ticks = iter(range(10**6))
-    with Ledger(data_dir=tmp_path, clock=lambda: NOW + timedelta(seconds=next(ticks))) as led:
+    with Ledger(ledger_url(), clock=lambda: NOW + timedelta(seconds=next(ticks))) as led:
         empty = data_version(led)
         mids = send(led, "b0000001", 2, country="US", sender="A")
         v1 = data_version(led)

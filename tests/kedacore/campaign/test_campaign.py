@@ -7,8 +7,8 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,8 +25,8 @@ from tests.support import free_port
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as led:
+def ledger(ledger_url: Callable[..., str]) -> Ledger:
+    with Ledger(ledger_url()) as led:
         yield led
 
 

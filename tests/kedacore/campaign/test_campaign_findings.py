@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -29,8 +29,8 @@ from tests.support import poll
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as led:
+def ledger(ledger_url: Callable[..., str]) -> Ledger:
+    with Ledger(ledger_url()) as led:
         yield led
 
 
@@ -225,14 +225,14 @@ def test_the_snapshot_is_one_transaction(gateway, account, ledger) -> None:
 
 
 def test_a_paced_campaign_leaves_the_service_room_for_the_pages(
-    gateway_factory, tmp_path: Path
+    gateway_factory, ledger_url: Callable[..., str]
 ) -> None:
     """The gateway allows 100 requests/s per key (as KedaSMS and the sandbox do); the engine
     paced at 80 % leaves the rest: reads ten times a second are never refused, and the engine
     itself is never told 4029."""
     gateway = gateway_factory(rate_limit=100)
     account = gateway.create_account(balance="1000")
-    with Ledger(f"sqlite:///{tmp_path / 'paced.db'}") as ledger:
+    with Ledger(ledger_url("paced")) as ledger:
         engine = CampaignEngine(ledger, factory(gateway, account), rate=80)
         plan = plan_of(gateway, account, marketing_csv(600, ("US",), names=600))
         campaign_id = engine.create(plan, name="Paced")

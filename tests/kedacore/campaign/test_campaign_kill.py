@@ -49,6 +49,8 @@ def runner(ledger_url: str, campaign_id: int, env: dict[str, str], log: Path) ->
         )
 
 
+# SQLite only (the embedded store, its file read while the sender dies): the kill test on
+# PostgreSQL, with workers, is tests/kedacore/campaign/test_worker*.py.
 @pytest.mark.slow
 def test_a_killed_campaign_resumes_and_reaches_every_recipient_exactly_once(
     tmp_path: Path,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -48,9 +48,9 @@ def rows(led: Ledger, table, *skip: str) -> list[dict]:
         return [dict(r._mapping) for r in conn.execute(select(*cols).order_by(cols[0]))]
 
 
-def test_group_write_records_what_one_at_a_time_records(tmp_path: Path) -> None:
-    one = Ledger(f"sqlite:///{tmp_path / 'one.db'}", clock=lambda: T0)
-    group = Ledger(f"sqlite:///{tmp_path / 'group.db'}", clock=lambda: T0)
+def test_group_write_records_what_one_at_a_time_records(ledger_url: Callable[..., str]) -> None:
+    one = Ledger(ledger_url("one"), clock=lambda: T0)
+    group = Ledger(ledger_url("group"), clock=lambda: T0)
     answers = [
         ("20240101-0001", "0.05", 1),
         ("20240101-0002", "0.1", 3),  # 3 messages, 2 segments in all: not per message
@@ -85,8 +85,10 @@ def test_group_write_records_what_one_at_a_time_records(tmp_path: Path) -> None:
     }
 
 
-def test_group_write_skips_sent_batches_and_refuses_unknown_ones(tmp_path: Path) -> None:
-    led = Ledger(f"sqlite:///{tmp_path / 'l.db'}", clock=lambda: T0)
+def test_group_write_skips_sent_batches_and_refuses_unknown_ones(
+    ledger_url: Callable[..., str],
+) -> None:
+    led = Ledger(ledger_url("l"), clock=lambda: T0)
     cid, batches = plan(led)
     first = answer("20240101-0001", batches[0].recipients, "0.05", 1)
     led.mark_batch_sent(batches[0].id, first)

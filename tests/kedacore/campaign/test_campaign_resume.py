@@ -9,8 +9,8 @@ clientRef: the batch is held as ``uncertain`` for a check on the Status page ins
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -87,8 +87,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, clock: Clock) -> Ledger:
-    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock) as led:
+def ledger(ledger_url: Callable[..., str], clock: Clock) -> Ledger:
+    with Ledger(ledger_url(), clock=clock) as led:
         yield led
 
 
@@ -183,12 +183,13 @@ def test_attempted_at_is_in_the_ledger_before_the_request_goes_out(gateway, ledg
     assert seen == [("planned", T0)] * 5
 
 
-def test_an_older_ledger_gets_the_attempted_at_column(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_an_older_ledger_gets_the_attempted_at_column(ledger_url: Callable[..., str]) -> None:
+    url = ledger_url("old")
     with Ledger(url) as led:
         campaign_id, _ = plan(led)
         with led.engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE campaign_batches DROP COLUMN attempted_at")
+            conn.exec_driver_sql("DROP TABLE alembic_version")  # from before migrations
     with Ledger(url) as led:
         columns = {c["name"] for c in inspect(led.engine).get_columns("campaign_batches")}
         assert "attempted_at" in columns

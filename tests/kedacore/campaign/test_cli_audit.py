@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,8 +30,8 @@ NUMBERS = [f"+1206555{i:04d}" for i in range(6)]
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as led:
+def ledger(ledger_url: Callable[..., str]) -> Ledger:
+    with Ledger(ledger_url()) as led:
         yield led
 
 

@@ -17,7 +17,7 @@ import pwd
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from kedacore.campaign.cli import (
     EXIT_NOT_SCHEDULED,
     EXIT_PAUSED,
     EXIT_PREVIEW,
+    EXIT_QUEUED,
 )
 from kedacore.campaign.cli import main as cli
 from kedacore.ledger import Ledger
@@ -59,7 +60,7 @@ COST = Decimal("0.195")  # 3 × 0.05 + 0.045
 
 
 @pytest.fixture
-def setup(gateway, tmp_path: Path) -> dict:
+def setup(gateway, tmp_path: Path, ledger_url: Callable[..., str]) -> dict:
     """An account of 100 USD, its keys in the environment of the command, the file, a ledger."""
     account = gateway.create_account(balance="100")
     env = {
@@ -74,7 +75,11 @@ def setup(gateway, tmp_path: Path) -> dict:
         env.pop(name, None)
     file = tmp_path / "spring.csv"
     file.write_text(CSV, encoding="utf-8")
-    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    # On either store. These tests read what ``send --yes`` sent when it returns: on
+    # PostgreSQL it would queue the campaign for the workers (exit 7, the path of
+    # tests/kedacore/campaign/test_worker*.py), so here it runs it itself, as on SQLite.
+    env["KEDA_CAMPAIGN_WORKERS"] = "off"
+    ledger = ledger_url()
     Ledger(ledger).close()  # the console's ledger exists: the command never creates one
     return {"account": account, "env": env, "file": file, "ledger": ledger}
 
@@ -331,7 +336,7 @@ def test_help_documents_the_exit_codes() -> None:
         timeout=60,
     )
     assert done.returncode == 0
-    assert sorted(EXIT_CODES) == list(range(7))
+    assert sorted(EXIT_CODES) == list(range(8))
     for code, text in EXIT_CODES.items():
         assert f"\n  {code}  {text}\n" in done.stdout
     for code, meaning in (
@@ -341,6 +346,7 @@ def test_help_documents_the_exit_codes() -> None:
         (EXIT_PREVIEW, "preview only (no --yes)"),
         (EXIT_AWAITING, "created and waiting for approval"),
         (EXIT_NOT_SCHEDULED, "--at given"),
+        (EXIT_QUEUED, "created and queued"),
     ):
         assert EXIT_CODES[code].startswith(meaning)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -42,8 +42,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, clock: Clock) -> Ledger:
-    with Ledger(data_dir=tmp_path, clock=clock) as led:
+def ledger(ledger_url: Callable[..., str], clock: Clock) -> Ledger:
+    with Ledger(ledger_url(), clock=clock) as led:
         led.add_member(MAKER, ["marketing"], by="secrets")
         led.add_member(CHECKER, ["finance"], by="secrets")
         led.add_member(OTHER, ["finance", "marketing"], by="secrets")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -35,11 +36,12 @@ def send_result(task_id: str, n: int, *, prefix: str = "a", debited: str = "0.14
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    with Ledger(data_dir=tmp_path) as led:
+def ledger(ledger_url: Callable[..., str]) -> Ledger:
+    with Ledger(ledger_url()) as led:
         yield led
 
 
+# SQLite only (the data folder's default file and its pragmas), as is the next one.
 def test_default_is_sqlite_in_the_data_folder_with_the_pragmas(tmp_path: Path) -> None:
     led = Ledger(data_dir=tmp_path / "data")
     assert (tmp_path / "data" / "ledger.db").exists()

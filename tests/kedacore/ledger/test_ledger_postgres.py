@@ -5,13 +5,13 @@ no message, and the send does not see the callback's stored event either: withou
 advisory locks of ``kedacore.ledger.engine.lock_messages`` the event stayed ``unknown`` for
 ever. SQLite needs no test of this: ``BEGIN IMMEDIATE`` serialises every writer.
 
-Set ``KEDA_TEST_POSTGRES_URL`` (a scratch database: its ledger tables are dropped) to run
-them, e.g. ``postgresql+psycopg://postgres@/keda_test?host=/tmp/pg&port=5432``.
+PostgreSQL only, through the suite's one ``store`` fixture (``tests/conftest.py``): each test
+gets a schema of its own in the ``KEDA_TEST_POSTGRES_URL`` database, e.g.
+``postgresql+psycopg://postgres@/keda_test?host=/tmp/pg&port=5432``.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,24 +19,19 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from kedacore.api.types import SendResult, SentMessage
 from kedacore.ledger import Ledger, Outcome, PlannedBatch, parse_event
-from kedacore.ledger import schema as s
 from kedacore.ledger.engine import MESSAGE_LOCK_CLASS
 
-URL = os.environ.get("KEDA_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="KEDA_TEST_POSTGRES_URL is not set")
+# About PostgreSQL's concurrency only: the one store fixture, on its postgresql case.
+pytestmark = pytest.mark.parametrize("store", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
-def ledger() -> Iterator[Ledger]:
-    assert URL is not None
-    engine = create_engine(URL)
-    s.metadata.drop_all(engine)  # a scratch database: start empty
-    engine.dispose()
-    with Ledger(URL) as led:
+def ledger(ledger_url: Callable[..., str]) -> Iterator[Ledger]:
+    with Ledger(ledger_url()) as led:
         yield led
 
 
@@ -209,7 +204,19 @@ def test_the_audit_log_is_append_only_in_the_database(ledger: Ledger) -> None:
     ):
         with pytest.raises(DatabaseError, match="append-only"), ledger.engine.begin() as conn:
             conn.execute(text(sql))
-    again = Ledger(URL)  # opening an existing ledger keeps (re-creates) the trigger
+    # The trigger and its function are in the ledger's schema (the test's own), not public.
+    with ledger.engine.connect() as conn:
+        where = conn.execute(
+            text(
+                "SELECT n.nspname, current_schema() FROM pg_proc p "
+                "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE p.proname = 'audit_log_append_only' "
+                "AND n.nspname IN ('public', current_schema())"
+            )
+        ).all()
+    assert len(where) == 1 and where[0][0] == where[0][1] != "public", where
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    again = Ledger(url)  # opening an existing ledger keeps (re-creates) the trigger
     with pytest.raises(DatabaseError, match="append-only"), again.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log"))
     [entry] = again.audit_entries()

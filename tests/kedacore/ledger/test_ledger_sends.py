@@ -9,9 +9,9 @@ answer was lost stays pending, so the Send page can show it and check it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -38,8 +38,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, clock: Clock) -> Ledger:
-    with Ledger(data_dir=tmp_path, clock=clock) as led:
+def ledger(ledger_url: Callable[..., str], clock: Clock) -> Ledger:
+    with Ledger(ledger_url(), clock=clock) as led:
         yield led
 
 
@@ -69,12 +69,16 @@ def begin(ledger: Ledger, ref: str = "console-1", **extra: object) -> LedgerSend
     return ledger.begin_send(ref, **values)  # type: ignore[arg-type]
 
 
-def test_the_table_is_made_by_create_all_also_in_an_existing_ledger(tmp_path: Path) -> None:
-    with Ledger(data_dir=tmp_path) as led:
+def test_the_table_is_made_by_create_all_also_in_an_existing_ledger(
+    ledger_url: Callable[..., str],
+) -> None:
+    url = ledger_url()
+    with Ledger(url) as led:
         with led.engine.begin() as conn:
             conn.execute(text("DROP TABLE sends"))  # a ledger from before this table
+            conn.execute(text("DROP TABLE alembic_version"))  # and before migrations
         assert "sends" not in inspect(led.engine).get_table_names()
-    with Ledger(data_dir=tmp_path) as led:
+    with Ledger(url) as led:
         assert "sends" in inspect(led.engine).get_table_names()
         assert begin(led).state == "pending"
     assert s.sends.name == "sends"

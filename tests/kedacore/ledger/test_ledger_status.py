@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -56,8 +56,8 @@ def iso(t: datetime) -> str:
 
 
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
-    with Ledger(data_dir=tmp_path_factory.mktemp("status")) as led:
+def ledger(module_ledger_url: Callable[..., str]) -> Iterator[Ledger]:
+    with Ledger(module_ledger_url("status")) as led:
         yield led
 
 

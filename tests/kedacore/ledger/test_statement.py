@@ -14,21 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
 
 from gateway.carrier import Due, Step
 from kedacore import AsyncKedaClient, KedaClient
 from kedacore.api.types import SendResult
 from kedacore.demo import generate
 from kedacore.ledger import Ledger
-from kedacore.ledger import schema as s
 from kedacore.ledger.statement import NONE, ZERO, Split, Statement
 from kedacore.money import to_micros
 from kedacore.reconcile import reconcile
@@ -37,7 +33,6 @@ from tests.support import Account, GatewayHandle, phone_numbers
 START = datetime(2030, 2, 28, 22, 0, tzinfo=UTC)  # a reading before the month opens
 MARCH = [date(2030, 3, 1) + timedelta(days=i) for i in range(31)]
 TEXT = "Your order has shipped"
-PG_URL = os.environ.get("KEDA_TEST_POSTGRES_URL")
 
 
 class Clock:
@@ -162,26 +157,15 @@ class World:
         return int(self.gw.query(sql, *ms)[0][0] or 0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """SQLite, and PostgreSQL when ``KEDA_TEST_POSTGRES_URL`` names a scratch database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    if not PG_URL:
-        pytest.skip("KEDA_TEST_POSTGRES_URL is not set")
-    engine = create_engine(PG_URL)
-    s.metadata.drop_all(engine)  # a scratch database: start empty
-    engine.dispose()
-    return PG_URL
-
-
 @pytest.fixture
-def world(gateway_factory: Callable[..., GatewayHandle], ledger_url: str) -> Iterator[World]:
+def world(
+    gateway_factory: Callable[..., GatewayHandle], ledger_url: Callable[..., str]
+) -> Iterator[World]:
     clock = Clock(START)
     # The client seals envelopes with the real time; this gateway lives in 2030.
     gw = gateway_factory(clock=clock.unix, policy=SomeFail(), window=10**10)
     account = gw.create_account(balance="40")
-    with Ledger(ledger_url, clock=clock) as ledger:
+    with Ledger(ledger_url(), clock=clock) as ledger:
         w = World(gw, ledger, clock, account)
         yield w
         w.client.close()

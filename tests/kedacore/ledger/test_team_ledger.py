@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import DatabaseError
@@ -28,8 +28,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, clock: Clock) -> Ledger:
-    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock)
+def ledger(ledger_url: Callable[..., str], clock: Clock) -> Iterator[Ledger]:
+    with Ledger(ledger_url(), clock=clock) as led:
+        yield led
 
 
 def test_members_are_added_changed_and_removed_with_their_audit(ledger: Ledger) -> None:
@@ -78,12 +79,13 @@ def test_the_team_keeps_an_admin(ledger: Ledger) -> None:
     assert ledger.member("a@example.com").roles == {"finance"}
 
 
-def test_the_audit_log_cannot_be_changed_or_deleted(ledger: Ledger, tmp_path: Path) -> None:
+def test_the_audit_log_cannot_be_changed_or_deleted(ledger: Ledger) -> None:
     ledger.audit("local operator", "topup", target="acct", after={"amount": Decimal("5")})
     for sql in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
         with pytest.raises(DatabaseError, match="append-only"), ledger.engine.begin() as conn:
             conn.exec_driver_sql(sql)
-    again = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")  # reopening keeps the protection
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    again = Ledger(url)  # reopening keeps the protection
     with pytest.raises(DatabaseError, match="append-only"), again.engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM audit_log")
     [entry] = again.audit_entries()

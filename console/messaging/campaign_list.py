@@ -22,6 +22,7 @@ from console.messaging.campaign_state import LIST, engine_for, pause, refusals, 
 from console.shell import Console, account_changed
 from console.views import StatusRow, money, plain, status_badge, status_csv, status_frame
 from kedacore.campaign import CampaignBusyError, CampaignEngine, CampaignProgress
+from kedacore.campaign.tasks import QueuedCampaignEngine, live_workers
 from kedacore.ledger.campaign_snapshot import NEWEST, CampaignFigures, CampaignSnapshot
 from kedacore.team import Permission
 
@@ -276,6 +277,33 @@ def draw_list(console: Console, snapshot: CampaignSnapshot, running: dict[int, b
         )
 
 
+def worker_said(engine: CampaignEngine, campaign_id: int) -> bool:
+    """On PostgreSQL a worker runs the campaign: say so when its job waits for one, and when no
+    worker is alive to take it (True when something was said)."""
+    if not isinstance(engine, QueuedCampaignEngine):
+        return False
+    job = engine.jobs().get(campaign_id)
+    if job is None:
+        return False
+    if live_workers(engine.ledger) == 0:
+        st.warning(
+            "**No campaign worker is running**, so nothing is being sent. Start one on any "
+            "machine that reaches this database: `python -m kedacore.campaign worker` "
+            "(docs/campaigns.md, Workers). It takes the campaign up where it is, each recipient "
+            "once.",
+            icon=":material/engineering:",
+        )
+        return True
+    if job[1] == "todo":
+        st.info(
+            "**Queued**: a worker takes it within seconds (the workers may be busy with "
+            "other campaigns). You can leave this page.",
+            icon=":material/schedule:",
+        )
+        return True
+    return False
+
+
 def draw_state(
     console: Console,
     engine: CampaignEngine,
@@ -308,7 +336,8 @@ def draw_state(
         )
         return
     if progress.running:
-        st.caption("Sending in the background: you can leave this page; the campaign goes on.")
+        if not worker_said(engine, campaign_id):
+            st.caption("Sending in the background: you can leave this page; the campaign goes on.")
         # A callback, not `if st.button(...)`: it runs before the script, so a click is heard
         # even when this run of the fragment redraws the page at once (page_shape changed).
         if may:

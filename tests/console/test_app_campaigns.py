@@ -393,3 +393,26 @@ def test_parsed_files_are_kept_within_a_budget_of_bytes() -> None:
     assert cache.used <= cache.budget and len(cache) == 3
     cache.put(("huge",), big, 10 * size)  # larger than the budget: not kept, nothing evicted
     assert cache.get(("huge",)) is None and len(cache) == 3
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_campaign_queued_with_no_worker_says_to_start_one(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the console only enqueues: with no worker alive, the page says nothing is
+    being sent and how to start a worker; the gateway holds nothing and no money moved."""
+    monkeypatch.delenv("KEDA_CAMPAIGN_WORKERS")  # workers on, as a team's replicas run
+    at = start(PAGE)
+    before = balance(at)
+    compose(at, recipients_csv(), "Hi {name}, your code is {code}")
+    at.button(key="campaigns_submit").click().run()
+    at.button(key="campaigns_confirm").click().run()
+    assert not at.exception, at.exception
+    (campaign_id,) = campaign_ids()
+    at.switch_page(PAGE).run()
+    said = texts(at.warning)
+    assert "No campaign worker is running" in said, said
+    assert "python -m kedacore.campaign worker" in said
+    assert gateway_recipients(data_dir) == []
+    assert balance(at) == before
+    assert runtime().ledger.campaign(campaign_id).status == "planned"

@@ -83,6 +83,11 @@ campaigns = Table(
     # The send options every run uses, whichever process or machine runs it (JSON:
     # {"track_click": bool, "callback": bool}); NULL for a campaign planned before they were kept.
     Column("options", Text),
+    # Step 10 (migration 0003): the contact list it was sent to (None: a file), and the campaign
+    # whose FAILED and UNDELIVERED recipients it sends again (at most one resend each: unique).
+    Column("list_id", Integer),
+    Column("resend_of", Integer),
+    Index("ux_campaigns_resend_of", "resend_of", unique=True),
 )
 
 campaign_batches = Table(
@@ -413,6 +418,77 @@ message_rollup = Table(
 # makes it (Alembic does, or create_all for a new ledger, stamped at head); it is here so that
 # metadata.drop_all empties a ledger completely and a ledger made again starts afresh. Alembic's
 # compare and autogenerate leave it out (migrations/env.py).
+# Step 10 — audiences (migration 0003). A named list of contacts, deduplicated by E.164 within
+# the list; the other columns of the file they came from are kept as attributes (JSON object of
+# text values) and can be used in templates.
+contact_lists = Table(
+    "contact_lists",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(120), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_by", String(254), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_id", Integer, ForeignKey("contact_lists.id"), nullable=False),
+    Column("phone", PHONE, nullable=False),  # E.164
+    Column("country", String(2), nullable=False),
+    Column("attributes", Text, nullable=False, default="{}"),  # JSON object
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("list_id", "phone", name="uq_contacts_list_phone"),
+    Index("ix_contacts_phone", "phone"),
+)
+
+# Opt-outs: numbers that must not receive marketing. A row is never deleted: removal (finance or
+# admin, with a reason) sets removed_*; the number is suppressed while a row without removed_at
+# exists (at most one: kedacore.ledger keeps it so under its write lock).
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("phone", PHONE, nullable=False),  # E.164
+    Column("reason", Text, nullable=False, default=""),
+    Column("source", String(20), nullable=False, default="hand"),  # hand / import / …
+    Column("added_by", String(254), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime),
+    Column("removed_by", String(254)),
+    Column("removed_reason", Text),
+    Index("ix_suppressions_phone", "phone", "removed_at"),
+)
+
+# Saved message templates ({variables} as in campaigns) and sender profiles.
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(120), nullable=False, unique=True),
+    Column("body", Text, nullable=False),
+    Column("owner", String(254), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+)
+
+sender_profiles = Table(
+    "sender_profiles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(120), nullable=False, unique=True),
+    Column("sender", SENDER),  # None: the account's default sender
+    Column("default_country", String(2)),
+    Column("owner", String(254), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 alembic_version = Table(
     "alembic_version",
     metadata,

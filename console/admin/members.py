@@ -44,6 +44,12 @@ PERMISSION_WORDS = {
     Permission.TOPUP: "top up the sandbox account",
     Permission.MEMBERS: "manage members",
     Permission.SETTINGS: "change the console's settings",
+    Permission.CONTACTS: "manage contact lists",
+    Permission.TEMPLATES: "manage templates and sender profiles",
+    Permission.LOG: "browse the message log",
+    Permission.OPTOUTS: "add numbers to the opt-out list",
+    Permission.OPTOUT_REMOVE: "take numbers off the opt-out list",
+    Permission.TRANSACTIONAL: "send transactional messages to opted-out numbers",
 }
 SETUP_EXAMPLE = """\
 # .streamlit/secrets.toml — sign-in through your OpenID Connect provider (docs/team.md)

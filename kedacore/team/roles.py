@@ -29,6 +29,12 @@ class Permission(StrEnum):
     TOPUP = "topup"  # add money to the (sandbox) account
     MEMBERS = "members"  # invite, change roles, remove, sign out everywhere
     SETTINGS = "settings"  # the console's connection and settings
+    CONTACTS = "contacts"  # contact lists: import, browse, edit, export
+    TEMPLATES = "templates"  # saved templates and sender profiles
+    LOG = "log"  # the message log: browse and export every message
+    OPTOUTS = "optouts"  # the opt-out list: see it, add numbers (by hand or a file)
+    OPTOUT_REMOVE = "optout_remove"  # take a number off the opt-out list, with a reason
+    TRANSACTIONAL = "transactional"  # send to opted-out numbers (a transactional message)
 
 
 ROLES = ("admin", "marketing", "finance", "support")
@@ -37,7 +43,17 @@ ROLES = ("admin", "marketing", "finance", "support")
 # an admin, and a team's admin must be able to stand in for anyone.
 PERMISSIONS: dict[str, frozenset[Permission]] = {
     "admin": frozenset(Permission),
-    "marketing": frozenset({Permission.SEND, Permission.CAMPAIGNS, Permission.LINKS}),
+    "marketing": frozenset(
+        {
+            Permission.SEND,
+            Permission.CAMPAIGNS,
+            Permission.LINKS,
+            Permission.CONTACTS,
+            Permission.TEMPLATES,
+            Permission.LOG,
+            Permission.OPTOUTS,
+        }
+    ),
     "finance": frozenset(
         {
             Permission.CAPS,
@@ -48,9 +64,12 @@ PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.AUDIT,
             Permission.NOTIFICATIONS,
             Permission.TOPUP,
+            Permission.LOG,
+            Permission.OPTOUTS,
+            Permission.OPTOUT_REMOVE,
         }
     ),
-    "support": frozenset({Permission.LOOKUP}),
+    "support": frozenset({Permission.LOOKUP, Permission.LOG, Permission.OPTOUTS}),
 }
 
 LOCAL_OPERATOR = "local operator"

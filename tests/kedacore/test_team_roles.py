@@ -48,17 +48,26 @@ def test_docs_show_the_table_in_code() -> None:
 
 def test_the_roles_as_the_issue_gives_them() -> None:
     assert permissions_of(["admin"]) == frozenset(Permission)
-    assert permissions_of(["marketing"]) == {
-        Permission.SEND,
-        Permission.CAMPAIGNS,
-        Permission.LINKS,
-    }
-    assert permissions_of(["support"]) == {Permission.LOOKUP}
+    audiences = {Permission.CONTACTS, Permission.TEMPLATES, Permission.LOG, Permission.OPTOUTS}
+    assert (
+        permissions_of(["marketing"])
+        == {
+            Permission.SEND,
+            Permission.CAMPAIGNS,
+            Permission.LINKS,
+        }
+        | audiences
+    )
+    assert permissions_of(["support"]) == {Permission.LOOKUP, Permission.LOG, Permission.OPTOUTS}
     finance = permissions_of(["finance"])
     for p in (Permission.CAPS, Permission.THRESHOLDS, Permission.APPROVE, Permission.SPEND,
               Permission.STATEMENTS, Permission.AUDIT):  # fmt: skip
         assert p in finance
     assert Permission.SEND not in finance and Permission.MEMBERS not in finance
+    # Step 10: only finance and admin take a number off the opt-out list; only an admin sends
+    # to opted-out numbers (transactional)
+    assert roles_needed(Permission.OPTOUT_REMOVE) == ["admin", "finance"]
+    assert roles_needed(Permission.TRANSACTIONAL) == ["admin"]
     assert permissions_of(["marketing", "support"]) == permissions_of(["marketing"]) | {
         Permission.LOOKUP
     }

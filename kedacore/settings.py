@@ -107,3 +107,23 @@ def load_settings(
         data_dir=data_dir,
         database_url=get("KEDA_DATABASE_URL"),
     )
+
+
+def password_warning(url: str | None) -> str | None:
+    """What to say when a database URL given on a command line carries a password: every user
+    of the machine sees a process's arguments (``ps``); the environment is the place for it."""
+    if not url or "://" not in url:
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:  # not a URL SQLAlchemy reads: its own error says so later
+        return None
+    if not password:
+        return None
+    return (
+        "warning: the database password is on the command line, where every user of this "
+        "machine can read it (ps); put the URL in KEDA_DATABASE_URL (an EnvironmentFile, "
+        "mode 0600) instead"
+    )

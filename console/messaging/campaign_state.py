@@ -24,19 +24,13 @@ from console import access
 from console.messaging.campaigns import CampaignOptions, options_json, options_of
 from console.shell import Console
 from kedacore.campaign import CampaignEngine, CampaignRun
-from kedacore.campaign.tasks import QueuedCampaignEngine, uses_workers
+from kedacore.campaign.tasks import QueuedCampaignEngine, kept_callback, uses_workers
+from kedacore.campaign.tasks import campaign_rate as tasks_rate
 from kedacore.ledger import Ledger
 from kedacore.money import from_micros
 from kedacore.team import Actor, Permission
 
 NEW, LIST = "New campaign", "Campaigns"
-
-
-# The service's limit of requests per second for one API key (KedaSMS's, and the sandbox
-# gateway's), and the share of it a campaign may use: the rest is left to the console's own
-# pages (balance, caps, lookups), which use the same key.
-RATE_LIMIT = 100.0  # KEDA_RATE_LIMIT (0: no limit, campaigns are not paced)
-RATE_SHARE = 0.8  # KEDA_CAMPAIGN_RATE_SHARE, between 0.05 and 1
 
 
 def engine_for(console: Console, options: CampaignOptions) -> CampaignEngine:
@@ -53,25 +47,13 @@ def engine_for(console: Console, options: CampaignOptions) -> CampaignEngine:
 
 
 def campaign_rate() -> float | None:
-    """Requests per second a campaign may send: KEDA_RATE_LIMIT × KEDA_CAMPAIGN_RATE_SHARE
-    (environment, then ``[keda]`` in secrets); None when the limit is 0 (no pace). A value
-    that is not a number is ignored (the default is used)."""
-    limit = _number("KEDA_RATE_LIMIT", RATE_LIMIT)
-    share = min(max(_number("KEDA_CAMPAIGN_RATE_SHARE", RATE_SHARE), 0.05), 1.0)
-    return limit * share if limit > 0 else None
-
-
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        try:
-            raw = (st.secrets.get("keda") or {}).get(name.lower())
-        except Exception:  # no secrets file
-            raw = None
+    """Requests per second a campaign may send (``kedacore.campaign.tasks.campaign_rate``:
+    the environment, then ``[keda]`` in secrets), the pace the workers take too."""
     try:
-        return float(str(raw).replace("_", "")) if raw not in (None, "") else default
-    except ValueError:
-        return default
+        section = st.secrets.get("keda") or {}
+    except Exception:  # no secrets file
+        section = {}
+    return tasks_rate(os.environ, section)
 
 
 REFUSED = "campaigns_refused"  # a refusal heard in a callback, said by the next run
@@ -129,7 +111,9 @@ def start_campaign(
     if isinstance(engine, QueuedCampaignEngine) and options.callback:
         # A worker elsewhere posts the statuses to this console's receiver (KEDA_CALLBACK_URL
         # when set, which a team behind a proxy sets), kept with the options.
-        kept = {**options_json(options), "callback_url": console.callback_url}
+        # The receiver's token is not kept in the ledger: each runner puts back its own.
+        url = kept_callback(console.callback_url, console.settings.webhook_token)
+        kept = {**options_json(options), "callback_url": url}
         console.ledger.set_campaign_options(campaign_id, kept)
     run = engine.start(campaign_id)
     keep_run(campaign_id, run)

@@ -71,6 +71,7 @@ STATUS_COLORS = {
     "awaiting approval": "violet",
     "rejected": "red",
     "sending": "blue",
+    "queued": "blue",  # on PostgreSQL: waiting for a worker to take it
     "pausing…": "orange",
     "paused": "orange",
     "interrupted": "orange",
@@ -258,9 +259,12 @@ def funds_lines(funds: FundsCheck) -> list[FundsLine]:
 # -- campaigns in the ledger ---------------------------------------------------------------
 
 
-def status_label(status: str, running: bool) -> str:
+def status_label(status: str, running: bool, *, queued: bool = False) -> str:
     """The status to show: a campaign marked sending that no run holds was interrupted; one
-    pausing is "pausing…" until its run confirms (a pausing that no run holds is paused)."""
+    pausing is "pausing…" until its run confirms (a pausing that no run holds is paused); one
+    whose job waits for a worker (``queued``) is "queued" until a worker starts it."""
+    if queued and status in ("planned", "paused", "sending"):
+        return "queued"
     if status == "sending" and not running:
         return "interrupted"
     if status == "pausing":

@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +59,37 @@ POLL_JOBS = 1.0  # the most a worker waits before looking for jobs (NOTIFY usual
 
 
 # -- where a campaign runs ---------------------------------------------------------------------
+
+
+# The service's limit of requests per second for one API key (KedaSMS's, and the sandbox
+# gateway's), and the share of it a campaign may use: the rest is left to the console's own
+# pages (balance, caps, lookups), which use the same key. The console's runs and the workers'
+# take the same pace.
+RATE_LIMIT = 100.0  # KEDA_RATE_LIMIT (0: no limit, campaigns are not paced)
+RATE_SHARE = 0.8  # KEDA_CAMPAIGN_RATE_SHARE, between 0.05 and 1
+
+
+def campaign_rate(
+    env: Mapping[str, str] | None = None, section: Mapping[str, Any] | None = None
+) -> float | None:
+    """Requests per second a campaign may send: KEDA_RATE_LIMIT × KEDA_CAMPAIGN_RATE_SHARE
+    (``env``, then ``section`` — ``[keda]`` of the secrets — by their lower-case names); None
+    when the limit is 0 (no pace). A value that is not a number is ignored (the default)."""
+    env = os.environ if env is None else env
+    section = section or {}
+
+    def number(name: str, default: float) -> float:
+        raw = env.get(name)
+        if raw in (None, ""):
+            raw = section.get(name.lower())
+        try:
+            return float(str(raw).replace("_", "")) if raw not in (None, "") else default
+        except ValueError:
+            return default
+
+    limit = number("KEDA_RATE_LIMIT", RATE_LIMIT)
+    share = min(max(number("KEDA_CAMPAIGN_RATE_SHARE", RATE_SHARE), 0.05), 1.0)
+    return limit * share if limit > 0 else None
 
 
 def is_postgres(url: str) -> bool:
@@ -119,6 +150,27 @@ class SendOptions:
         )
 
 
+# The receiver's token is a secret (docs/security.md): a callback URL kept in the ledger has it
+# replaced by this slot, and each runner puts back its own (KEDA_WEBHOOK_TOKEN, which every
+# replica and worker of a team shares, or the data folder's on the console's machine).
+TOKEN_SLOT = "{webhook_token}"
+
+
+def kept_callback(url: str | None, token: str | None) -> str | None:
+    """``url`` as the ledger keeps it: the receiver's ``token`` in it replaced by the slot."""
+    if not url or not token or len(token) < 8:
+        return url
+    return url.replace(token, TOKEN_SLOT)
+
+
+def callback_for(kept: str | None, token: str | None) -> str | None:
+    """The callback URL a runner posts to: the kept one with ``token`` put back; None when it
+    has a slot and this runner knows no token (its own KEDA_CALLBACK_URL is used instead)."""
+    if not kept or TOKEN_SLOT not in kept:
+        return kept
+    return kept.replace(TOKEN_SLOT, token) if token else None
+
+
 def _file_options(data_dir: Path | None, campaign: Campaign) -> dict[str, Any] | None:
     """Options the console kept in ``campaign_options.json`` before the ledger had a column."""
     if data_dir is None:
@@ -153,16 +205,19 @@ def campaign_engine(
     callback_url: str | None = None,
     rate: float | None = None,
     data_dir: Path | None = None,
+    webhook_token: str | None = None,
     engine_class: type[CampaignEngine] = CampaignEngine,
     **engine_options: Any,
 ) -> CampaignEngine:
     """The engine a run of this campaign sends with: its options from the ledger; callbacks to
-    the URL kept with them, else ``callback_url`` (the runner's own), when the campaign asks."""
+    the URL kept with them (``webhook_token``, the runner's, put back in it), else
+    ``callback_url`` (the runner's own), when the campaign asks."""
     options = send_options(ledger, campaign_id, data_dir)
+    kept = callback_for(options.callback_url, webhook_token)
     return engine_class(
         ledger,
         client_factory,
-        callback_url=(options.callback_url or callback_url) if options.callback else None,
+        callback_url=(kept or callback_url) if options.callback else None,
         track_click=options.track_click,
         rate=rate,
         **engine_options,
@@ -182,6 +237,7 @@ async def run_campaign(
     stop: threading.Event | None = None,
     wait: float | None = None,
     guard: bool = True,
+    webhook_token: str | None = None,
 ) -> CampaignReport:
     """Run (start or resume) the campaign to its end or a pause: every batch still planned.
 
@@ -192,7 +248,7 @@ async def run_campaign(
 
     engine = campaign_engine(
         ledger, campaign_id, client_factory, callback_url=callback_url, rate=rate,
-        data_dir=data_dir,
+        data_dir=data_dir, webhook_token=webhook_token,
     )  # fmt: skip
     if not guard or not is_postgres(ledger.url):
         return await engine.run(
@@ -207,10 +263,12 @@ async def run_campaign(
         await asyncio.to_thread(guard.close)
 
 
-def _guard_key(url: str, campaign_id: int) -> int:
-    """A 64-bit advisory lock key for this campaign of this ledger (database, schema)."""
-    u = make_url(url)
-    where = f"{u.host}|{u.database}|{u.query.get('options', '')}|{campaign_id}"
+def _guard_key(schema: str, campaign_id: int) -> int:
+    """A 64-bit advisory lock key for this campaign of this ledger. Advisory locks belong to
+    one database already; the schema is the one the server says the connection uses — never
+    read from the URL, which two processes may spell differently (a host name or an address,
+    a socket or TCP) for the same ledger."""
+    where = f"{schema}|{campaign_id}"
     digest = hashlib.blake2b(where.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -224,9 +282,9 @@ def acquire_guard(url: str, campaign_id: int, wait: float | None = None) -> Any:
     info = conninfo(url)
     extra = "keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
     conn = psycopg.connect(f"{info} {extra}", autocommit=True)
-    key = _guard_key(url, campaign_id)
     deadline = None if wait is None else time.monotonic() + wait
     try:
+        key = _guard_key(conn.execute("SELECT current_schema()").fetchone()[0], campaign_id)
         said = False
         while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
             if deadline is not None and time.monotonic() >= deadline:

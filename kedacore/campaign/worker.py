@@ -57,9 +57,10 @@ EXIT_CODES = {
 }
 SECRETS_FILE = Path(".streamlit") / "secrets.toml"
 SANDBOX_HINT = (
-    "no API key is set (sandbox mode), and the sandbox gateway runs inside a console: start "
-    "the console on this machine first (its data folder then holds the sandbox account and "
-    "port), or set KEDA_API_KEY and KEDA_ENCRYPTION_KEY for live mode"
+    "no API key is set (sandbox mode), and the sandbox gateway runs inside a console: no "
+    "sandbox account and port were found in the data folder {folder}. Start the console on "
+    "this machine first and give the worker the console's data folder (KEDA_DATA_DIR), or set "
+    "KEDA_API_KEY and KEDA_ENCRYPTION_KEY for live mode"
 )
 
 
@@ -67,17 +68,33 @@ class BadSetup(ValueError):
     """The worker cannot start as configured (exit 2)."""
 
 
+def read_secrets() -> dict[str, Any] | None:
+    """./.streamlit/secrets.toml, as the console reads it (None when there is none)."""
+    if not SECRETS_FILE.is_file():
+        return None
+    try:
+        return tomllib.loads(SECRETS_FILE.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadSetup(f"{SECRETS_FILE} cannot be read: {exc}") from None
+
+
 def settings_from(env: dict[str, str] | None = None) -> Settings:
     """The console's settings: the environment, then ``[keda]`` of ./.streamlit/secrets.toml."""
-    secrets = None
-    if SECRETS_FILE.is_file():
-        try:
-            secrets = tomllib.loads(SECRETS_FILE.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise BadSetup(f"{SECRETS_FILE} cannot be read: {exc}") from None
+    secrets = read_secrets()
     env = dict(os.environ if env is None else env)
     env.setdefault("KEDA_WEBHOOK_TOKEN", "unused")  # never written into the data folder here
     return load_settings(secrets, env)
+
+
+def runner_token(settings: Settings) -> str | None:
+    """The receiver's token this worker puts back into a campaign's kept callback URL:
+    KEDA_WEBHOOK_TOKEN (shared by a team's replicas and workers), else the one in the data
+    folder of the console on this machine; None when neither is known."""
+    if settings.webhook_token and settings.webhook_token != "unused":
+        return settings.webhook_token
+    with contextlib.suppress(OSError):
+        return (settings.data_dir / "webhook_token").read_text().strip() or None
+    return None
 
 
 def client_factory(settings: Settings) -> Callable[[], AsyncKedaClient]:
@@ -91,7 +108,7 @@ def client_factory(settings: Settings) -> Callable[[], AsyncKedaClient]:
             port = int((settings.data_dir / "sandbox_port").read_text().strip())
             key, secret = account["apiKey"], account["encryptionKey"]
         except (OSError, ValueError, KeyError):
-            raise BadSetup(SANDBOX_HINT) from None
+            raise BadSetup(SANDBOX_HINT.format(folder=settings.data_dir.resolve())) from None
         base = backup = f"http://127.0.0.1:{port}/api"
         logger.info("sandbox mode: sending through the console's sandbox gateway at %s", base)
 
@@ -114,7 +131,9 @@ class CampaignWorker:
         rate: float | None = None,
         sends: int = DEFAULT_CONCURRENCY,
         data_dir: Path | None = None,
+        webhook_token: str | None = None,
     ) -> None:
+        self.webhook_token = webhook_token
         self.ledger = ledger
         self.make_client = make_client
         self.callback_url = callback_url
@@ -144,6 +163,7 @@ class CampaignWorker:
                     concurrency=self.sends,
                     data_dir=self.data_dir,
                     guard=False,  # held above, with the stale check
+                    webhook_token=self.webhook_token,
                 )
             )
         line = f"campaign {campaign_id}: {report.status} ({report.recipients_sent} sent)"
@@ -218,7 +238,13 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--sends", type=int, default=DEFAULT_CONCURRENCY, help="requests in flight per campaign"
     )
-    sub.add_argument("--rate", type=float, default=None, help="requests a second per campaign")
+    sub.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="requests a second per campaign (default: the console's pace, KEDA_RATE_LIMIT × "
+        "KEDA_CAMPAIGN_RATE_SHARE = 80; 0: no pace)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -230,7 +256,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.concurrency < 1 or args.sends < 1:
             raise BadSetup("--concurrency and --sends must be at least 1")
+        if args.rate is not None and args.rate < 0:
+            raise BadSetup("--rate must be 0 (no pace) or more requests a second")
         settings = settings_from()
+        if args.rate is None:  # the pace the console's own runs take: the key is shared
+            rate = tasks.campaign_rate(os.environ, (read_secrets() or {}).get("keda") or {})
+        else:
+            rate = args.rate or None
         url = args.database_url or settings.ledger_url
         if not tasks.is_postgres(url):
             raise BadSetup(
@@ -239,6 +271,12 @@ def main(args: argparse.Namespace) -> int:
             )
         make_client = client_factory(settings)
         ledger = Ledger(url)
+        logger.info(
+            "serving campaign jobs: %s mode, up to %s campaigns at once, %s",
+            settings.mode,
+            args.concurrency,
+            f"{rate:g} requests/s per campaign" if rate else "no pace",
+        )
     except BadSetup as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETUP
@@ -249,9 +287,10 @@ def main(args: argparse.Namespace) -> int:
         ledger,
         make_client,
         callback_url=settings.callback_url,
-        rate=args.rate,
+        rate=rate,
         sends=args.sends,
         data_dir=settings.data_dir,
+        webhook_token=runner_token(settings),
     )
     try:
         asyncio.run(serve(url, worker, args.concurrency))

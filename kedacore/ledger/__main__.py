@@ -23,7 +23,7 @@ from sqlalchemy import make_url
 
 from kedacore.ledger import migrate
 from kedacore.ledger.engine import make_engine
-from kedacore.settings import load_settings
+from kedacore.settings import load_settings, password_warning
 
 SECRETS_FILE = Path(".streamlit") / "secrets.toml"  # the console's, from where it runs
 
@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--database-url", help="the ledger (default: the console's)")
     args = parser.parse_args(argv)
+    said = password_warning(args.database_url)
+    if said:
+        print(said, file=sys.stderr)
     head = migrate.head()
     if args.command == "history":
         for revision, down, doc in migrate.history():

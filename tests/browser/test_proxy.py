@@ -66,10 +66,13 @@ def nginx_binary() -> str:
     return found
 
 
-def site_config(port: int, replica_ports: tuple[int, int]) -> str:
-    """docs/deploy/nginx.conf with this test's addresses (each replaced where it stands)."""
+def site_config(port: int, replica_ports: tuple[int, int], prefix: Path) -> str:
+    """docs/deploy/nginx.conf with this test's addresses and log folder (each replaced where it
+    stands)."""
     site = SITE.read_text()
+    hooks_log = "/var/log/nginx/kedasms-hooks.error.log"
     swaps = [
+        (hooks_log, str(prefix / "hooks-error.log"), 1),
         ("listen 80;", f"listen 127.0.0.1:{port};", 1),
         ("server 127.0.0.1:8501;", f"server 127.0.0.1:{replica_ports[0]};", 2),
         ("server 127.0.0.1:8502;", f"server 127.0.0.1:{replica_ports[1]};", 2),
@@ -96,7 +99,7 @@ class Proxy:
 def start_nginx(prefix: Path, port: int, replica_ports: tuple[int, int]) -> Proxy:
     binary = nginx_binary()
     prefix.mkdir(parents=True, exist_ok=True)
-    (prefix / "site.conf").write_text(site_config(port, replica_ports))
+    (prefix / "site.conf").write_text(site_config(port, replica_ports, prefix))
     temp = "\n".join(
         f"    {name}_temp_path {prefix / name};"
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -413,6 +413,12 @@ def test_a_campaign_queued_with_no_worker_says_to_start_one(
     said = texts(at.warning)
     assert "No campaign worker is running" in said, said
     assert "python -m kedacore.campaign worker" in said
+    assert any("queued" in m.value for m in at.markdown)  # the badge, not "not started"
     assert gateway_recipients(data_dir) == []
     assert balance(at) == before
     assert runtime().ledger.campaign(campaign_id).status == "planned"
+    # Kept for the worker: where to post statuses, without the receiver's secret token.
+    token = (data_dir / "webhook_token").read_text().strip()
+    kept = runtime().ledger.campaign_options(campaign_id)
+    assert kept["callback_url"].endswith("/hooks/keda/{webhook_token}")
+    assert token not in str(kept)

@@ -66,3 +66,13 @@ def test_one_mask_and_one_set_of_default_addresses() -> None:
     assert kedacore.api._http.DEFAULT_BASE_URL is kedacore.settings.DEFAULT_BASE_URL
     assert kedacore.api._http.DEFAULT_BACKUP_URL is kedacore.settings.DEFAULT_BACKUP_URL
     assert kedacore.ledger.engine.DEFAULT_DATA_DIR is kedacore.settings.DEFAULT_DATA_DIR
+
+
+def test_a_password_on_the_command_line_is_warned_about() -> None:
+    from kedacore.settings import password_warning
+
+    said = password_warning("postgresql+psycopg://keda:S3cret@db.example/kedasms")
+    assert said is not None and "KEDA_DATABASE_URL" in said and "S3cret" not in said
+    assert password_warning("postgresql+psycopg://keda@/kedasms?host=/run/postgresql") is None
+    assert password_warning("sqlite:////srv/keda/ledger.db") is None
+    assert password_warning(None) is None

@@ -339,6 +339,26 @@ def test_stopping_a_background_run_pauses_it_and_resume_finishes_once(
     assert_exactly_once(gateway, plan)
 
 
+def test_a_cancel_said_while_a_run_sends_is_never_undone_by_the_run(
+    gateway, account, ledger, engine
+) -> None:
+    """Another process (the command line, a replica) cancels while this run sends: the run
+    hears it, stops, and ends *cancelled* — not paused, so nothing left is ever sent."""
+    _, plan = plan_csv(gateway, account, marketing_csv(300, ("US",), names=300))
+    campaign_id = engine.create(plan, name="Cancelled mid-way")
+    handle = engine.start(campaign_id, concurrency=2)
+    gateway.poll(lambda: (handle.progress and handle.progress.batches_sent) or not handle.running)
+    ledger.set_campaign_status(campaign_id, "cancelled", error="cancelled")  # as `cancel` does
+    report = handle.wait(timeout=30)
+    assert report.status == "cancelled"
+    assert ledger.campaign_status(campaign_id) == "cancelled"
+    sent = GatewayTally.read(gateway.query).messages
+    assert 0 < sent < 300
+    with pytest.raises(ValueError, match="cancelled"):
+        engine.resume_sync(campaign_id)
+    assert GatewayTally.read(gateway.query).messages == sent
+
+
 class StopScript(Exception):
     """What Streamlit raises inside a script whose session went away."""
 

@@ -301,9 +301,29 @@ def test_cli_run_refuses_a_campaign_a_worker_is_sending(pg_ledger_url: str) -> N
     with Ledger(pg_ledger_url) as ledger:
         campaign_id = ledger.create_campaign("Busy")
     holder = tasks.acquire_guard(pg_ledger_url, campaign_id)
+    # The same ledger spelled otherwise (another option, the application's name): the lock
+    # is the ledger's, not the URL's (a review ran a second runner past it that way).
+    other = pg_ledger_url.replace(
+        "options=", "application_name=other&options=-cstatement_timeout%3D0%20"
+    )
+    assert other != pg_ledger_url
     try:
         with pytest.raises(CampaignBusyError):
             tasks.acquire_guard(pg_ledger_url, campaign_id, wait=0.2)
+        with pytest.raises(CampaignBusyError):
+            tasks.acquire_guard(other, campaign_id, wait=0.2)
     finally:
         holder.close()
     tasks.acquire_guard(pg_ledger_url, campaign_id, wait=0).close()  # free again
+
+
+def test_the_receivers_token_is_never_kept_in_the_ledger_and_each_runner_puts_back_its_own() -> (
+    None
+):
+    url = "https://console.example.com/hooks/keda/Tok3n-secret-123"
+    kept = tasks.kept_callback(url, "Tok3n-secret-123")
+    assert kept == "https://console.example.com/hooks/keda/{webhook_token}"
+    assert tasks.callback_for(kept, "Tok3n-secret-123") == url
+    assert tasks.callback_for(kept, None) is None  # the runner's own KEDA_CALLBACK_URL instead
+    assert tasks.callback_for("https://x.example/plain", None) == "https://x.example/plain"
+    assert tasks.kept_callback(url, None) == url and tasks.kept_callback(None, "t" * 10) is None

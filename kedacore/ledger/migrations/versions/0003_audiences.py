@@ -10,6 +10,10 @@ Create Date: 2026-12-07
   ``campaigns.resend_of`` (the campaign whose FAILED and UNDELIVERED recipients it sends again;
   a unique index, so each campaign is resent at most once).
 
+A ledger that has some of these already (one made by ``create_all`` whose ``alembic_version``
+was lost, then brought back by the baseline) keeps them: each table, column and index is made
+only when missing, as 0002 does.
+
 Frozen: spelled out here, never taken from ``kedacore.ledger.schema``.
 """
 
@@ -24,8 +28,23 @@ branch_labels = None
 depends_on = None
 
 
+def _table(name: str, *columns: sa.SchemaItem) -> None:
+    if not sa.inspect(op.get_bind()).has_table(name):
+        op.create_table(name, *columns)
+
+
+def _column(table: str, column: sa.Column) -> None:
+    if column.name not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)}:
+        op.add_column(table, column)
+
+
+def _index(name: str, table: str, columns: list[str], *, unique: bool = False) -> None:
+    if name not in {i["name"] for i in sa.inspect(op.get_bind()).get_indexes(table)}:
+        op.create_index(name, table, columns, unique=unique)
+
+
 def upgrade() -> None:
-    op.create_table(
+    _table(
         "contact_lists",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
@@ -36,7 +55,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
-    op.create_table(
+    _table(
         "contacts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("list_id", sa.Integer(), nullable=False),
@@ -49,8 +68,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("list_id", "phone", name="uq_contacts_list_phone"),
     )
-    op.create_index("ix_contacts_phone", "contacts", ["phone"])
-    op.create_table(
+    _index("ix_contacts_phone", "contacts", ["phone"])
+    _table(
         "suppressions",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=False),
@@ -63,8 +82,8 @@ def upgrade() -> None:
         sa.Column("removed_reason", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_suppressions_phone", "suppressions", ["phone", "removed_at"])
-    op.create_table(
+    _index("ix_suppressions_phone", "suppressions", ["phone", "removed_at"])
+    _table(
         "templates",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
@@ -76,7 +95,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
-    op.create_table(
+    _table(
         "sender_profiles",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
@@ -88,9 +107,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
-    op.add_column("campaigns", sa.Column("list_id", sa.Integer(), nullable=True))
-    op.add_column("campaigns", sa.Column("resend_of", sa.Integer(), nullable=True))
-    op.create_index("ux_campaigns_resend_of", "campaigns", ["resend_of"], unique=True)
+    _column("campaigns", sa.Column("list_id", sa.Integer(), nullable=True))
+    _column("campaigns", sa.Column("resend_of", sa.Integer(), nullable=True))
+    _index("ux_campaigns_resend_of", "campaigns", ["resend_of"], unique=True)
 
 
 def downgrade() -> None:

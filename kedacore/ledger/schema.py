@@ -170,6 +170,7 @@ messages = Table(
     Index("ix_messages_day_country", "day", "country"),
     Index("ix_messages_day_sender", "day", "sender"),
     Index("ix_messages_day_status", "day", "status"),
+    Index("ix_messages_created", "created_at", "msgid"),  # the message log (kedacore.ledger.log)
     # Exact latency percentiles (kedacore.analytics): walk delivery_ms in order, filtering on
     # the index's own columns, without touching the table.
     Index(

@@ -1,0 +1,1 @@
+"""Helpers of the Audience pages: contacts and lists, opt-outs, templates, the message log."""

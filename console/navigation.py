@@ -33,6 +33,16 @@ PAGES: tuple[PageSpec, ...] = (
         "pages/status.py", "Status", ":material/manage_search:", "Messaging", (Permission.LOOKUP,)
     ),
     PageSpec("pages/links.py", "Short links", ":material/link:", "Messaging", (Permission.LINKS,)),
+    PageSpec("pages/log.py", "Message log", ":material/list_alt:", "Messaging", (Permission.LOG,)),
+    PageSpec(
+        "pages/contacts.py", "Contacts", ":material/contacts:", "Audience",
+        (Permission.CONTACTS,),
+    ),
+    PageSpec(
+        "pages/templates.py", "Templates", ":material/description:", "Audience",
+        (Permission.TEMPLATES,),
+    ),
+    PageSpec("pages/optouts.py", "Opt-outs", ":material/block:", "Audience", (Permission.OPTOUTS,)),
     PageSpec("pages/spend.py", "Spend", ":material/payments:", "Finance", (Permission.SPEND,)),
     PageSpec("pages/limits.py", "Limits", ":material/speed:", "Finance", (Permission.CAPS,)),
     PageSpec(

@@ -13,6 +13,8 @@ import secrets
 
 import streamlit as st
 
+from console.audience import optouts as ov
+from console.audience import templates as tv
 from console.messaging import send as sv
 from console.messaging import send_recent as recent
 from console.shell import account_changed, country_select, keda_errors, page_setup
@@ -43,6 +45,14 @@ recent.open_sends(console)  # any send without an answer yet, whoever sent it
 compose, summary = st.columns([3, 2], gap="large")
 
 with compose:
+    tv.starters(  # a saved template fills the text, a sender profile the sender and country
+        console.ledger,
+        "send",
+        text_key="send_content",
+        sender_key="send_sender",
+        country_key="send_country",
+        countries=sorted(pricing.prices),
+    )
     country = country_select(
         "Country",
         pricing,
@@ -69,6 +79,8 @@ with compose:
     if report.valid or report.duplicates:
         dupes = f" · {len(report.duplicates)} duplicate(s) left out" if report.duplicates else ""
         st.caption(f"{counted(len(report.valid), 'valid recipient')}{dupes}")
+    # Opted-out numbers left out (or, transactional, included); the frequency guard.
+    guarded = ov.guard(console, report.e164, key="send")
     sender = st.text_input(
         "Sender id (optional)",
         key="send_sender",
@@ -96,7 +108,7 @@ with compose:
 
 estimate = estimate_send(
     content,
-    recipients=len(report.valid),
+    recipients=len(guarded.numbers),
     price_per_segment=pricing.price_for(country),
     currency=cur,
     track_click=track,
@@ -159,6 +171,8 @@ with summary, st.container(border=True):
     blockers = []
     if not report.valid:
         blockers.append("add at least one valid number")
+    if report.valid and not guarded.numbers:
+        blockers.append("every number is left out (opted out or messaged recently)")
     if report.invalid:
         blockers.append("correct the numbers listed in red")
     if len(report.valid) > MAX_RECIPIENTS:
@@ -184,7 +198,9 @@ with summary, st.container(border=True):
 if clicked and not blockers:
     state["send_pending"] = {
         "country": country,
-        "numbers": report.e164,
+        "numbers": list(guarded.numbers),
+        "transactional": guarded.transactional,
+        "opted_out": len(guarded.opted_out),
         "sender": sender_id or None,
         "content": content,
         "track": track,

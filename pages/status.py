@@ -7,6 +7,7 @@ import time
 import streamlit as st
 
 from console.access import guarded
+from console.audience import optouts
 from console.messaging import status_view as view
 from console.messaging.lookup import MAX_IDS, Refresh, classify, parse_msgids, refresh, rows_for
 from console.shell import keda_errors, page_setup
@@ -32,7 +33,7 @@ state = st.session_state
 
 
 def clear_result() -> None:
-    for name in (*STATE, "status_pending", "status_checked_at", "status_rows"):
+    for name in (*STATE, "status_pending", "status_checked_at", "status_rows", "status_phone"):
         state.pop(name, None)
 
 
@@ -129,6 +130,7 @@ if clicked:
     else:
         ids = [m.msgid for m in console.ledger.messages_by_recipient(q.value)]
         if not ids:
+            optouts.show_state(console.ledger, q.value, console.tz)
             st.info(
                 f"No message to **{plain(q.value)}** in this console's ledger. (The status API "
                 "cannot search by number: only messages sent from this console are found.)",
@@ -136,6 +138,7 @@ if clicked:
             )
             st.stop()
         look_up(ids, f"messages to {q.value}")
+        state["status_phone"] = q.value  # its opt-out state is shown with the result
 
 if many:
     clear_result()
@@ -227,6 +230,8 @@ def results() -> None:
 
 
 if "status_ids" in state:
+    if state.get("status_phone"):
+        optouts.show_state(console.ledger, state["status_phone"], console.tz)
     for name, empty in (("status_api_only", {}), ("status_errors", {})):
         state.setdefault(name, empty)
     state.setdefault("status_not_found", set())

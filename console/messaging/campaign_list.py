@@ -18,6 +18,7 @@ import streamlit as st
 from console.access import guarded, require
 from console.messaging import campaigns as cv
 from console.messaging.approvals import campaign_approval
+from console.messaging.campaign_resend import resend_offer
 from console.messaging.campaign_state import LIST, engine_for, pause, refusals, start_campaign
 from console.shell import Console, account_changed
 from console.views import StatusRow, money, plain, status_badge, status_csv, status_frame
@@ -166,7 +167,7 @@ def campaign_detail(
     """Progress, money, pause reason and actions, delivery and messages of one campaign."""
     campaign = figures.campaign
     progress = cv.progress_of(figures, engine.is_running(figures.id))
-    label = cv.status_label(progress.status, progress.running)
+    label = cv.status_label(progress.status, progress.running, queued=queued(engine, figures.id))
     demo = " :gray-badge[demo data]" if figures.demo else ""
     st.markdown(
         f"#### {plain(figures.label)} {cv.status_badge(label)}{demo}",
@@ -202,6 +203,7 @@ def campaign_detail(
             "Delivery: "
             + " · ".join(f"{status_badge(s)} **{counts[s]:,}**" for s in order if counts.get(s))
         )
+    resend_offer(console, figures, progress.running)  # its FAILED and UNDELIVERED, once
     if progress.running or not counts or snapshot.messages_of != figures.id:
         return
     rows = [StatusRow.from_ledger(m) for m in snapshot.messages]
@@ -277,6 +279,14 @@ def draw_list(console: Console, snapshot: CampaignSnapshot, running: dict[int, b
         )
 
 
+def queued(engine: CampaignEngine, campaign_id: int) -> bool:
+    """On PostgreSQL: the campaign's job waits for a worker (none has started it yet)."""
+    if not isinstance(engine, QueuedCampaignEngine):
+        return False
+    job = engine.jobs().get(campaign_id)
+    return job is not None and job[1] == "todo"
+
+
 def worker_said(engine: CampaignEngine, campaign_id: int) -> bool:
     """On PostgreSQL a worker runs the campaign: say so when its job waits for one, and when no
     worker is alive to take it (True when something was said)."""
@@ -288,9 +298,10 @@ def worker_said(engine: CampaignEngine, campaign_id: int) -> bool:
     if live_workers(engine.ledger) == 0:
         st.warning(
             "**No campaign worker is running**, so nothing is being sent. Start one on any "
-            "machine that reaches this database: `python -m kedacore.campaign worker` "
-            "(docs/campaigns.md, Workers). It takes the campaign up where it is, each recipient "
-            "once.",
+            "machine that reaches this database, with this console's `KEDA_DATABASE_URL` and "
+            "keys (in sandbox mode: on this machine, with its data folder, `KEDA_DATA_DIR`): "
+            "`python -m kedacore.campaign worker` (docs/campaigns.md, Workers). It takes the "
+            "campaign up where it is, each recipient once.",
             icon=":material/engineering:",
         )
         return True

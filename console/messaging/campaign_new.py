@@ -19,12 +19,16 @@ from decimal import Decimal
 import streamlit as st
 
 from console import access
+from console.audience import optouts
+from console.audience import templates as tv
+from console.audience.contacts import list_choice
 from console.messaging import approval_rules as rules
 from console.messaging import campaigns as cv
 from console.messaging.campaign_state import LIST, engine_for, start_campaign
 from console.shell import Console, account_changed, country_select
 from console.views import URL_RE, money, plain, rewritten_for_estimate
 from kedacore.api.types import Pricing
+from kedacore.campaign.contacts import list_recipients
 from kedacore.campaign.plan import (
     CampaignPlan,
     CampaignPreview,
@@ -42,6 +46,7 @@ from kedacore.campaign.recipients import (
     read_recipients,
 )
 from kedacore.campaign.recipients.encoding import ENCODINGS, label
+from kedacore.ledger.contacts import ContactList
 from kedacore.segments import count_segments
 from kedacore.team import Permission
 from kedacore.words import counted
@@ -173,6 +178,29 @@ def read_file(
     return found
 
 
+def read_list(console: Console, chosen: ContactList, limits: RecipientLimits) -> RecipientFile:
+    """A contact list as the recipients table (``phone`` and its attributes), kept while the
+    list is unchanged (its last change and size are in the key).
+
+    Raises:
+        RecipientsError: more contacts than a campaign takes (KEDA_MAX_ROWS).
+    """
+    cache = parsed_cache()
+    key = ("list", console.ledger.url, chosen.id, chosen.updated_at, chosen.size, limits)
+    found = cache.get(key)
+    if found is None:
+        with st.spinner("Reading the list…"):
+            try:
+                found = list_recipients(console.ledger.all_contacts(chosen.id), limits=limits)
+            except RecipientsError as exc:
+                found = exc
+        cache.put(key, found, approx_size(found))
+    if isinstance(found, RecipientsError):
+        raise found
+    assert isinstance(found, RecipientFile)
+    return found
+
+
 def encoding_choice(name: str, data: bytes) -> str | None:
     """The CSV's encoding as chosen on the page (None: detect it); no choice for a workbook."""
     if data[:4] == b"PK\x03\x04" or name.lower().endswith((".xlsx", ".xlsm")):
@@ -268,55 +296,81 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
                 icon=":material/settings:",
             )
             return
-        upload = st.file_uploader(
-            "Recipients (CSV or XLSX)",
-            type=["csv", "txt", "xlsx"],
-            key="campaigns_file",
-            max_upload_size=limits.upload_mb,
-            help="A phone column (phone, mobile, number…), optionally country and sender "
-            f"columns; every column can be used in the template. The header is row 1. Up to "
-            f"{limits.rows:,} rows, {limits.columns:,} columns and {limits.upload_mb:,} MB.",
-            on_change=lambda: state.pop("campaigns_encoding", None),  # a new file: detect
-        )
-        st.download_button(
-            "Download a sample CSV",
-            cv.SAMPLE_CSV,
-            file_name="campaign-sample.csv",
-            mime="text/csv",
-            on_click="ignore",
-            icon=":material/download:",
-            type="tertiary",
-            key="campaigns_sample",
-        )
+        chosen = list_choice(console)  # a contact list, or None: a file
+        upload = None
         digest = ""
-        if upload is not None:
-            data = upload.getvalue()
-            digest = hashlib.sha256(data).hexdigest()
-            encoding = encoding_choice(upload.name, data)
+        if chosen is not None:
+            digest = f"list {chosen.id} {chosen.updated_at.isoformat()}"  # a change: again
             try:
-                table = read_file(digest, upload.name, data, limits, encoding)
-            except RecipientsLimitError as exc:  # a whole sentence: the limit and what to do
-                st.error(plain(exc), icon=":material/description:")
-            except RecipientsError as exc:
-                st.error(
-                    f"**This file cannot be used:** {plain(exc)}. Correct it and upload it again "
-                    "(the sample CSV shows the expected shape).",
-                    icon=":material/description:",
-                )
+                table = read_list(console, chosen, limits)
+            except RecipientsError as exc:  # a whole sentence: the limit and what to do
+                st.error(plain(exc), icon=":material/groups:")
             else:
-                how = "Excel workbook"
-                if table.encoding != "xlsx":
-                    how = f"{plain(label(table.encoding))}, {'chosen' if encoding else 'detected'}"
-                extra = [f"country column **{plain(table.country_column)}**"] * bool(
-                    table.country_column
-                )
-                extra += [f"sender column **{plain(table.sender_column)}**"] * bool(
-                    table.sender_column
-                )
                 st.caption(
-                    f"{len(table.rows) + len(table.broken):,} row(s) read ({how}); phone column "
-                    f"**{plain(table.phone_column)}**" + "".join(f", {e}" for e in extra) + "."
+                    f"{counted(len(table.rows), 'contact')} in the list; attributes: "
+                    + (", ".join(f"**{plain(c)}**" for c in table.columns[1:]) or "none")
+                    + "."
                 )
+        else:
+            upload = st.file_uploader(
+                "Recipients (CSV or XLSX)",
+                type=["csv", "txt", "xlsx"],
+                key="campaigns_file",
+                max_upload_size=limits.upload_mb,
+                help="A phone column (phone, mobile, number…), optionally country and sender "
+                f"columns; every column can be used in the template. The header is row 1. Up to "
+                f"{limits.rows:,} rows, {limits.columns:,} columns and {limits.upload_mb:,} MB.",
+                on_change=lambda: state.pop("campaigns_encoding", None),  # a new file: detect
+            )
+            st.download_button(
+                "Download a sample CSV",
+                cv.SAMPLE_CSV,
+                file_name="campaign-sample.csv",
+                mime="text/csv",
+                on_click="ignore",
+                icon=":material/download:",
+                type="tertiary",
+                key="campaigns_sample",
+            )
+            if upload is not None:
+                data = upload.getvalue()
+                digest = hashlib.sha256(data).hexdigest()
+                encoding = encoding_choice(upload.name, data)
+                try:
+                    table = read_file(digest, upload.name, data, limits, encoding)
+                except RecipientsLimitError as exc:  # a whole sentence: the limit and what to do
+                    st.error(plain(exc), icon=":material/description:")
+                except RecipientsError as exc:
+                    st.error(
+                        f"**This file cannot be used:** {plain(exc)}. Correct it and upload it "
+                        "again (the sample CSV shows the expected shape).",
+                        icon=":material/description:",
+                    )
+                else:
+                    how = "Excel workbook"
+                    if table.encoding != "xlsx":
+                        how = plain(label(table.encoding))
+                        how += ", chosen" if encoding else ", detected"
+                    extra = [f"country column **{plain(table.country_column)}**"] * bool(
+                        table.country_column
+                    )
+                    extra += [f"sender column **{plain(table.sender_column)}**"] * bool(
+                        table.sender_column
+                    )
+                    st.caption(
+                        f"{len(table.rows) + len(table.broken):,} row(s) read ({how}); phone "
+                        f"column **{plain(table.phone_column)}**"
+                        + "".join(f", {e}" for e in extra)
+                        + "."
+                    )
+        tv.starters(  # a saved template fills the text, a sender profile sender and country
+            console.ledger,
+            "campaigns",
+            text_key="campaigns_template",
+            sender_key="campaigns_sender",
+            country_key="campaigns_country",
+            countries=sorted(pricing.prices),
+        )
         left, right = st.columns(2)
         country = country_select(
             "Default country",
@@ -371,13 +425,18 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
                     f"**The template cannot be used:** {plain(exc)}.", icon=":material/edit_note:"
                 )
                 blockers.append("correct the template")
+        if preview is not None and plan is not None:  # opt-outs, frequency: read each run
+            preview, plan = optouts.campaign_guard(console, preview, plan)
 
     written = plan
     if track and plan is not None:  # the cost as billed: links counted as short links
         plan = tracked_plan(plan, console.runtime.short_link_base)
     if not name.strip():
         blockers.append("name the campaign")
-    if upload is None:
+    if chosen is not None:
+        if table is None or not table.rows:
+            blockers.append("choose a list that has contacts")
+    elif upload is None:
         blockers.append("upload the recipients file")
     elif table is None:
         blockers.append("upload a file that can be used")
@@ -405,7 +464,10 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
             "name": name.strip(),
             "plan": plan,
             "skipped": preview.rejected_rows,
+            "opted_out": len(preview.opted_out),
+            "recent_left_out": len(preview.recent_left_out),
             "options": cv.CampaignOptions(track_click=track, callback=callback),
+            "list_id": chosen.id if chosen is not None else None,
             "warnings": [line.text for line in cv.funds_lines(funds) if line.kind != "ok"],
         }
 
@@ -535,6 +597,8 @@ def confirm(console: Console, cur: str, pending: dict) -> None:
     st.markdown(f"Total cost: **{money(plan.total, cur)}**")
     if pending["skipped"]:
         st.caption(f"{pending['skipped']:,} row(s) with problems are left out.")
+    if left_out := optouts.left_out_sentence(pending):
+        st.caption(left_out)
     for text in pending["warnings"]:
         st.warning(text, icon=":material/warning:")
     gate = rules.gate(console.ledger, console.actor)
@@ -580,9 +644,11 @@ def create_campaign(console: Console, pending: dict) -> int:
         name=pending["name"],
         created_by=actor.name,
         options=cv.options_json(pending["options"]),  # in the ledger: any worker reads them
+        list_id=pending.get("list_id"),
     )
     campaign = console.ledger.campaign(campaign_id)
     assert campaign is not None
+    tv.mark_used(console.ledger, "campaigns")  # its template (if it started from one)
     console.ledger.audit(
         actor.name,
         "campaign_create",
@@ -594,6 +660,7 @@ def create_campaign(console: Console, pending: dict) -> int:
             "estimate": plan.total,
             "currency": campaign.currency,
             "rows_left_out": pending["skipped"],
+            **({"list": pending["list_id"]} if pending.get("list_id") else {}),
         },
     )
     gate = rules.gate(console.ledger, actor)  # read again: finance may have changed it

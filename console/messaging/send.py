@@ -28,6 +28,8 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from console import access
+from console.audience import optouts
+from console.audience.templates import mark_used
 from console.messaging import approval_rules as rules
 from console.shell import Console, account_changed, advice
 from console.views import money, plain
@@ -282,6 +284,12 @@ def confirm(console: Console, pending: dict[str, Any], currency: str) -> None:
     )
     st.text(pending["content"])
     st.markdown(f"Estimated cost: **{money(pending['estimate'], currency)}**")
+    if pending.get("opted_out"):
+        st.caption(
+            f"Transactional: {counted(pending['opted_out'], 'opted-out number')} included."
+            if pending.get("transactional")
+            else optouts.opted_out_words(pending["opted_out"]) + "."
+        )
     check = cap_check(console.limits, console.balance, n, pending["estimate"])
     show_check(check)
     gate = rules.gate(console.ledger, console.actor)
@@ -307,9 +315,21 @@ def confirm(console: Console, pending: dict[str, Any], currency: str) -> None:
         disabled=bool(check.refusals),
     ):
         actor = access.require(console.ledger, Permission.SEND, "send messages", target="send")
+        transactional = bool(pending.get("transactional"))
+        late = optouts.recheck(console, pending["numbers"], transactional)  # at the click
+        if late is not None:
+            st.session_state["send_last"] = late
+            _dismiss()
+            st.rerun()
         with st.spinner("Sending…"):
             outcome_ = start_send(console, pending, currency, actor)
+        if transactional and not isinstance(outcome_, str) and pending.get("opted_out"):
+            optouts.audit_transactional(
+                console.ledger, actor.name, pending["client_ref"], pending["opted_out"], n
+            )
         st.session_state["send_last"] = outcome_
+        if not isinstance(outcome_, str):  # recorded: its template (if any) was used
+            mark_used(console.ledger, "send")
         _dismiss()
         account_changed()
         st.rerun()

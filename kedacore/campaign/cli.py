@@ -76,7 +76,9 @@ from kedacore.campaign.command import (
 )
 from kedacore.campaign.engine import DEFAULT_CONCURRENCY, CampaignEngine
 from kedacore.campaign.progress import CampaignBusyError
+from kedacore.ledger.migrate import LedgerTooNew
 from kedacore.redaction import redact_text
+from kedacore.settings import password_warning
 
 try:
     import pwd  # command.actor reads it; kept here for whoever patches cli.pwd
@@ -137,7 +139,9 @@ def parser() -> argparse.ArgumentParser:
         description=SEND_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    send.add_argument("--file", required=True, help="the recipients (CSV or XLSX)")
+    source = send.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", help="the recipients (CSV or XLSX)")
+    source.add_argument("--list", metavar="NAME", help="a contact list of the console's ledger")
     send.add_argument("--template", required=True, help='the text, with {column}s: "Hi {name}"')
     send.add_argument("--country", default=None, help="ISO code for national numbers (US)")
     send.add_argument("--sender", default=None, help="sender id (a sender column overrides it)")
@@ -146,6 +150,9 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--at", default=None, help="ISO time with zone: refused, not built yet")
     send.add_argument("--yes", action="store_true", help="create the campaign and send it")
     send.add_argument("--problems", default=None, metavar="FILE", help="write every problem (CSV)")
+    send.add_argument(
+        "--leave-out-recent", action="store_true", help="leave out numbers messaged recently"
+    )
     send.add_argument("--ledger", default=None, help="ledger URL (KEDA_DATABASE_URL)")
     _run_options(send)
     for name, text in (
@@ -175,6 +182,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parser().parse_args(argv)
+    said = password_warning(getattr(args, "ledger", None) or getattr(args, "database_url", None))
+    if said:
+        print(said, file=sys.stderr)
     try:
         if args.command == "send":
             from kedacore.campaign.send import send_command
@@ -189,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (KeyError, ValueError, KedaError, CampaignBusyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except LedgerTooNew as exc:  # a newer release upgraded the ledger: nothing was touched
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except SQLAlchemyError as exc:

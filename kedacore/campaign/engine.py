@@ -116,13 +116,14 @@ class CampaignEngine:
         name: str,
         created_by: str | None = None,
         options: dict[str, Any] | None = None,
+        list_id: int | None = None,
     ) -> int:
         """Write the campaign and every batch of ``plan`` to the ledger; returns its id.
 
         Nothing is sent: the plan (with a unique clientRef per batch) is in the ledger before
         the first request, which is what makes a resume send every recipient exactly once.
         ``options``: its send options (``kedacore.campaign.tasks.SendOptions.as_json``), kept
-        in the ledger for whichever process runs it.
+        in the ledger for whichever process runs it. ``list_id``: the contact list it goes to.
         """
         if not plan.requests:
             raise ValueError("the plan has no recipients to send to")
@@ -133,6 +134,7 @@ class CampaignEngine:
             created_by=created_by,
             currency=plan.currency,
             options=options,
+            list_id=list_id,
         )
         try:
             self.ledger.plan_campaign(campaign_id, plan.batches(), returned=False)
@@ -295,6 +297,9 @@ class CampaignEngine:
         if campaign.status == "cancelled":
             raise ValueError(f"campaign {campaign_id} was cancelled; it cannot be sent")
         self._not_held(campaign_id, campaign.status)
+        # Numbers opted out since the plan (while it waited): left out of requests not tried.
+        if self.ledger.leave_out_opted_out(campaign_id):
+            campaign = self.ledger.campaign(campaign_id) or campaign
         # Requests that went out more than 23 h ago, answer lost: held, not sent again.
         self.ledger.hold_uncertain_batches(campaign_id)
         # Read a page at a time, not all at once (kedacore.campaign.run.Pending).
@@ -404,7 +409,12 @@ class CampaignEngine:
             unanswered=state.attempts.unanswered(),
             balance_at=state.balance_at,
         )
-        self.ledger.set_campaign_status(campaign_id, status, error=reason)
+        # Cancelled while it ran (the command line, another replica): it stays cancelled, and
+        # what is left is never sent (a cancelled campaign cannot be resumed).
+        if not self.ledger.set_campaign_status(
+            campaign_id, status, error=reason, unless=("cancelled",)
+        ):
+            return "cancelled", "cancelled while it was being sent"
         return status, reason
 
 

@@ -13,8 +13,8 @@ A file has up to tens of thousands of rows but few distinct countries, senders a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -94,6 +94,20 @@ class CampaignPreview:
     rows: tuple[PreviewRow, ...]
     problems: tuple[Problem, ...]
     rows_read: int  # data rows in the file, broken ones included
+    # Rows that would be sent but whose number is opted out (kedacore.ledger.optouts): left
+    # out, not problems; and the numbers messaged within the frequency window (flagged; left
+    # out only by leave_out_recent).
+    opted_out: tuple[PreviewRow, ...] = ()
+    recent: frozenset[str] = frozenset()
+    recent_left_out: tuple[PreviewRow, ...] = ()
+
+    def leave_out_recent(self) -> CampaignPreview:
+        """This preview without the rows whose number was messaged within the window."""
+        if not self.recent:
+            return self
+        keep = tuple(r for r in self.rows if r.e164 not in self.recent)
+        gone = tuple(r for r in self.rows if r.e164 in self.recent)
+        return replace(self, rows=keep, recent_left_out=self.recent_left_out + gone)
 
     @property
     def total(self) -> Decimal:
@@ -138,6 +152,8 @@ def preview_campaign(
     pricing: Pricing,
     default_country: str | None = None,
     sender: str | None = None,
+    suppressed: Callable[[Iterable[str]], Collection[str]] | Collection[str] | None = None,
+    recent: Callable[[Iterable[str]], Collection[str]] | Collection[str] | None = None,
 ) -> CampaignPreview:
     """Render and check every row; a number repeated after a row that is sent is a duplicate.
 
@@ -148,6 +164,10 @@ def preview_campaign(
         default_country: ISO code for national numbers of rows without a country. E.164
             numbers of rows without a country keep their own; a row's own country is strict.
         sender: the campaign's sender id (a ``sender`` column overrides it per row).
+        suppressed: the opted-out numbers (``ledger.suppressed``, or a set): rows that would
+            be sent to one are left out (``opted_out``), neither problems nor sent.
+        recent: the numbers messaged within the frequency window (``ledger.recently_messaged``
+            bound to its start, or a set): flagged (``recent``); ``leave_out_recent()``.
     """
     columns = recipients.columns
     tpl = template if isinstance(template, Template) else parse_template(template, columns)
@@ -229,7 +249,7 @@ def preview_campaign(
             )
         )
     problems.sort(key=lambda p: p.row)
-    return CampaignPreview(
+    preview = CampaignPreview(
         tpl,
         sender,
         pricing.currency,
@@ -237,6 +257,42 @@ def preview_campaign(
         tuple(problems),
         len(recipients.rows) + len(recipients.broken),
     )
+    return with_audience(preview, suppressed=suppressed, recent=recent)
+
+
+def with_audience(
+    preview: CampaignPreview,
+    *,
+    suppressed: Callable[[Iterable[str]], Collection[str]] | Collection[str] | None = None,
+    recent: Callable[[Iterable[str]], Collection[str]] | Collection[str] | None = None,
+) -> CampaignPreview:
+    """``preview`` with its opted-out rows left out and its recently messaged flagged (see
+    :func:`preview_campaign`); a preview kept from before is checked again this way."""
+    rows = preview.rows
+    opted_out = preview.opted_out
+    if suppressed is not None and rows:
+        out = suppressed([r.e164 for r in rows]) if callable(suppressed) else suppressed
+        if out:
+            opted_out += tuple(r for r in rows if r.e164 in out)
+            rows = tuple(r for r in rows if r.e164 not in out)
+    flagged: frozenset[str] = frozenset()
+    if recent is not None and rows:
+        numbers = [r.e164 for r in rows]
+        found = recent(numbers) if callable(recent) else recent
+        flagged = frozenset(found).intersection(numbers)
+    if rows is preview.rows and not flagged:
+        return preview
+    return replace(preview, rows=rows, opted_out=opted_out, recent=flagged)
+
+
+def left_out_words(preview: CampaignPreview) -> str:
+    """``37 opted out, left out`` (and the recently messaged left out), or ``""``."""
+    parts = []
+    if preview.opted_out:
+        parts.append(f"{len(preview.opted_out):,} opted out, left out")
+    if preview.recent_left_out:
+        parts.append(f"{len(preview.recent_left_out):,} messaged recently, left out")
+    return "; ".join(parts)
 
 
 def _number_problem(number_of: _Number) -> tuple[str, str]:
@@ -420,5 +476,7 @@ __all__ = [
     "CampaignPreview",
     "PreviewRow",
     "Problem",
+    "left_out_words",
     "preview_campaign",
+    "with_audience",
 ]

@@ -32,7 +32,9 @@ from kedacore.campaign.command import (
     _run,
     actor,
     ledger_url,
+    open_ledger,
 )
+from kedacore.campaign.contacts import list_recipients
 from kedacore.campaign.engine import CampaignEngine
 from kedacore.campaign.plan import (
     CampaignPlan,
@@ -42,6 +44,7 @@ from kedacore.campaign.plan import (
     plan_requests,
     preview_campaign,
 )
+from kedacore.campaign.preview import left_out_words
 from kedacore.campaign.recipients import (
     RecipientFile,
     RecipientsError,
@@ -51,6 +54,7 @@ from kedacore.campaign.recipients import (
 )
 from kedacore.campaign.recipients.encoding import label
 from kedacore.ledger import Ledger
+from kedacore.ledger.optouts import frequency_hours
 from kedacore.ledger.team import APPROVAL_THRESHOLD
 from kedacore.money import from_micros
 from kedacore.words import counted
@@ -88,8 +92,37 @@ def _when(text: str) -> datetime:
     return at
 
 
+def _read_list(args: argparse.Namespace) -> tuple[RecipientFile, Any, str]:
+    """``--list NAME``: the contact list's contacts as the recipients table (its attributes
+    the columns), from the console's ledger; ``args.list_id`` is set for the campaign."""
+    name = (args.name if args.name is not None else args.list).strip()
+    if not name:
+        raise BadInput("--name is empty: name the campaign")
+    if len(name) > MAX_NAME:
+        raise BadInput(f"--name is {len(name):,} characters long; at most {MAX_NAME}")
+    with open_ledger(ledger_url(args.ledger)) as ledger:
+        found = ledger.contact_list_named(args.list)
+        if found is None:
+            known = ", ".join(_shown(x.name, 40) for x in ledger.contact_lists()[:10]) or "none"
+            raise BadInput(f"no contact list named {_shown(args.list, 120)} (lists: {known})")
+        try:
+            limits = load_limits(None, os.environ)
+            table = list_recipients(ledger.all_contacts(found.id), limits=limits)
+            template = parse_template(args.template, table.columns)
+        except RecipientsError as exc:
+            raise BadInput(f"list {_shown(found.name, 120)}: {exc}") from None
+        except ValueError as exc:  # an operator's limit setting that is not a number
+            raise BadInput(str(exc)) from None
+    if not table.rows:
+        raise BadInput(f"the list {_shown(found.name, 120)} has no contacts")
+    args.list_id = found.id
+    return table, template, name
+
+
 def _read(args: argparse.Namespace) -> tuple[RecipientFile, Any, str]:
-    """The file and the template checked, before the service is asked anything."""
+    """The file (or ``--list``) and the template checked, before the service is asked anything."""
+    if getattr(args, "list", None) is not None:
+        return _read_list(args)
     path = Path(args.file)
     if not path.is_file():
         raise BadInput(f"no such file: {args.file}")
@@ -112,6 +145,12 @@ def _read(args: argparse.Namespace) -> tuple[RecipientFile, Any, str]:
 
 
 def _describe(table: RecipientFile, args: argparse.Namespace) -> str:
+    if table.encoding == "list":
+        columns = ", ".join(_shown(c, 40) for c in table.columns[1:]) or "none"
+        return (
+            f"List {_shown(args.list, 120)}: {counted(len(table.rows), 'contact')}; "
+            f"attributes {columns}."
+        )
     if table.encoding == "xlsx":
         how = "from an Excel workbook"
     else:
@@ -151,6 +190,30 @@ def _print_problems(preview: CampaignPreview, out_path: str | None) -> None:
             why = exc.strerror or exc
             raise BadInput(f"--problems {out_path} cannot be written: {why}") from None
         print(f"  Every problem is in {_shown(out_path)} (CSV).")
+
+
+def _hours() -> float:
+    try:
+        return frequency_hours()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _print_left_out(preview: CampaignPreview, *, checked: bool) -> None:
+    """The opted-out numbers left out ("37 opted out, left out") and the frequency guard."""
+    if not checked:
+        print("Opt-outs: not checked (no ledger); --yes needs the console's ledger.")
+        return
+    if words := left_out_words(preview):
+        print(f"Left out: {words}.")
+    for row in preview.opted_out[:PROBLEMS_SHOWN]:
+        print(f"  row {row.row}: {_shown(row.phone, 32)} — opted out")
+    if preview.recent:
+        print(
+            f"Frequency guard: {counted(len(preview.recent), 'recipient')} messaged within "
+            f"the last {_hours():g} hours (KEDA_FREQUENCY_HOURS); --leave-out-recent leaves "
+            "them out."
+        )
 
 
 def _print_cost(plan: CampaignPlan, funds: FundsCheck) -> None:
@@ -213,6 +276,8 @@ def send_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_NOT_SCHEDULED
+    # The opt-outs and the recent messages are the ledger's (none to read without one).
+    guard = Ledger(url) if absent is None else None
     try:
         with KedaClient() as client:
             pricing = client.pricing()
@@ -222,15 +287,23 @@ def send_command(args: argparse.Namespace) -> int:
                 pricing=pricing,
                 default_country=args.country,
                 sender=(args.sender or "").strip() or None,
+                suppressed=guard.suppressed if guard is not None else None,
+                recent=guard.messaged_within(_hours()) if guard is not None else None,
             )
+            if getattr(args, "leave_out_recent", False):
+                preview = preview.leave_out_recent()
             plan = plan_requests(preview)
             funds = check_funds(plan, client.account.balance(), client.limits.get())
     except RecipientsError as exc:  # the default country or the sender
         raise BadInput(str(exc)) from None
     except ConfigurationError as exc:  # no API key, an unusable key or address
         raise BadInput(str(exc)) from None
+    finally:
+        if guard is not None:
+            guard.close()
     print(_describe(table, args))
     _print_problems(preview, args.problems)
+    _print_left_out(preview, checked=guard is not None)
     if not plan.requests:
         raise BadInput("no row can be sent: correct the file (the problems are listed above)")
     _print_cost(plan, funds)
@@ -276,10 +349,19 @@ def _create(
         write_group=args.write_group,
         rate=args.rate,
     )
+    # Kept for a worker: with the receiver's token (KEDA_WEBHOOK_TOKEN) taken out; a URL whose
+    # token is not known here is not kept at all (the worker posts to its own KEDA_CALLBACK_URL).
+    token = os.environ.get("KEDA_WEBHOOK_TOKEN")
+    kept = tasks.kept_callback(args.callback_url, token)
     options = tasks.SendOptions(
-        track_click=False, callback=bool(args.callback_url), callback_url=args.callback_url
+        track_click=False,
+        callback=bool(args.callback_url),
+        callback_url=kept if kept and tasks.TOKEN_SLOT in kept else None,
     )
-    campaign_id = engine.create(plan, name=name, created_by=who, options=options.as_json())
+    list_id = getattr(args, "list_id", None)
+    campaign_id = engine.create(
+        plan, name=name, created_by=who, options=options.as_json(), list_id=list_id
+    )
     campaign = ledger.campaign(campaign_id)
     assert campaign is not None
     target = f"campaign {campaign_id}"
@@ -294,8 +376,17 @@ def _create(
             "estimate": plan.total,
             "currency": campaign.currency,
             "rows_left_out": preview.rejected_rows,
+            **({"opted_out_left_out": len(preview.opted_out)} if preview.opted_out else {}),
+            **(
+                {"recent_left_out": len(preview.recent_left_out)} if preview.recent_left_out else {}
+            ),
         },
-        detail=f"python -m kedacore.campaign send --file {_shown(Path(args.file).name, 100)}",
+        detail="python -m kedacore.campaign send "
+        + (
+            f"--list {_shown(args.list, 100)}"
+            if list_id is not None
+            else f"--file {_shown(Path(args.file).name, 100)}"
+        ),
     )
     label_ = ledger.campaign_label(campaign_id) or name
     threshold = _gate(ledger, campaign.estimated_micros)  # read again

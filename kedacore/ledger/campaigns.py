@@ -66,9 +66,11 @@ class CampaignsMixin:
         created_by: str | None = None,
         currency: str = "USD",
         options: dict[str, Any] | None = None,
+        list_id: int | None = None,
     ) -> int:
         """A new campaign in ``draft``; returns its id. ``options``: its send options (JSON
-        in ``campaigns.options``), read by whichever process or machine runs it."""
+        in ``campaigns.options``), read by whichever process or machine runs it. ``list_id``:
+        the contact list it goes to (None: a file)."""
         if not name.strip():
             raise ValueError(f"a campaign needs a name, got {name!r}")
         now = self.now()
@@ -84,6 +86,7 @@ class CampaignsMixin:
                     status="draft",
                     currency=currency,
                     options=None if options is None else json.dumps(options, sort_keys=True),
+                    list_id=list_id,
                 )
             )
             return int(result.inserted_primary_key[0])
@@ -196,21 +199,31 @@ class CampaignsMixin:
             return CampaignBatch.from_result(conn.execute(query))
 
     def set_campaign_status(
-        self, campaign_id: int, status: str, *, error: str | None = None
-    ) -> None:
-        """Move a campaign to ``status`` (one of CAMPAIGN_STATUSES), with an optional reason."""
+        self,
+        campaign_id: int,
+        status: str,
+        *,
+        error: str | None = None,
+        unless: tuple[str, ...] = (),
+    ) -> bool:
+        """Move a campaign to ``status`` (one of CAMPAIGN_STATUSES), with an optional reason;
+        not when it is in one of ``unless`` now (the UPDATE itself checks: a run that ends
+        never overwrites a ``cancelled`` said meanwhile). Returns whether it moved."""
         if status not in CAMPAIGN_STATUSES:
             raise ValueError(f"campaign status must be one of {CAMPAIGN_STATUSES}, got {status!r}")
+        c = s.campaigns.c
+        where = [c.id == campaign_id] + ([c.status.not_in(unless)] if unless else [])
         with writing(self.engine) as conn:
-            conn.execute(
+            moved = conn.execute(
                 update(s.campaigns)
-                .where(s.campaigns.c.id == campaign_id)
+                .where(*where)
                 .values(
                     status=status,
                     error=None if error is None else redact_text(error),  # no URL secrets
                     updated_at=self.now(),
                 )
             )
+            return bool(moved.rowcount)
 
     def campaign_status(self, campaign_id: int) -> str | None:
         """The campaign's status alone (what a run polls to hear a pause), or None."""

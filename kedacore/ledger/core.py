@@ -19,10 +19,14 @@ from kedacore.ledger.approvals import ApprovalsMixin
 from kedacore.ledger.batches import BatchesMixin
 from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
+from kedacore.ledger.contacts import ContactsMixin
 from kedacore.ledger.engine import ledger_url, lock_messages, make_engine, writing
+from kedacore.ledger.log import LogMixin
 from kedacore.ledger.lookups import LookupsMixin
 from kedacore.ledger.notices import NoticesMixin
+from kedacore.ledger.optouts import OptoutsMixin
 from kedacore.ledger.queries import QueriesMixin, chunks, unique
+from kedacore.ledger.resends import ResendsMixin
 from kedacore.ledger.rows import Send, estimates, message_rows, task_row
 from kedacore.ledger.rows import split_micros as split_micros  # where it used to be
 from kedacore.ledger.sends import SendsMixin
@@ -36,6 +40,7 @@ from kedacore.ledger.state import (
 )
 from kedacore.ledger.statement import StatementMixin
 from kedacore.ledger.team import TeamMixin
+from kedacore.ledger.templates import TemplatesMixin
 
 _STATE = [f.name for f in fields(MessageState)]
 # The rest of a message's rollup key and sums (kedacore.ledger.rollup), which updates never change.
@@ -58,6 +63,11 @@ class Ledger(
     ApprovalsMixin,
     NoticesMixin,
     StatementMixin,
+    ContactsMixin,
+    OptoutsMixin,
+    TemplatesMixin,
+    ResendsMixin,
+    LogMixin,
 ):
     """The console's record of campaigns, tasks, messages, callbacks, lookups, cap changes
     and the Send page's own sends.

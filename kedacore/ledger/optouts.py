@@ -33,6 +33,7 @@ SOURCES = ("hand", "import")
 MAX_REASON = 500
 _SQLITE_CHUNK = 900  # numbers per IN (...): under SQLite's oldest parameter limit (999)
 _PG_CHUNK = 20_000  # numbers per = ANY(array) on PostgreSQL: one parameter
+_BATCH_PAGE = 2_000  # a campaign's batches read at a time by leave_out_opted_out
 
 
 class OptoutError(ValueError):
@@ -284,41 +285,68 @@ class OptoutsMixin:
         keeps its recipients (its clientRef must mean the same request); a batch left with
         nobody is dropped. The campaign's recipients, batches and estimate follow; audited.
         Returns how many numbers were left out.
+
+        With no active opt-out at all it reads nothing else. Otherwise the batches are read
+        ``_BATCH_PAGE`` at a time outside the write lock (a 100,000-recipient campaign is never
+        held in memory at once: docs/benchmarks.md, Step 9), and only the batches that change
+        are written, each still untried (``attempts = 0``, ``planned``) when it is.
         """
         b = s.campaign_batches.c
-        with writing(self.engine) as conn:
-            batches = conn.execute(
-                select(b.id, b.recipients, b.recipient_count, b.estimated_micros).where(
-                    b.campaign_id == campaign_id, b.state == "planned", b.attempts == 0
-                )
-            ).all()
-            numbers = {p for row in batches for p in json.loads(row.recipients)}
-            out = _suppressed(conn, sorted(numbers)) if numbers else set()
-            if not out:
+        t = s.suppressions.c
+        changes: list[tuple[int, list[str], int, int]] = []  # id, kept, gone, micros less
+        with reading(self.engine) as conn:
+            if conn.scalar(select(t.id).where(t.removed_at.is_(None)).limit(1)) is None:
                 return 0
-            left_out = dropped = micros = 0
-            for row in batches:
-                recipients = json.loads(row.recipients)
-                keep = [p for p in recipients if p not in out]
-                if len(keep) == len(recipients):
-                    continue
-                gone = len(recipients) - len(keep)
-                less = row.estimated_micros // max(len(recipients), 1) * gone
-                left_out, micros = left_out + gone, micros + less
-                if not keep:
-                    dropped += 1
-                    conn.execute(delete(s.campaign_batches).where(b.id == row.id))
-                    continue
-                conn.execute(
-                    update(s.campaign_batches)
-                    .where(b.id == row.id)
-                    .values(
-                        recipients=json.dumps(keep),
-                        recipient_count=len(keep),
-                        estimated_micros=row.estimated_micros - less,
-                        updated_at=self.now(),
+            after = 0
+            while True:
+                page = conn.execute(
+                    select(b.id, b.recipients, b.estimated_micros)
+                    .where(
+                        b.campaign_id == campaign_id,
+                        b.state == "planned",
+                        b.attempts == 0,
+                        b.id > after,
                     )
-                )
+                    .order_by(b.id)
+                    .limit(_BATCH_PAGE)
+                ).all()
+                if not page:
+                    break
+                after = page[-1].id
+                lists = [(row, json.loads(row.recipients)) for row in page]
+                out = _suppressed(conn, sorted({p for _, numbers in lists for p in numbers}))
+                for row, recipients in lists:
+                    keep = [p for p in recipients if p not in out]
+                    gone = len(recipients) - len(keep)
+                    if gone:
+                        less = row.estimated_micros // max(len(recipients), 1) * gone
+                        changes.append((row.id, keep, gone, less))
+        if not changes:
+            return 0
+        left_out = dropped = micros = 0
+        untried = (b.state == "planned", b.attempts == 0)
+        with writing(self.engine) as conn:
+            for batch_id, keep, gone, less in changes:
+                if keep:
+                    done = conn.execute(
+                        update(s.campaign_batches)
+                        .where(b.id == batch_id, *untried)
+                        .values(
+                            recipients=json.dumps(keep),
+                            recipient_count=len(keep),
+                            estimated_micros=b.estimated_micros - less,
+                            updated_at=self.now(),
+                        )
+                    ).rowcount
+                else:
+                    done = conn.execute(
+                        delete(s.campaign_batches).where(b.id == batch_id, *untried)
+                    ).rowcount
+                    dropped += bool(done)
+                if done:
+                    left_out, micros = left_out + gone, micros + less
+            if not left_out:
+                return 0
             c = s.campaigns.c
             conn.execute(
                 update(s.campaigns)

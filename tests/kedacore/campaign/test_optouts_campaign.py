@@ -21,6 +21,7 @@ from kedacore.campaign.plan import plan_requests, preview_campaign
 from kedacore.campaign.preview import left_out_words
 from kedacore.campaign.recipients import read_recipients
 from kedacore.ledger import Ledger
+from kedacore.ledger import schema as s
 from kedacore.ledger.audit import AuditFilter
 from tests.kedacore.campaign.helpers import GatewayTally
 from tests.support import REPO_ROOT
@@ -152,3 +153,31 @@ def test_numbers_opted_out_while_a_campaign_waited_are_left_out_at_its_start(
         assert ledger.leave_out_opted_out(cid) == 0
         (entry,) = ledger.audit_entries(AuditFilter(actions=["campaign_optouts"]))
         assert entry.after == {"opted_out_left_out": 1, "requests_dropped": 1}
+
+
+def test_the_start_check_reads_the_batches_page_by_page_and_skips_a_tried_one(
+    ledger_url: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kedacore.ledger import optouts
+
+    monkeypatch.setattr(optouts, "_BATCH_PAGE", 1)  # four pages of one batch
+    with Ledger(ledger_url()) as ledger:
+        plan = plan_requests(preview())
+        cid = ledger.create_campaign("Paged", currency="USD")
+        ledger.plan_campaign(cid, plan.batches(), returned=False)
+        batches = ledger.campaign_batches(cid)
+        tried = next(b for b in batches if "+12062000001" in b.recipients)
+        with ledger.engine.begin() as conn:  # a request already tried keeps its recipients
+            conn.execute(
+                s.campaign_batches.update()
+                .where(s.campaign_batches.c.id == tried.id)
+                .values(attempts=1)
+            )
+        ledger.add_optouts(
+            ["+12062000001", "+12062000002", "+12062000004"], by="mia@example.com", reason="STOP"
+        )
+        assert ledger.leave_out_opted_out(cid) == 2
+        left = {p for b in ledger.campaign_batches(cid) for p in b.recipients}
+        assert left == {"+12062000001", "+12062000003"}
+        after = ledger.campaign(cid)
+        assert after is not None and (after.recipients, after.batches) == (2, 2)

@@ -211,6 +211,8 @@ def test_the_progress_the_delivery_line_and_the_list_come_from_one_ledger_read(
         conn.info["transaction"] = next(transaction)
 
     def statement(conn, cursor, text, parameters, context, executemany) -> None:
+        if text.lstrip().startswith("SELECT DISTINCT messages.recipient"):
+            return  # the New campaign form's frequency guard (its file is still chosen)
         if any(table in text for table in ("campaign_batches", "message_rollup", "messages")):
             reads.add(conn.info.get("transaction", 0))
 

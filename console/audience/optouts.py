@@ -293,6 +293,7 @@ def remove(console: Console, rows: Sequence[Optout]) -> None:
         return
     active = [r.phone for r in rows if r.active]
     if not active:
+        st.caption("No opted-out number shown above: search for one to take it off the list.")
         return
     with st.form("optouts_remove"):
         phone = st.selectbox("Number", active, key="optouts_remove_phone")

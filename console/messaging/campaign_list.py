@@ -18,6 +18,7 @@ import streamlit as st
 from console.access import guarded, require
 from console.messaging import campaigns as cv
 from console.messaging.approvals import campaign_approval
+from console.messaging.campaign_clicks import click_report
 from console.messaging.campaign_resend import resend_offer
 from console.messaging.campaign_state import LIST, engine_for, pause, refusals, start_campaign
 from console.shell import Console, account_changed
@@ -239,6 +240,7 @@ def campaign_detail(
         key="campaigns_export",
         width="stretch",
     )
+    click_report(console, figures)  # a campaign that tracked links: its clicks
 
 
 def draw_list(console: Console, snapshot: CampaignSnapshot, running: dict[int, bool]) -> None:

@@ -19,6 +19,7 @@ from kedacore.ledger.approvals import ApprovalsMixin
 from kedacore.ledger.batches import BatchesMixin
 from kedacore.ledger.campaigns import CampaignsMixin
 from kedacore.ledger.caps import CapsMixin
+from kedacore.ledger.clicks import ClicksMixin
 from kedacore.ledger.contacts import ContactsMixin
 from kedacore.ledger.engine import ledger_url, lock_messages, make_engine, writing
 from kedacore.ledger.log import LogMixin
@@ -68,6 +69,7 @@ class Ledger(
     TemplatesMixin,
     ResendsMixin,
     LogMixin,
+    ClicksMixin,
 ):
     """The console's record of campaigns, tasks, messages, callbacks, lookups, cap changes
     and the Send page's own sends.

@@ -247,6 +247,14 @@ def import_file(console: Console, country: str | None) -> None:
     except (RecipientsError, ValueError) as exc:
         st.error(f"**The file cannot be read:** {plain(exc)}.", icon=":material/error:")
         return
+    if table.broken:  # a row not read could hold a number to opt out: all or nothing
+        lines = "\n".join(f"- row {n}: {plain(why)}" for n, why in table.broken[:20])
+        st.error(
+            f"**Nothing can be imported:** {counted(len(table.broken), 'row')} of the file "
+            f"cannot be read; correct them:\n{lines}",
+            icon=":material/phonelink_erase:",
+        )
+        return
     at = table.columns.index(table.phone_column)
     read = normalize([cells[at] for _, cells in table.rows], country)
     st.caption(

@@ -237,3 +237,24 @@ def test_new_campaign_leaves_opted_out_out_says_it_and_sends_none_of_them(
     (campaign,) = runtime().ledger.campaigns()
     wait_for_the_run(campaign.id)
     assert gateway_recipients(data_dir) == [GOOD[0], *GOOD[3:]]
+
+
+def test_an_import_with_an_unreadable_row_adds_nothing(data_dir: Path) -> None:
+    """A row the reader cannot read (more fields than the header) is named, not dropped:
+    an opt-out file is all or nothing."""
+    at = page("pages/optouts.py")
+    at.text_input(key="optouts_file_reason").input("Replied STOP")
+    data = f"phone\n{A}\n{B},extra\n{C}\n".encode()
+    at.file_uploader(key="optouts_file").upload("stop.csv", data, "text/csv").run()
+    said = everything(at)
+    assert "Nothing can be imported" in said and "row 3" in said, said
+    assert not [b for b in at.button if b.key == "optouts_import"]
+    with book(data_dir) as led:
+        assert led.suppressed([A, B, C]) == set()
+    # corrected, the whole file goes in
+    data = f"phone\n{A}\n{B}\n{C}\n".encode()
+    at.file_uploader(key="optouts_file").upload("stop.csv", data, "text/csv").run()
+    next(b for b in at.button if b.key == "optouts_import").click().run()
+    assert "3 numbers opted out." in everything(at)
+    with book(data_dir) as led:
+        assert led.suppressed([A, B, C]) == {A, B, C}

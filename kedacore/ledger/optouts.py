@@ -10,7 +10,7 @@ only writers of ``suppressions`` take), so two adds of one number at once leave 
 :meth:`OptoutsMixin.suppressed` answers "which of these numbers are opted out" for a
 campaign's 100,000 numbers against a list of 1,000,000 in well under a second (bench/
 suppression.py): on SQLite chunks of ``IN (...)`` over the ``(phone, removed_at)`` index, on
-PostgreSQL chunks of ``= ANY(array)`` (one parameter per chunk).
+PostgreSQL a join against chunks of ``unnest(array)`` (one parameter per chunk).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from kedacore.phones import parse_number
 SOURCES = ("hand", "import")
 MAX_REASON = 500
 _SQLITE_CHUNK = 900  # numbers per IN (...): under SQLite's oldest parameter limit (999)
-_PG_CHUNK = 20_000  # numbers per = ANY(array) on PostgreSQL: one parameter
+_PG_CHUNK = 50_000  # numbers per unnest(array) on PostgreSQL: one parameter
 _BATCH_PAGE = 2_000  # a campaign's batches read at a time by leave_out_opted_out
 
 
@@ -110,9 +110,12 @@ def _suppressed(conn: Connection, numbers: Sequence[str]) -> set[str]:
     t = s.suppressions.c
     found: set[str] = set()
     if conn.dialect.name == "postgresql":
-        query = select(t.phone).where(
-            t.phone == func.any(bindparam("phones", type_=postgresql.ARRAY(s.PHONE))),
-            t.removed_at.is_(None),
+        # A join against the numbers unnested: the planner walks the index once per number
+        # (= ANY(array) of 20,000 made it scan the whole table per chunk: 3-4 times slower).
+        phones = bindparam("phones", type_=postgresql.ARRAY(s.PHONE))
+        wanted = func.unnest(phones).table_valued("phone").render_derived(name="wanted")
+        query = (
+            select(t.phone).join(wanted, t.phone == wanted.c.phone).where(t.removed_at.is_(None))
         )
         for start in range(0, len(numbers), _PG_CHUNK):
             found.update(conn.scalars(query, {"phones": list(numbers[start : start + _PG_CHUNK])}))

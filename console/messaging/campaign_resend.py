@@ -20,6 +20,7 @@ from console.views import money, plain
 from kedacore import KedaError
 from kedacore.campaign.resend import AlreadyResent, ResendPlan, create_resend, plan_resend
 from kedacore.ledger.campaign_snapshot import CampaignFigures
+from kedacore.ledger.resends import RESENDABLE
 from kedacore.team import Permission
 from kedacore.words import counted
 
@@ -39,6 +40,8 @@ def resend_offer(console: Console, figures: CampaignFigures, running: bool) -> N
         getattr(st, said[0])(said[1], icon=":material/replay:")
     failed = sum(figures.statuses.get(s, 0) for s in RESENT)
     if running or not failed or figures.demo or not console.actor.can(Permission.CAMPAIGNS):
+        return
+    if figures.campaign.status not in RESENDABLE:  # paused, or sending on a worker
         return
     campaign_id = figures.id
     resent = console.ledger.resend_of(campaign_id)
@@ -117,6 +120,9 @@ def confirm(console: Console, resend: ResendPlan) -> None:
     except AlreadyResent as exc:
         label = console.ledger.campaign_label(exc.resend_id or 0) or f"campaign {exc.resend_id}"
         st.session_state[_SAID] = ("warning", f"Already resent as {plain(label)}: nothing new.")
+        return
+    except ValueError as exc:  # resumed meanwhile, or nobody left to resend to
+        st.session_state[_SAID] = ("warning", f"Not resent: {plain(exc)}.")
         return
     gate = rules.gate(console.ledger, actor)  # read again: finance may have changed it
     if gate.holds(resend.total):

@@ -28,6 +28,10 @@ from kedacore.ledger.records import PlannedBatch
 RESENT_STATUSES = ("FAILED", "UNDELIVERED")
 
 
+# A campaign resent only once it is over: later failures would otherwise never be resent.
+RESENDABLE = ("done", "cancelled")
+
+
 class AlreadyResent(Exception):
     """The campaign was resent already (exactly once): ``resend_id`` is the resend."""
 
@@ -97,7 +101,8 @@ class ResendsMixin:
 
         Raises:
             AlreadyResent: the campaign was resent already (by anyone, at any moment).
-            ValueError: no batches.
+            ValueError: no batches, or the campaign is not finished (``RESENDABLE``): a paused
+                or still sending campaign may fail more later, and it is resent only once.
         """
         if not batches:
             raise ValueError("nothing to resend")
@@ -105,6 +110,12 @@ class ResendsMixin:
         c = s.campaigns
         try:
             with writing(self.engine) as conn:
+                status = conn.scalar(select(c.c.status).where(c.c.id == campaign_id))
+                if status not in RESENDABLE:
+                    raise ValueError(
+                        f"campaign {campaign_id} is {status or 'unknown'}: only a finished "
+                        "campaign (done or cancelled) is resent"
+                    )
                 new = conn.execute(
                     insert(c).values(
                         name=name[:200],

@@ -145,6 +145,7 @@ def sent_campaign(ledger: Ledger, fates: dict[str, str], *, texts: dict[str, str
             for i, fate in enumerate(fates.values())
         ]
     )
+    ledger.set_campaign_status(cid, "done")
     return cid
 
 
@@ -203,6 +204,18 @@ def test_a_campaign_is_resent_once_however_many_ask(ledger: Ledger) -> None:
     assert plan_resend(ledger, cid, PRICING).resent_as == first
     assert len(ledger.audit_entries(AuditFilter(actions=["campaign_resend"]))) == 1
     assert len(ledger.campaigns()) == 2  # the original and one resend, no orphan row
+
+
+@pytest.mark.parametrize("status", ["paused", "sending", "planned"])
+def test_a_campaign_not_finished_is_not_resent(ledger: Ledger, status: str) -> None:
+    """It may fail more later, and a campaign is resent only once."""
+    cid = sent_campaign(ledger, FATES, texts=TEXTS)
+    ledger.set_campaign_status(cid, status)
+    resend = plan_resend(ledger, cid, PRICING)
+    with pytest.raises(ValueError, match="only a finished campaign"):
+        create_resend(ledger, resend, created_by="ana@example.com")
+    assert ledger.resend_of(cid) is None and len(ledger.campaigns()) == 1
+    assert ledger.audit_entries(AuditFilter(actions=["campaign_resend"])) == []
 
 
 def test_two_resends_at_the_same_moment_make_one_campaign(

@@ -3,7 +3,7 @@
 A template is a named text with ``{variables}`` (as in campaigns), its owner and when a send or
 a campaign last used it. A sender profile names a sender id (validated by the gateway's own
 rule, ``kedacore.senders``) and a default country. Every change is audited in the transaction
-that makes it (``templates_*`` and ``sender_profile_*`` actions).
+that makes it (``template_*`` and ``sender_profile_*`` actions).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ with look:
             ledger,
             Permission.OPTOUTS,
             "export the opt-out list",
-            lambda: ov.export_csv(ledger, search, active),
+            lambda: ov.optouts_to_csv(ledger, search, active),
             target="opt-outs",
         ),
         file_name="opt-outs.csv",

@@ -197,7 +197,7 @@ def frame(rows: Sequence[Optout], tz: ZoneInfo) -> pd.DataFrame:
     )
 
 
-def export_csv(ledger: Ledger, search: str, active: bool | None) -> bytes:
+def optouts_to_csv(ledger: Ledger, search: str, active: bool | None) -> bytes:
     """Every row that matches (formula-safe, kedacore.exports), times in UTC."""
     rows: list[Optout] = []
     while True:

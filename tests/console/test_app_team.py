@@ -76,23 +76,30 @@ def titles(roles: set[str]) -> dict[str, list[str]]:
 
 def test_each_role_sees_exactly_its_pages() -> None:
     assert titles({"marketing"}) == {
-        "Messaging": ["Send", "Campaigns", "Short links"],
+        "Messaging": ["Send", "Campaigns", "Short links", "Message log"],
+        "Audience": ["Contacts", "Templates", "Opt-outs"],
         "Finance": ["Approvals"],  # where their own sends and campaigns wait
     }
-    assert titles({"support"}) == {"Messaging": ["Status"]}
+    assert titles({"support"}) == {
+        "Messaging": ["Status", "Message log"],
+        "Audience": ["Opt-outs"],  # a number that replied STOP, added by hand
+    }
     assert titles({"finance"}) == {
-        "Messaging": ["Campaigns"],  # to approve what waits there
+        "Messaging": ["Campaigns", "Message log"],  # to approve what waits there
+        "Audience": ["Opt-outs"],  # and to take a number off it
         "Finance": ["Spend", "Limits", "Approvals", "Statement", "Audit log", "Notifications"],
         "Admin": ["Settings"],  # top-ups
     }
     everything = {
-        "Messaging": ["Send", "Campaigns", "Status", "Short links"],
+        "Messaging": ["Send", "Campaigns", "Status", "Short links", "Message log"],
+        "Audience": ["Contacts", "Templates", "Opt-outs"],
         "Finance": ["Spend", "Limits", "Approvals", "Statement", "Audit log", "Notifications"],
         "Admin": ["Members", "Settings"],
     }
     assert titles({"admin"}) == everything
     assert titles({"marketing", "support"}) == {
-        "Messaging": ["Send", "Campaigns", "Status", "Short links"],
+        "Messaging": ["Send", "Campaigns", "Status", "Short links", "Message log"],
+        "Audience": ["Contacts", "Templates", "Opt-outs"],
         "Finance": ["Approvals"],
     }
     assert titles(set()) == {}

@@ -107,6 +107,7 @@ def run() -> None:
     refusal is audited) in ``page_setup``. The console's root address lands on the actor's
     first page (``landing``).
     """
+    from console.messaging import campaign_schedule  # noqa: F401 - its page-setup hook
     from console.shell import team_gate
 
     st.set_page_config(page_title="KedaSMS Console", page_icon=":material/sms:", layout="wide")

@@ -390,4 +390,13 @@ def page_setup(
             fail(message)
         st.error(message, icon=":material/error:")
     port = int(st.get_option("server.port") or 8501)
-    return Console(rt, balance, limits, zone(st.context.timezone), port, actor)
+    console = Console(rt, balance, limits, zone(st.context.timezone), port, actor)
+    if rt.ledger is not None:
+        for hook in ON_SETUP:  # e.g. scheduled campaigns started once per server start
+            hook(console)
+    return console
+
+
+# Called with each page's Console (registered by the modules that need one, so that this
+# module imports none of them: console.messaging.campaign_schedule.wake_once).
+ON_SETUP: list[Callable[[Console], None]] = []

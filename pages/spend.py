@@ -24,6 +24,7 @@ from console.finance.spend import (
     period_caption,
     read_page,
     read_version,
+    tests_note,
 )
 from console.shell import page_setup
 from kedacore.team import Permission
@@ -82,6 +83,8 @@ stamp = export_stamp(filters)
 # -- KPIs --------------------------------------------------------------------------------------
 
 kpi_metrics(data, cur)
+if note := tests_note(ledger, filters, cur):
+    st.caption(note)
 downloads("kpis", data.kpis.frame(), stamp, "KPIs ", ledger=ledger)
 
 # -- charts ------------------------------------------------------------------------------------

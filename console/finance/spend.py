@@ -41,8 +41,10 @@ from kedacore.analytics import (
     spend_by_campaign_figure,
     spend_page,
 )
+from kedacore.analytics.queries import spend_of_tests
 from kedacore.exports import to_csv, to_xlsx
 from kedacore.ledger import Ledger
+from kedacore.money import from_micros
 from kedacore.team import Permission
 
 CACHE_TTL = 300  # seconds; the data version in the key already drops stale answers
@@ -410,3 +412,19 @@ def campaign_note(data: SpendData, cur: str) -> str | None:
     if notes:
         notes.append("The export has every row.")
     return " ".join(notes) or None
+
+
+def tests_note(ledger: Ledger, filters: Filters, cur: str) -> str | None:
+    """How much of the filtered spend was campaign test sends (None: none, or unreadable)."""
+    try:
+        n, cost, frozen = spend_of_tests(ledger, filters)
+    except SQLAlchemyError:
+        return None
+    if not n:
+        return None
+    more = f" and {money(from_micros(frozen), cur)} frozen, not charged yet" if frozen else ""
+    return (
+        f"Of which campaign tests (New campaign → Send a test, to the members' own numbers): "
+        f"{n:,} message{'s' if n != 1 else ''}, **{money(from_micros(cost), cur)}** "
+        f"charged{more}; counted with the single sends outside campaigns."
+    )

@@ -122,8 +122,10 @@ def timed_note(totals: ClickTotals) -> str:
 def click_report(console: Console, figures: CampaignFigures) -> None:
     """The *Clicks* part of a campaign's detail, when it tracked links or has clicks."""
     ledger = console.ledger
-    totals = ledger.click_totals(figures.id)
     tracked = cv.options_of(ledger, console.settings.data_dir, figures.campaign).track_click
+    if not tracked and not figures.demo:  # no link was tracked: no click to read
+        return
+    totals = ledger.click_totals(figures.id)
     if not tracked and not totals.clicks:
         return
     st.markdown("##### Clicks")

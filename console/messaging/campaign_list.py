@@ -20,6 +20,7 @@ from console.messaging import campaigns as cv
 from console.messaging.approvals import campaign_approval
 from console.messaging.campaign_clicks import click_report
 from console.messaging.campaign_resend import resend_offer
+from console.messaging.campaign_schedule import scheduled_view
 from console.messaging.campaign_state import LIST, engine_for, pause, refusals, start_campaign
 from console.shell import Console, account_changed
 from console.views import StatusRow, money, plain, status_badge, status_csv, status_frame
@@ -330,6 +331,9 @@ def draw_state(
     may = console.actor.can(Permission.CAMPAIGNS)
     campaign_approval(console, campaign_id, label)  # waiting, rejected, or by whom approved
     if label in ("awaiting approval", "rejected"):
+        return
+    if label == "scheduled" and not progress.running:  # its next part is ahead
+        scheduled_view(console, engine, campaign_id)
         return
     failed = st.session_state.get("campaigns_runs", {}).get(campaign_id)
     if failed is not None and failed.error is not None and not progress.running:

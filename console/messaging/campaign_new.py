@@ -24,7 +24,9 @@ from console.audience import templates as tv
 from console.audience.contacts import list_choice
 from console.messaging import approval_rules as rules
 from console.messaging import campaigns as cv
-from console.messaging.campaign_state import LIST, engine_for, start_campaign
+from console.messaging.campaign_schedule import draw_parts, schedule_inputs, start_or_arm
+from console.messaging.campaign_state import LIST, engine_for
+from console.messaging.campaign_test import offer_test
 from console.shell import Console, account_changed, country_select
 from console.views import URL_RE, money, plain, rewritten_for_estimate
 from kedacore.api.types import Pricing
@@ -409,6 +411,8 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
             help=f"Delivery reports are posted to {masked_callback_url(console)} and land in the "
             "ledger, so the campaign's delivered and failed counts fill in.",
         )
+        schedule, not_yet = schedule_inputs(console)
+        blockers.extend(not_yet)
         if table is not None and template.strip():
             try:
                 preview, plan = check(
@@ -458,6 +462,8 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
             st.caption("To send: " + "; ".join(blockers) + ".")
     if preview is not None:
         draw_checks(preview, plan)
+        if preview.rows:  # before sending: the first rows to the member's own numbers
+            offer_test(console, pricing, preview, country)
     if clicked and not blockers and plan is not None and preview is not None:
         funds = check_funds(plan, console.balance, console.limits)
         state["campaigns_pending"] = {
@@ -469,6 +475,7 @@ def new_campaign(console: Console, pricing: Pricing) -> None:
             "options": cv.CampaignOptions(track_click=track, callback=callback),
             "list_id": chosen.id if chosen is not None else None,
             "warnings": [line.text for line in cv.funds_lines(funds) if line.kind != "ok"],
+            "schedule": schedule,
         }
 
 
@@ -595,6 +602,7 @@ def confirm(console: Console, cur: str, pending: dict) -> None:
         )
     )
     st.markdown(f"Total cost: **{money(plan.total, cur)}**")
+    draw_parts(console, plan, pending.get("schedule"))
     if pending["skipped"]:
         st.caption(f"{pending['skipped']:,} row(s) with problems are left out.")
     if left_out := optouts.left_out_sentence(pending):
@@ -645,9 +653,17 @@ def create_campaign(console: Console, pending: dict) -> int:
         created_by=actor.name,
         options=cv.options_json(pending["options"]),  # in the ledger: any worker reads them
         list_id=pending.get("list_id"),
+        schedule=pending.get("schedule"),
     )
     campaign = console.ledger.campaign(campaign_id)
     assert campaign is not None
+    if pending.get("schedule") is not None:
+        console.ledger.audit(
+            actor.name,
+            "campaign_schedule",
+            target=f"campaign {campaign_id}",
+            after={**pending["schedule"].as_json(), "first_part_at": campaign.scheduled_at},
+        )
     tv.mark_used(console.ledger, "campaigns")  # its template (if it started from one)
     console.ledger.audit(
         actor.name,
@@ -660,6 +676,12 @@ def create_campaign(console: Console, pending: dict) -> int:
             "estimate": plan.total,
             "currency": campaign.currency,
             "rows_left_out": pending["skipped"],
+            **({"opted_out_left_out": pending["opted_out"]} if pending.get("opted_out") else {}),
+            **(
+                {"recent_left_out": pending["recent_left_out"]}
+                if pending.get("recent_left_out")
+                else {}
+            ),
             **({"list": pending["list_id"]} if pending.get("list_id") else {}),
         },
     )
@@ -670,5 +692,5 @@ def create_campaign(console: Console, pending: dict) -> int:
             campaign_id, by=actor.name, threshold_micros=gate.threshold_micros
         )
     else:
-        start_campaign(console, campaign_id, by=actor.name)
+        start_or_arm(console, campaign_id, by=actor.name)  # now, or at its first part's time
     return campaign_id

@@ -59,6 +59,7 @@ PROBLEM_LABELS = {
 STATUS_LABELS = {
     "draft": "draft",
     "planned": "not started",
+    "scheduled": "scheduled",
     "awaiting": "awaiting approval",
     "sending": "sending",
     "pausing": "pausing…",
@@ -68,6 +69,7 @@ STATUS_LABELS = {
     "rejected": "rejected",
 }
 STATUS_COLORS = {
+    "scheduled": "violet",
     "awaiting approval": "violet",
     "rejected": "red",
     "sending": "blue",

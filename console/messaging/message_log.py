@@ -59,7 +59,7 @@ def rows_frame(rows: Sequence[LogRow], tz: ZoneInfo) -> pd.DataFrame:
             "Sender": [r.sender or "" for r in rows],
             "Status": [r.status for r in rows],
             "Cost": [money(r.cost, r.currency) if r.cost is not None else "" for r in rows],
-            "Campaign": [r.campaign or "" for r in rows],
+            "Campaign": [r.campaign or ("test" if r.test else "") for r in rows],
             "Text": [shortened(r.content) for r in rows],
         },
         columns=COLUMNS,
@@ -249,6 +249,7 @@ def detail(ledger: Ledger, row: LogRow, tz: ZoneInfo) -> None:
     status = StatusRow.from_ledger(message)
     with st.container(border=True, key="log_detail"):
         campaign = f" · campaign {plain(row.campaign)}" if row.campaign else ""
+        campaign += " · a campaign's **test**" if row.test else ""
         st.markdown(
             f"`{row.msgid}` {status_badge(status.status)} to {plain(row.recipient)} · task "
             f"`{row.task_id}`{campaign}"

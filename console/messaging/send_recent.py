@@ -149,7 +149,9 @@ def recent_frame(
             "By": [who(r, session) for r in records],
             "Task": [r.task_id or "" for r in records],
             "Message": [
-                r.content if len(r.content) <= 40 else r.content[:39] + "…" for r in records
+                ("(test) " if r.test else "")  # a campaign's test send (New campaign)
+                + (r.content if len(r.content) <= 40 else r.content[:39] + "…")
+                for r in records
             ],
         },
         columns=list(COLUMNS),

@@ -263,3 +263,29 @@ def version_row(conn: Connection) -> tuple[int, int, int, datetime | None]:
 
 
 __all__ = ["engine_of", "reading"]
+
+
+# -- campaign test sends -------------------------------------------------------------------
+
+
+def spend_of_tests(source: Any, f: Filters) -> tuple[int, int, int]:
+    """Of the filtered messages, those of campaign test sends (``tasks.test``: New campaign →
+    Send a test; outside any campaign): how many, their charged cost and the frozen estimate
+    of those not charged yet, in micro-units.
+
+    Read from ``messages`` and ``tasks`` directly (the rollup does not know tests): the test
+    tasks of the period's days, then their messages by ``ix_messages_task``.
+    """
+    start, end = f.bounds
+    m, t = s.messages.c, s.tasks.c
+    tests = select(t.task_id).where(t.test.is_(True), t.day >= start.date(), t.day <= end.date())
+    uncharged = case((m.cost_micros.is_(None), m.estimated_micros), else_=0)
+    query = select(func.count(), _sum(m.cost_micros), _sum(uncharged)).where(
+        m.task_id.in_(tests.scalar_subquery()),
+        m.created_at >= start,
+        m.created_at < end,
+        *_dims(m, f, raw=True),
+    )
+    with reading(engine_of(source)) as conn:
+        n, cost, frozen = conn.execute(query).one()
+    return int(n), int(cost), int(frozen)

@@ -62,10 +62,10 @@ from kedacore.campaign.command import (
     EXIT_BAD_INPUT,
     EXIT_DONE,
     EXIT_FAILED,
-    EXIT_NOT_SCHEDULED,
     EXIT_PAUSED,
     EXIT_PREVIEW,
     EXIT_QUEUED,
+    EXIT_SCHEDULED,
     BadInput,
     _cancel,
     _json,
@@ -96,7 +96,9 @@ EXIT_CODES = {
     "`run --campaign ID`",
     EXIT_PREVIEW: "preview only (no --yes): nothing created, nothing sent",
     EXIT_AWAITING: "created and waiting for approval on the Approvals page: nothing sent",
-    EXIT_NOT_SCHEDULED: "--at given: sending at a set time is not built yet; nothing created",
+    EXIT_SCHEDULED: "created and scheduled (--at, --local-time): nothing sent yet, or only "
+    "the parts already due; the console's runner (SQLite) or a worker (PostgreSQL) sends the "
+    "rest at their times",
     EXIT_QUEUED: "created and queued (PostgreSQL ledger): a worker (`python -m "
     "kedacore.campaign worker`) sends it; `status --campaign ID` follows it",
 }
@@ -147,7 +149,23 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--sender", default=None, help="sender id (a sender column overrides it)")
     send.add_argument("--name", default=None, help="the campaign's name (default: the file's)")
     send.add_argument("--encoding", default=None, help="the CSV's encoding (default: detected)")
-    send.add_argument("--at", default=None, help="ISO time with zone: refused, not built yet")
+    send.add_argument(
+        "--at", default=None, help="send at this ISO 8601 time with its zone (or its date, with "
+        "--local-time)"
+    )  # fmt: skip
+    send.add_argument(
+        "--local-time", default=None, metavar="HH:MM",
+        help="send at this time of each recipient's own zone (from the number), on --at's date "
+        "(default: today, UTC)",
+    )  # fmt: skip
+    send.add_argument(
+        "--zone", default="UTC", help="IANA zone of numbers of no known zone (default UTC)"
+    )
+    send.add_argument(
+        "--quiet", default=None, metavar="HH:MM-HH:MM|off",
+        help="quiet hours in each recipient's zone, held until they end (scheduled: default "
+        "21:00-08:00; now: off unless given)",
+    )  # fmt: skip
     send.add_argument("--yes", action="store_true", help="create the campaign and send it")
     send.add_argument("--problems", default=None, metavar="FILE", help="write every problem (CSV)")
     send.add_argument(

@@ -35,7 +35,8 @@ EXIT_BAD_INPUT = 2
 EXIT_PAUSED = 3
 EXIT_PREVIEW = 4
 EXIT_AWAITING = 5
-EXIT_NOT_SCHEDULED = 6
+EXIT_SCHEDULED = 6  # created and scheduled: its first part goes later (--at, --local-time)
+EXIT_NOT_SCHEDULED = EXIT_SCHEDULED  # its name before schedules were built
 EXIT_QUEUED = 7
 MAX_USER = 64  # characters of the OS user name kept in the actor
 MAX_NAME = 200  # characters of a campaign's name (the ledger's column, the page's field)
@@ -160,7 +161,7 @@ def _run(
     facts = _facts(ledger, campaign_id)
     status = facts.pop("status")
     # Never sent yet (planned, or held before it could be): a start; else a resume.
-    not_started = ("draft", "planned", *HELD)
+    not_started = ("draft", "planned", "scheduled", *HELD)
     action = "campaign_start" if status in not_started else "campaign_resume"
     target = f"campaign {campaign_id}"
     refusal = _refusal(campaign_id, status, "sent")
@@ -194,6 +195,8 @@ def _run(
         )
         raise
     print(_json({"report": report}), flush=True)
+    if report.status == "scheduled":  # its due parts sent, the others later
+        return EXIT_SCHEDULED
     return EXIT_DONE if report.status == "done" else EXIT_PAUSED
 
 

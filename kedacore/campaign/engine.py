@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -45,7 +46,15 @@ from kedacore.campaign.progress import (
     release,
 )
 from kedacore.campaign.run import Attempts, Pacer, Pending, Results, RunState, Sender
-from kedacore.ledger import Ledger, LedgerMessage
+from kedacore.campaign.schedule import (
+    Schedule,
+    arm_timer,
+    disarm,
+    first_time,
+    reschedule_batches,
+    schedule_plan,
+)
+from kedacore.ledger import Ledger, LedgerMessage, PlannedBatch
 from kedacore.ledger import schema as ledger_schema
 
 logger = logging.getLogger("kedacore.campaign")
@@ -117,8 +126,12 @@ class CampaignEngine:
         created_by: str | None = None,
         options: dict[str, Any] | None = None,
         list_id: int | None = None,
+        schedule: Schedule | None = None,
     ) -> int:
         """Write the campaign and every batch of ``plan`` to the ledger; returns its id.
+
+        ``schedule``: when each part goes (kedacore.campaign.schedule): each batch gets its
+        ``not_before``, and a campaign whose first part is ahead is ``scheduled``.
 
         Nothing is sent: the plan (with a unique clientRef per batch) is in the ledger before
         the first request, which is what makes a resume send every recipient exactly once.
@@ -137,11 +150,101 @@ class CampaignEngine:
             list_id=list_id,
         )
         try:
-            self.ledger.plan_campaign(campaign_id, plan.batches(), returned=False)
+            if schedule is None or (schedule.mode == "now" and schedule.quiet is None):
+                self.ledger.plan_campaign(campaign_id, plan.batches(), returned=False)
+            else:
+                self._plan_scheduled(campaign_id, plan, schedule)
         except BaseException:
             self.ledger.set_campaign_status(campaign_id, "cancelled", error="planning failed")
             raise
         return campaign_id
+
+    def _plan_scheduled(
+        self,
+        campaign_id: int,
+        plan: CampaignPlan | None,
+        schedule: Schedule,
+        *,
+        replan: bool = False,
+    ) -> datetime:
+        """Plan (or replan) with each batch's ``not_before``; returns when the first part
+        goes. ``scheduled`` when that is ahead, else ``planned`` (start it now). ``plan``
+        None (a replan): the campaign's planned batches, with new times."""
+        now = self.ledger.now()
+        if plan is not None:
+            batches = schedule_plan(plan, schedule, now)
+        else:
+            planned = [
+                PlannedBatch(b.country, b.content, b.recipients, b.estimated_micros, b.sender)
+                for b in self.ledger.campaign_batches(campaign_id, states=("planned",))
+            ]
+            batches = reschedule_batches(planned, schedule, now)
+        if replan:
+            self.ledger.replan_campaign(campaign_id, batches)
+        else:
+            self.ledger.plan_campaign(campaign_id, batches, returned=False)
+        first = first_time(batches) or now
+        status = "scheduled" if first > now else "planned"
+        self.ledger.set_campaign_schedule(campaign_id, first, schedule.as_json(), status=status)
+        return first
+
+    def reschedule(
+        self,
+        campaign_id: int,
+        plan: CampaignPlan | None,
+        schedule: Schedule,
+        *,
+        by: str | None = None,
+    ) -> datetime:
+        """New times for a campaign none of whose batches was sent or tried (ValueError
+        otherwise): its plan is made again from ``plan`` (None: its own planned batches),
+        with fresh clientRefs. Returns when its first part goes now; audited
+        ``campaign_reschedule`` when ``by`` is given."""
+        if self.is_running(campaign_id):
+            raise CampaignBusyError(f"campaign {campaign_id} is being sent; stop it first")
+        before = self.ledger.campaign_schedule(campaign_id)
+        disarm(self.ledger.url, campaign_id)
+        first = self._plan_scheduled(campaign_id, plan, schedule, replan=True)
+        if by is not None:
+            self.ledger.audit(
+                by,
+                "campaign_reschedule",
+                target=f"campaign {campaign_id}",
+                before=before,
+                after={**schedule.as_json(), "first_part_at": first},
+            )
+        return first
+
+    def wake_scheduled(self) -> list[int]:
+        """Start every scheduled campaign with a part due now, and arm a timer for the others
+        (what a runner does when it starts: after a restart the times are in the ledger).
+        Returns the campaigns started."""
+        started = []
+        for campaign_id in self.ledger.scheduled_campaigns():
+            due, nxt = self.ledger.next_part_at(campaign_id)
+            if due and not self.is_running(campaign_id):
+                self.start(campaign_id)
+                started.append(campaign_id)
+            elif nxt is not None:
+                self.arm(campaign_id, nxt)
+        return started
+
+    def arm(self, campaign_id: int, when: datetime) -> None:
+        """Start the campaign at ``when`` (a timer of this process; real time, from the
+        ledger's clock), if it is still scheduled then."""
+        delay = max(0.0, (when - self.ledger.now()).total_seconds())
+
+        def wake() -> None:
+            disarm(self.ledger.url, campaign_id, only=timer)
+            try:
+                if self.ledger.campaign_status(campaign_id) == "scheduled":
+                    self.start(campaign_id)
+            except Exception:
+                logger.exception("campaign %s: the scheduled start failed", campaign_id)
+
+        timer = threading.Timer(delay, wake)
+        timer.daemon = True
+        arm_timer(self.ledger.url, campaign_id, timer)
 
     def progress(self, campaign_id: int) -> CampaignProgress:
         """The campaign's progress as the ledger has it (what a page polls)."""
@@ -177,6 +280,7 @@ class CampaignEngine:
         if self.is_running(campaign_id):
             raise CampaignBusyError(f"campaign {campaign_id} is being sent; stop it first")
         self._not_held(campaign_id)
+        disarm(self.ledger.url, campaign_id)  # a scheduled start: never
         self.ledger.set_campaign_status(campaign_id, "cancelled", error="cancelled")
 
     def _not_held(self, campaign_id: int, status: str | None = None) -> None:
@@ -255,6 +359,10 @@ class CampaignEngine:
                 logger.exception("campaign %s: the background run failed", campaign_id)
             finally:
                 release(self.ledger.url, campaign_id)
+            if handle.report is not None and handle.report.status == "scheduled":
+                _, nxt = self.ledger.next_part_at(campaign_id)
+                if nxt is not None:  # the next part: started again then (not held meanwhile)
+                    self.arm(campaign_id, nxt)
 
         handle.thread = threading.Thread(target=target, name=f"campaign-{campaign_id}", daemon=True)
         handle.thread.start()
@@ -302,8 +410,10 @@ class CampaignEngine:
             campaign = self.ledger.campaign(campaign_id) or campaign
         # Requests that went out more than 23 h ago, answer lost: held, not sent again.
         self.ledger.hold_uncertain_batches(campaign_id)
-        # Read a page at a time, not all at once (kedacore.campaign.run.Pending).
-        pending = Pending(self.ledger, campaign_id)
+        # Read a page at a time, not all at once (kedacore.campaign.run.Pending); of a
+        # scheduled campaign only the batches due (by the ledger's clock).
+        due_by = self.ledger.now if campaign.scheduled_at is not None else None
+        pending = Pending(self.ledger, campaign_id, due_by=due_by)
         pending.first_page()
         tally = RunTally(
             campaign,
@@ -409,6 +519,16 @@ class CampaignEngine:
             unanswered=state.attempts.unanswered(),
             balance_at=state.balance_at,
         )
+        if status == "paused" and not (
+            state.halt or state.short_balance or state.crash or state.pause_requested
+        ):
+            # Only later parts of a scheduled campaign are left: it waits for them.
+            stopped = stop is not None and stop.is_set()
+            due, nxt = self.ledger.next_part_at(campaign_id)
+            held = self.ledger.campaign_batch_counts(campaign_id).get("uncertain")
+            if not stopped and not due and not held and nxt is not None:
+                status = "scheduled"
+                reason = f"The next part goes at {nxt:%Y-%m-%d %H:%M:%S} UTC."
         # Cancelled while it ran (the command line, another replica): it stays cancelled, and
         # what is left is never sent (a cancelled campaign cannot be resumed).
         if not self.ledger.set_campaign_status(

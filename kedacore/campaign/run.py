@@ -139,9 +139,18 @@ class Pending:
     limited, or not sent at all) is the next one out.
     """
 
-    def __init__(self, ledger: Ledger, campaign_id: int, *, page: int | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        campaign_id: int,
+        *,
+        page: int | None = None,
+        due_by: Callable[[], datetime] | None = None,
+    ) -> None:
         self.ledger = ledger
         self.campaign_id = campaign_id
+        # A scheduled campaign: only the batches due by then (its clock, read at each page).
+        self.due_by = due_by
         self.page = page or PAGE
         self.buffer: deque[CampaignBatch] = deque()
         self.after = 0  # the seq of the last batch read
@@ -154,7 +163,10 @@ class Pending:
         self._add(self._read())
 
     def _read(self) -> list[CampaignBatch]:
-        return self.ledger.planned_batches(self.campaign_id, after_seq=self.after, limit=self.page)
+        due = self.due_by() if self.due_by is not None else None
+        return self.ledger.planned_batches(
+            self.campaign_id, after_seq=self.after, limit=self.page, due_by=due
+        )
 
     def _add(self, batches: list[CampaignBatch]) -> None:
         self.buffer.extend(batches)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,9 +19,9 @@ from kedacore.api.errors import ConfigurationError
 from kedacore.campaign import tasks
 from kedacore.campaign.command import (
     EXIT_AWAITING,
-    EXIT_NOT_SCHEDULED,
     EXIT_PREVIEW,
     EXIT_QUEUED,
+    EXIT_SCHEDULED,
     MAX_NAME,
     PROBLEMS_SHOWN,
     BadInput,
@@ -53,6 +52,13 @@ from kedacore.campaign.recipients import (
     read_recipients,
 )
 from kedacore.campaign.recipients.encoding import label
+from kedacore.campaign.schedule import (
+    Schedule,
+    ScheduleError,
+    parse_hhmm,
+    parse_quiet,
+    parts_of,
+)
 from kedacore.ledger import Ledger
 from kedacore.ledger.optouts import frequency_hours
 from kedacore.ledger.team import APPROVAL_THRESHOLD
@@ -267,15 +273,8 @@ def send_command(args: argparse.Namespace) -> int:
     absent = _absent(url)
     if args.yes and absent is not None:
         raise BadInput(_no_ledger(absent))
+    schedule = _schedule(args, at)
     table, template, name = _read(args)
-    if at is not None:
-        print(
-            f"error: sending at a set time (--at {at.isoformat()}) is not built yet: "
-            "campaign schedules come in a later step. Nothing was created or sent. Run this "
-            "command at that time instead (cron, a systemd timer), without --at.",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_SCHEDULED
     # The opt-outs and the recent messages are the ledger's (none to read without one).
     guard = Ledger(url) if absent is None else None
     try:
@@ -307,6 +306,8 @@ def send_command(args: argparse.Namespace) -> int:
     if not plan.requests:
         raise BadInput("no row can be sent: correct the file (the problems are listed above)")
     _print_cost(plan, funds)
+    if schedule is not None:
+        _print_parts(plan, schedule, datetime.now(UTC))
     if absent is not None:  # a preview: read as an empty ledger, never created
         print(
             f"Ledger: none at {_shown(absent)}, so no approval threshold was read; --yes "
@@ -328,9 +329,40 @@ def send_command(args: argparse.Namespace) -> int:
         if not args.yes:
             print("Preview only: nothing was created or sent. Add --yes to send it.")
             return EXIT_PREVIEW
-        return _create(ledger, args, plan, preview, name)
+        return _create(ledger, args, plan, preview, name, schedule)
     finally:
         ledger.close()
+
+
+def _schedule(args: argparse.Namespace, at: datetime | None) -> Schedule | None:
+    """``--at`` / ``--local-time`` / ``--zone`` / ``--quiet`` as a Schedule (None: now)."""
+    local = getattr(args, "local_time", None)
+    quiet_text = getattr(args, "quiet", None)
+    zone = getattr(args, "zone", None) or "UTC"
+    try:
+        if local is None and at is None:
+            quiet = parse_quiet(quiet_text) if quiet_text is not None else None
+            return Schedule("now", zone=zone, quiet=quiet) if quiet is not None else None
+        quiet = parse_quiet(quiet_text)  # scheduled: 21:00-08:00 unless told
+        if local is not None:
+            day = at.date() if at is not None else datetime.now(UTC).date()
+            return Schedule("local", day, parse_hhmm(local), zone, quiet)
+        assert at is not None
+        return Schedule.at_instant(at, zone=zone, quiet=quiet)
+    except ScheduleError as exc:
+        raise BadInput(f"{exc}") from None
+
+
+def _print_parts(plan: CampaignPlan, schedule: Schedule, now: datetime) -> None:
+    """When each part goes (UTC), recipients and zones."""
+    parts = parts_of(plan, schedule, now)
+    print(f"Schedule: {schedule.mode}, quiet hours {schedule.quiet_text}; {len(parts)} parts:")
+    for part in parts[:20]:
+        when = "at once" if part.when is None else f"{part.when:%Y-%m-%d %H:%M} UTC"
+        zones = ", ".join(f"{z} {n:,}" for z, n in part.zones[:3])
+        print(f"  {when:<22}{part.recipients:>10,}  {zones}")
+    if len(parts) > 20:
+        print(f"  … and {len(parts) - 20} more parts")
 
 
 def _create(
@@ -339,6 +371,7 @@ def _create(
     plan: CampaignPlan,
     preview: CampaignPreview,
     name: str,
+    schedule: Schedule | None = None,
 ) -> int:
     """``--yes``: the campaign written and audited, then held for approval or sent."""
     who = actor()
@@ -360,11 +393,24 @@ def _create(
     )
     list_id = getattr(args, "list_id", None)
     campaign_id = engine.create(
-        plan, name=name, created_by=who, options=options.as_json(), list_id=list_id
+        plan,
+        name=name,
+        created_by=who,
+        options=options.as_json(),
+        list_id=list_id,
+        schedule=schedule,
     )
     campaign = ledger.campaign(campaign_id)
     assert campaign is not None
     target = f"campaign {campaign_id}"
+    if schedule is not None:
+        ledger.audit(
+            who,
+            "campaign_schedule",
+            target=target,
+            after={**schedule.as_json(), "first_part_at": campaign.scheduled_at},
+            detail="python -m kedacore.campaign send",
+        )
     ledger.audit(
         who,
         "campaign_create",
@@ -421,6 +467,25 @@ def _create(
         return EXIT_AWAITING
     if tasks.uses_workers(ledger.url):
         return _enqueue(ledger, campaign_id, label_, who)
+    if campaign.status == "scheduled" and campaign.scheduled_at is not None:
+        print(
+            f"Campaign {_shown(label_)} (id {campaign_id}) scheduled: its first part goes at "
+            f"{campaign.scheduled_at:%Y-%m-%d %H:%M:%S} UTC. The console sends it then (keep "
+            f"it running), or run `python -m kedacore.campaign resume --campaign {campaign_id}` "
+            "at that time; cancel it with `cancel` until then.",
+            flush=True,
+        )
+        print(
+            _json(
+                {
+                    "campaign": campaign_id,
+                    "status": "scheduled",
+                    "first_part_at": campaign.scheduled_at.isoformat(),
+                }
+            ),
+            flush=True,
+        )
+        return EXIT_SCHEDULED
     print(f"Campaign {_shown(label_)} (id {campaign_id}) created: sending.", flush=True)
     return _run(ledger, engine, campaign_id, args, who, "python -m kedacore.campaign send")
 
@@ -429,7 +494,7 @@ def _enqueue(ledger: Ledger, campaign_id: int, label_: str, who: str) -> int:
     """PostgreSQL: a job for the workers, audited as a start; exit 7 (queued)."""
     campaign = ledger.campaign(campaign_id)
     assert campaign is not None
-    job = tasks.enqueue(ledger.url, campaign_id, ledger.now())
+    job = tasks.enqueue(ledger.url, campaign_id, ledger.now(), at=campaign.scheduled_at)
     ledger.audit(
         who,
         "campaign_start",

@@ -363,17 +363,21 @@ def ensure_schema(url: str) -> None:
     _SCHEMA_READY.add(url)
 
 
-def enqueue(url: str, campaign_id: int, requested: datetime | None = None) -> int | None:
+def enqueue(
+    url: str, campaign_id: int, requested: datetime | None = None, *, at: datetime | None = None
+) -> int | None:
     """A job to run the campaign; its id, or None when one is already waiting (two clicks,
-    two replicas: one job). ``requested``: when it was asked (a pause after it wins)."""
+    two replicas: one job). ``requested``: when it was asked (a pause after it wins). ``at``:
+    not before then (procrastinate's ``schedule_at``: a scheduled campaign's next part)."""
     from procrastinate.exceptions import AlreadyEnqueued
 
     ensure_schema(url)
     when = (requested or datetime.now(UTC)).astimezone(UTC).isoformat()
     app = build_app(url, pool_size=1)
     with app.open():
+        later = {"schedule_at": at.astimezone(UTC)} if at is not None else {}
         task = app.tasks[TASK_NAME].configure(
-            lock=lock_name(campaign_id), queueing_lock=lock_name(campaign_id)
+            lock=lock_name(campaign_id), queueing_lock=lock_name(campaign_id), **later
         )
         try:
             return int(task.defer(campaign_id=campaign_id, requested=when))
@@ -449,6 +453,16 @@ class QueuedCampaignEngine(CampaignEngine):
         cancelled = cancel_waiting(self.ledger, campaign_id)
         self._cache = None
         return super().stop(campaign_id) or cancelled
+
+    def cancel(self, campaign_id: int) -> None:
+        """A scheduled campaign's job waits (``todo``, for its time): cancelled with it."""
+        if cancel_waiting(self.ledger, campaign_id):
+            self._cache = None
+        super().cancel(campaign_id)
+
+    def wake_scheduled(self) -> list[int]:
+        """The workers start scheduled campaigns (their jobs wait for the time): nothing."""
+        return []
 
 
 def stale_request(ledger: Ledger, campaign_id: int, requested: str) -> str | None:

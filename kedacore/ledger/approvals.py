@@ -202,7 +202,9 @@ class ApprovalsMixin:
             )
             moved = conn.execute(
                 update(s.campaigns)
-                .where(c.id == campaign_id, c.status == "planned")
+                # scheduled: planned with a later time (migration 0006); approved, it is
+                # planned again and its first run sends what is due then waits for the rest
+                .where(c.id == campaign_id, c.status.in_(["planned", "scheduled"]))
                 .values(status="awaiting", error=None, updated_at=self.now())
             ).rowcount
             if sent or moved != 1:

@@ -35,6 +35,8 @@ ACTIONS: dict[str, str] = {
     "campaign_pause": "Campaign paused",
     "campaign_resume": "Campaign resumed",
     "campaign_cancel": "Campaign cancelled",
+    "campaign_schedule": "Campaign scheduled",
+    "campaign_reschedule": "Campaign schedule changed",
     "campaign_awaiting": "Campaign waits for approval",
     "campaign_resend": "Campaign resent (failed and undelivered)",
     "approve": "Approved",
@@ -64,6 +66,7 @@ ACTIONS: dict[str, str] = {
     "optout_remove": "Opt-out removed",
     "campaign_optouts": "Opted-out numbers left out of a campaign",
     "send_transactional": "Transactional send (opted-out numbers included)",
+    "campaign_test": "Campaign test send (to the member's own numbers)",
 }
 OUTCOMES = ("done", "refused", "failed")
 

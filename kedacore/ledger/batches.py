@@ -71,19 +71,27 @@ class BatchesMixin:
         ) -> list[CampaignBatch]: ...
 
     def planned_batches(
-        self, campaign_id: int, *, after_seq: int = 0, limit: int = 1000
+        self,
+        campaign_id: int,
+        *,
+        after_seq: int = 0,
+        limit: int = 1000,
+        due_by: datetime | None = None,
     ) -> list[CampaignBatch]:
         """The next ``limit`` batches still ``planned``, in plan order, past ``after_seq``.
 
         What a run reads a page at a time (kedacore.campaign.run.Pending): a campaign of
         100,000 personalised recipients is 100,000 batches, which loaded at once would hold
-        every text and number in memory for the whole run.
+        every text and number in memory for the whole run. ``due_by``: only those whose
+        ``not_before`` (a schedule, migration 0006) is unset or not after it.
         """
+        params: dict[str, Any] = {"campaign_id": campaign_id, "after_seq": after_seq}
+        params["limit"] = limit
+        query = _PLANNED_PAGE
+        if due_by is not None:
+            query, params["due_by"] = _DUE_PAGE, due_by
         with reading(self.engine) as conn:
-            result = conn.execute(
-                _PLANNED_PAGE,
-                {"campaign_id": campaign_id, "after_seq": after_seq, "limit": limit},
-            )
+            result = conn.execute(query, params)
             return CampaignBatch.from_result(result)
 
     def mark_batch_sent(self, batch_id: int, result: SendResult) -> int:
@@ -350,6 +358,11 @@ _PLANNED_PAGE = (
     )
     .order_by(s.campaign_batches.c.seq)
     .limit(bindparam("limit"))
+)
+# The same, of the batches due by then (a scheduled plan is in time order: a prefix).
+_DUE_PAGE = _PLANNED_PAGE.where(
+    s.campaign_batches.c.not_before.is_(None)
+    | (s.campaign_batches.c.not_before <= bindparam("due_by", type_=s.UTCDateTime))
 )
 
 # What recording an answer needs of its batch: everything but the recipients (their JSON is

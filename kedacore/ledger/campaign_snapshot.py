@@ -38,7 +38,7 @@ from kedacore.money import from_micros
 NEWEST = -1  # messages_of: the newest campaign's (a page that has not picked one yet)
 # The statuses of a campaign that wants someone's attention: sending, stopped before the end,
 # or waiting for another member's approval.
-ACTIVE_STATUSES = ("planned", "awaiting", "sending", "pausing", "paused")
+ACTIVE_STATUSES = ("planned", "scheduled", "awaiting", "sending", "pausing", "paused")
 
 
 @dataclass(frozen=True, slots=True)

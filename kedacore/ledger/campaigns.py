@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 # pausing: a pause was asked for while a run sends it; the run makes it paused (engine.stop).
 # awaiting: planned, over the approval threshold, nothing sent until another member approves
 # it (then planned, and started) or rejects it (rejected, for good) — kedacore.ledger.approvals.
+# scheduled: planned, and what is left goes later (campaign_batches.not_before; migration 0006).
 CAMPAIGN_STATUSES = (
     "draft", "planned", "awaiting", "sending", "pausing", "paused", "done", "cancelled",
-    "rejected",
+    "rejected", "scheduled",
 )  # fmt: skip
 # No run may move these to sending (mark_campaign_sending): a pause asked for, waiting for
 # approval, rejected, cancelled.
@@ -124,57 +125,108 @@ class CampaignsMixin:
         planned = list(batches)
         now = self.now()
         with writing(self.engine) as conn:
-            last = conn.scalar(
-                select(func.max(s.campaign_batches.c.seq)).where(
-                    s.campaign_batches.c.campaign_id == campaign_id
+            return _insert_plan(conn, campaign_id, planned, now, returned=returned)
+
+    # -- schedules (migration 0006; kedacore.campaign.schedule) --------------------------------
+
+    def set_campaign_schedule(
+        self,
+        campaign_id: int,
+        scheduled_at: datetime | None,
+        schedule: dict[str, Any] | None,
+        *,
+        status: str | None = None,
+    ) -> None:
+        """Keep when the campaign's first part goes and its schedule (JSON); ``status``
+        ("scheduled" or "planned") moves it too, unless it is cancelled, held or sent."""
+        values: dict[str, Any] = {
+            "scheduled_at": scheduled_at,
+            "schedule": None if schedule is None else json.dumps(schedule, sort_keys=True),
+            "updated_at": self.now(),
+        }
+        c = s.campaigns.c
+        with writing(self.engine) as conn:
+            conn.execute(update(s.campaigns).where(c.id == campaign_id).values(**values))
+            if status is not None:
+                conn.execute(
+                    update(s.campaigns)
+                    .where(c.id == campaign_id, c.status.in_(["planned", "scheduled"]))
+                    .values(status=status)
+                )
+
+    def campaign_schedule(self, campaign_id: int) -> dict[str, Any] | None:
+        """The schedule the campaign was planned with (JSON decoded), or None (at once)."""
+        query = select(s.campaigns.c.schedule).where(s.campaigns.c.id == campaign_id)
+        with reading(self.engine) as conn:
+            raw = conn.scalar(query)
+        try:
+            found = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) else None
+
+    def next_part_at(self, campaign_id: int) -> tuple[int, datetime | None]:
+        """(planned batches due now, the earliest ``not_before`` still ahead, or None)."""
+        now = self.now()
+        b = s.campaign_batches.c
+        planned = [b.campaign_id == campaign_id, b.state == "planned"]
+        due = (b.not_before.is_(None)) | (b.not_before <= now)
+        with reading(self.engine) as conn:
+            count = conn.scalar(select(func.count()).where(*planned, due)) or 0
+            nxt = conn.scalar(select(func.min(b.not_before)).where(*planned, b.not_before > now))
+        return int(count), nxt
+
+    def scheduled_campaigns(self) -> list[int]:
+        """The campaigns waiting for a later part (what a runner looks at when it starts:
+        after a restart the times are in the ledger)."""
+        c = s.campaigns.c
+        query = select(c.id).where(c.status == "scheduled").order_by(c.id)
+        with reading(self.engine) as conn:
+            return [int(i) for i in conn.scalars(query)]
+
+    def due_scheduled_campaigns(self) -> list[int]:
+        """Scheduled campaigns with a planned batch due now."""
+        now = self.now()
+        b = s.campaign_batches.c
+        c = s.campaigns.c
+        due = (
+            select(b.campaign_id)
+            .where(b.state == "planned", (b.not_before.is_(None)) | (b.not_before <= now))
+            .distinct()
+        )
+        query = select(c.id).where(c.status == "scheduled", c.id.in_(due)).order_by(c.id)
+        with reading(self.engine) as conn:
+            return [int(i) for i in conn.scalars(query)]
+
+    def replan_campaign(self, campaign_id: int, batches: Iterable[PlannedBatch]) -> int:
+        """Replace a scheduled campaign's plan (new times, fresh clientRefs), in one
+        transaction; only while nothing of it was sent or tried. Returns the batches planned.
+        ValueError when it started (or is not planned/scheduled)."""
+        planned = list(batches)
+        now = self.now()
+        c = s.campaigns.c
+        b = s.campaign_batches.c
+        with writing(self.engine) as conn:
+            status = conn.scalar(select(c.status).where(c.id == campaign_id))
+            if status not in ("planned", "scheduled"):
+                raise ValueError(f"campaign {campaign_id} is {status}: its time cannot change")
+            started = conn.scalar(
+                select(func.count()).where(
+                    b.campaign_id == campaign_id,
+                    (b.state != "planned") | b.attempted_at.is_not(None),
                 )
             )
-            first = (last or 0) + 1
-            # Random, not derived from the id: a reset ledger must never reuse a clientRef
-            # the service still remembers (it would answer with an old send's response).
-            run = secrets.token_hex(6)
-            seqs = range(first, first + len(planned))
-            refs = [f"c{campaign_id}-{run}-{seq}" for seq in seqs]
-            rows = _plan_rows(campaign_id, planned, seqs, refs)
-            execute_many(conn, _INSERT_PLANNED, _PLAN_COLUMNS, rows, now=now)
+            if started:
+                raise ValueError(f"campaign {campaign_id} has started: its time cannot change")
+            conn.execute(delete(s.campaign_batches).where(b.campaign_id == campaign_id))
             conn.execute(
                 update(s.campaigns)
-                .where(s.campaigns.c.id == campaign_id)
-                .values(
-                    recipients=s.campaigns.c.recipients + sum(len(b.recipients) for b in planned),
-                    batches=s.campaigns.c.batches + len(planned),
-                    estimated_micros=s.campaigns.c.estimated_micros
-                    + sum(b.estimated_micros for b in planned),
-                    status="planned",
-                    updated_at=now,
-                )
+                .where(c.id == campaign_id)
+                .values(recipients=0, batches=0, estimated_micros=0)
             )
-            if not returned:
-                return []
-            b = s.campaign_batches.c
-            query = select(b.seq, b.id).where(b.campaign_id == campaign_id, b.seq >= first)
-            ids = {seq: batch_id for seq, batch_id in conn.execute(query)} if planned else {}
-        # What was written, not read back: 10,000 rows decoded from JSON cost more than the
-        # writing (docs/ledger.md, "Campaigns: resuming exactly once").
-        return [
-            CampaignBatch(
-                ids[seq],
-                campaign_id,
-                seq,
-                pb.country.upper(),
-                pb.sender,
-                pb.content,
-                tuple(pb.recipients),
-                ref,
-                "planned",
-                None,
-                pb.estimated_micros,
-                None,
-                0,
-                None,
-            )
-            for seq, pb, ref in zip(seqs, planned, refs, strict=True)
-        ]
+            _insert_plan(conn, campaign_id, planned, now, returned=False)
+            conn.execute(update(s.campaigns).where(c.id == campaign_id).values(status=status))
+        return len(planned)
 
     def campaign(self, campaign_id: int) -> Campaign | None:
         """The campaign with this id, or None."""
@@ -421,6 +473,94 @@ _PLAN_COLUMNS += ("recipient_count", "client_ref", "estimated_micros")
 _INSERT_PLANNED = insert(s.campaign_batches).values(
     state="planned", attempts=0, created_at=bindparam("now"), updated_at=bindparam("now")
 )
+
+
+def _insert_plan(
+    conn: Connection,
+    campaign_id: int,
+    planned: list[PlannedBatch],
+    now: datetime,
+    *,
+    returned: bool,
+) -> list[CampaignBatch]:
+    """plan_campaign's writes, in ``conn``'s transaction."""
+    last = conn.scalar(
+        select(func.max(s.campaign_batches.c.seq)).where(
+            s.campaign_batches.c.campaign_id == campaign_id
+        )
+    )
+    first = (last or 0) + 1
+    # Random, not derived from the id: a reset ledger must never reuse a clientRef
+    # the service still remembers (it would answer with an old send's response).
+    run = secrets.token_hex(6)
+    seqs = range(first, first + len(planned))
+    refs = [f"c{campaign_id}-{run}-{seq}" for seq in seqs]
+    rows = _plan_rows(campaign_id, planned, seqs, refs)
+    execute_many(conn, _INSERT_PLANNED, _PLAN_COLUMNS, rows, now=now)
+    _stamp_not_before(conn, campaign_id, planned, first)
+    conn.execute(
+        update(s.campaigns)
+        .where(s.campaigns.c.id == campaign_id)
+        .values(
+            recipients=s.campaigns.c.recipients + sum(len(b.recipients) for b in planned),
+            batches=s.campaigns.c.batches + len(planned),
+            estimated_micros=s.campaigns.c.estimated_micros
+            + sum(b.estimated_micros for b in planned),
+            status="planned",
+            updated_at=now,
+        )
+    )
+    if not returned:
+        return []
+    b = s.campaign_batches.c
+    query = select(b.seq, b.id).where(b.campaign_id == campaign_id, b.seq >= first)
+    ids = {seq: batch_id for seq, batch_id in conn.execute(query)} if planned else {}
+
+    # What was written, not read back: 10,000 rows decoded from JSON cost more than the
+    # writing (docs/ledger.md, "Campaigns: resuming exactly once").
+    return [
+        CampaignBatch(
+            ids[seq],
+            campaign_id,
+            seq,
+            pb.country.upper(),
+            pb.sender,
+            pb.content,
+            tuple(pb.recipients),
+            ref,
+            "planned",
+            None,
+            pb.estimated_micros,
+            None,
+            0,
+            None,
+        )
+        for seq, pb, ref in zip(seqs, planned, refs, strict=True)
+    ]
+
+
+def _stamp_not_before(
+    conn: Connection, campaign_id: int, planned: Sequence[PlannedBatch], first: int
+) -> None:
+    """A scheduled plan's ``not_before``: one UPDATE per run of equal times in seq order (a
+    scheduled plan comes earliest first: kedacore.campaign.schedule.schedule_plan)."""
+    b = s.campaign_batches.c
+    start = 0
+    for end in range(1, len(planned) + 1):
+        if end < len(planned) and planned[end].not_before == planned[start].not_before:
+            continue
+        when = planned[start].not_before
+        if when is not None:
+            conn.execute(
+                update(s.campaign_batches)
+                .where(
+                    b.campaign_id == campaign_id,
+                    b.seq >= first + start,
+                    b.seq < first + end,
+                )
+                .values(not_before=when)
+            )
+        start = end
 
 
 def _plan_rows(

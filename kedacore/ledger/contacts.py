@@ -31,7 +31,7 @@ MAX_LIST_NAME = 120  # contact_lists.name
 MAX_ATTRIBUTES = 100  # as KEDA_MAX_COLUMNS' default: what one contact may carry
 MAX_ATTRIBUTE_CHARS = 2_000  # as KEDA_MAX_CELL_CHARS' default
 # A campaign still to finish keeps its list: the list cannot be deleted under it.
-UNFINISHED = ("draft", "planned", "awaiting", "sending", "pausing", "paused")
+UNFINISHED = ("draft", "planned", "scheduled", "awaiting", "sending", "pausing", "paused")
 # Names a contact's attribute may not take: the number itself is the contact's phone.
 RESERVED = frozenset({"phone", "e164"})
 _E164 = re.compile(r"\+[1-9][0-9]{5,16}")

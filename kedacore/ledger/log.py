@@ -153,6 +153,7 @@ class LogRow:
     created_at: datetime
     final_at: datetime | None
     content: str
+    test: bool = False  # a campaign's test send (tasks.test, New campaign → Send a test)
 
     @property
     def cost(self) -> Decimal | None:
@@ -186,6 +187,7 @@ _ROW_COLS = [
     _m.c.msgid, _m.c.task_id, _m.c.campaign_id, s.campaigns.c.name.label("campaign"),
     _m.c.recipient, _m.c.country, _m.c.sender, _m.c.status, _m.c.segments, _m.c.cost_micros,
     _m.c.estimated_micros, _m.c.currency, _m.c.created_at, _m.c.final_at, s.tasks.c.content,
+    s.tasks.c.test,
 ]  # fmt: skip
 
 

@@ -127,6 +127,7 @@ class Campaign(_FromRow):
     debited_micros: int
     currency: str
     error: str | None
+    scheduled_at: datetime | None = None  # when its first part goes (None: at once)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class CampaignBatch(_FromRow):
     attempts: int
     error: str | None
     attempted_at: datetime | None = None  # the request whose fate is unknown went out then
+    not_before: datetime | None = None  # scheduled: sent from then (UTC; migration 0006)
 
     @property
     def uncertain(self) -> bool:
@@ -191,6 +193,7 @@ class PlannedBatch:
     recipients: tuple[str, ...]
     estimated_micros: int = 0
     sender: str | None = None
+    not_before: datetime | None = None  # scheduled: not sent before this (UTC); None: now
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,7 @@ class LedgerSend:
     error_code: str | None
     error: str | None
     attempts: int
+    test: bool = False  # a campaign's test send (New campaign → Send a test)
 
     @property
     def pending(self) -> bool:
@@ -255,6 +259,7 @@ class LedgerSend:
         mapping = {f.name: row._mapping[f.name] for f in fields(cls)}
         mapping["recipients"] = tuple(json.loads(mapping["recipients"]))
         mapping["track_click"] = bool(mapping["track_click"])
+        mapping["test"] = bool(mapping["test"])
         return cls(**mapping)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -87,6 +88,10 @@ campaigns = Table(
     # whose FAILED and UNDELIVERED recipients it sends again (at most one resend each: unique).
     Column("list_id", Integer),
     Column("resend_of", Integer),
+    # Migration 0006: when its first part goes (None: at once) and the schedule it was planned
+    # with (JSON: kedacore.campaign.schedule.Schedule).
+    Column("scheduled_at", UTCDateTime),
+    Column("schedule", Text),
     Index("ux_campaigns_resend_of", "resend_of", unique=True),
 )
 
@@ -113,8 +118,11 @@ campaign_batches = Table(
     # Set before the request goes out, cleared when an answer shows nothing was sent: a
     # planned batch with an old attempted_at may be known to the service (kedacore.ledger.batches).
     Column("attempted_at", UTCDateTime),
+    # Migration 0006: a run sends the batch only from then (None: at once).
+    Column("not_before", UTCDateTime),
     UniqueConstraint("campaign_id", "seq", name="uq_campaign_batches_seq"),
     Index("ix_campaign_batches_state", "campaign_id", "state"),
+    Index("ix_campaign_batches_not_before", "campaign_id", "state", "not_before"),
 )
 
 tasks = Table(
@@ -130,6 +138,9 @@ tasks = Table(
     Column("debited_micros", MONEY, nullable=False),  # frozen at send time
     Column("currency", String(3), nullable=False),
     Column("client_ref", String(64)),
+    # A campaign's test send (New campaign → Send a test; migration 0005): its campaign_id is
+    # NULL. Only a server default: the bulk inserts (kedacore.ledger.bulk) leave it out.
+    Column("test", Boolean, nullable=False, server_default=false()),
     Column("created_at", UTCDateTime, nullable=False),
     Column("day", Date, nullable=False),
     Column("demo", Boolean, nullable=False, default=False),
@@ -246,6 +257,7 @@ sends = Table(
     Column("error_code", String(8)),  # the service's code of a refusal ("3002")
     Column("error", Text),  # why it was refused, or what became of the answer (redacted)
     Column("attempts", Integer, nullable=False, default=1),
+    Column("test", Boolean, nullable=False, default=False, server_default=false()),  # 0005
     Index("ix_sends_created", "created_at"),
 )
 

@@ -21,6 +21,10 @@ creator may withdraw it (``withdrawn``).
 
 Given the ``actor`` (who made it go out), the answer's audit entry — ``send`` done, refused
 or failed (no clear answer) — is written in the same transaction as the answer.
+
+A campaign's test send (New campaign → Send a test, ``console.messaging.campaign_test``) is
+such a send with ``test``: its answer is audited as ``campaign_test`` and its task is marked
+``test`` too (migration 0005), for Spend, the message log and the recent sends.
 """
 
 from __future__ import annotations
@@ -65,8 +69,10 @@ def send_values(
     estimated_micros: int | None,
     created_by: str | None,
     session: str | None,
+    test: bool = False,
 ) -> dict[str, Any]:
-    """A new ``sends`` row: everything it takes to send it (again) with its clientRef."""
+    """A new ``sends`` row: everything it takes to send it (again) with its clientRef
+    (``test``: a campaign's test send, audited as ``campaign_test``)."""
     return {
         "client_ref": client_ref,
         "state": state,
@@ -83,6 +89,7 @@ def send_values(
         "estimated_micros": estimated_micros,
         "currency": currency,
         "attempts": 1,
+        "test": bool(test),
     }
 
 
@@ -111,8 +118,10 @@ class SendsMixin:
         estimated_micros: int | None = None,
         created_by: str | None = None,
         session: str | None = None,
+        test: bool = False,
     ) -> LedgerSend:
         """Record a send as ``pending`` before its request goes out; returns the record.
+        ``test``: a campaign's test send (its task is marked ``test`` too when it is sent).
 
         The same ``client_ref`` again (a double click, a rerun) returns the first record
         unchanged: it is the same send.
@@ -130,6 +139,7 @@ class SendsMixin:
             estimated_micros=estimated_micros,
             created_by=created_by,
             session=session,
+            test=test,
         )
         try:
             with writing(self.engine) as conn:
@@ -157,7 +167,7 @@ class SendsMixin:
             if actor:
                 self.audit(
                     actor,
-                    "send",
+                    _action(row),
                     target=f"send {client_ref}",
                     after={
                         "recipients": len(result.messages) or row.recipient_count,
@@ -181,6 +191,10 @@ class SendsMixin:
                 estimated_micros=row.estimated_micros,
                 created_at=None,
             )
+            if row.test:  # its task too: Spend, the message log and Status tell it
+                conn.execute(
+                    update(s.tasks).where(s.tasks.c.task_id == result.task_id).values(test=True)
+                )
             conn.execute(
                 update(s.sends)
                 .where(s.sends.c.id == row.id)
@@ -298,7 +312,7 @@ class SendsMixin:
                     actor, outcome, detail, code = audit
                     self.audit(
                         actor,
-                        "send",
+                        _action(row),
                         target=f"send {client_ref}",
                         after={
                             "recipients": row.recipient_count,
@@ -313,6 +327,11 @@ class SendsMixin:
                         conn=conn,
                     )
         return self._must(client_ref)
+
+
+def _action(row: Any) -> str:
+    """The audit action of a send's answer: a campaign's test send is ``campaign_test``."""
+    return "campaign_test" if row.test else "send"
 
 
 def _amount(micros: int | None) -> Decimal | None:

@@ -4,8 +4,9 @@ The real command in a subprocess, against a real sandbox gateway: a preview crea
 ``--yes`` sends every valid row exactly once, charged as priced; rows with problems are listed
 by row number and left out; over the team's approval threshold the campaign waits (nothing at
 the gateway, an approvals row waiting); a short balance pauses it (exit 3, as ``run``); bad
-input and ``--at`` change nothing. Without ``--ledger`` the ledger is the console's (its
-secrets file), and a ledger that does not exist is refused, never created.
+input changes nothing; ``--at`` schedules it (exit 6, nothing sent before its time). Without
+``--ledger`` the ledger is the console's (its secrets file), and a ledger that does not exist
+is refused, never created.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from kedacore.campaign.cli import (
     EXIT_BAD_INPUT,
     EXIT_CODES,
     EXIT_DONE,
-    EXIT_NOT_SCHEDULED,
     EXIT_PAUSED,
     EXIT_PREVIEW,
     EXIT_QUEUED,
+    EXIT_SCHEDULED,
 )
 from kedacore.campaign.cli import main as cli
 from kedacore.ledger import Ledger
@@ -248,7 +249,7 @@ def test_a_short_balance_pauses_it_as_run_does(gateway, setup: dict) -> None:
 
 
 def test_bad_input_says_why_and_changes_nothing(gateway, setup: dict, tmp_path: Path) -> None:
-    """Each case exits 2 (6 for a valid --at) with its sentence on stderr; all run at once."""
+    """Each case exits 2 with its sentence on stderr; all run at once."""
     file = str(setup["file"])
     nobody = tmp_path / "nobody.csv"
     nobody.write_text("phone,name\n123,Ana\n,Ben\n", encoding="utf-8")
@@ -266,12 +267,9 @@ def test_bad_input_says_why_and_changes_nothing(gateway, setup: dict, tmp_path: 
         (["--file", str(nobody), "--template", "Hi {name}"], None, EXIT_BAD_INPUT, "no row can"),
         (["--file", file], no_key, EXIT_BAD_INPUT, "KEDA_API_KEY"),
         (["--file", file, "--at", "2099-03-02T09:00"], None, EXIT_BAD_INPUT, "has no time zone"),
-        (
-            ["--file", file, "--at", "2099-03-02T09:00+01:00"],
-            None,
-            EXIT_NOT_SCHEDULED,
-            "sending at a set time (--at 2099-03-02T09:00:00+01:00) is not built yet",
-        ),
+        (["--file", file, "--local-time", "9am"], None, EXIT_BAD_INPUT, "a time is HH:MM"),
+        (["--file", file, "--quiet", "22-7"], None, EXIT_BAD_INPUT, "a time is HH:MM"),
+        (["--file", file, "--local-time", "09:00", "--zone", "Mars/Base"], None, 2, "unknown"),
     ]
     running = [
         subprocess.Popen(
@@ -345,7 +343,7 @@ def test_help_documents_the_exit_codes() -> None:
         (EXIT_PAUSED, "paused"),
         (EXIT_PREVIEW, "preview only (no --yes)"),
         (EXIT_AWAITING, "created and waiting for approval"),
-        (EXIT_NOT_SCHEDULED, "--at given"),
+        (EXIT_SCHEDULED, "created and scheduled"),
         (EXIT_QUEUED, "created and queued"),
     ):
         assert EXIT_CODES[code].startswith(meaning)
@@ -443,3 +441,26 @@ def test_without_ledger_it_is_the_consoles_named_in_its_secrets(
         assert actions == ["campaign_create", "campaign_awaiting"]
     assert sorted(p.name for p in folder.iterdir()) == [".streamlit"]  # no ./.kedasms
     assert GatewayTally.read(gateway.query).messages == 0
+
+
+def test_send_at_a_time_schedules_the_campaign_and_sends_nothing_before_it(
+    gateway, setup: dict
+) -> None:
+    done = send(setup, *standard(setup, "--at", "2099-03-02T09:00+01:00", "--quiet", "off"))
+    assert done.returncode == EXIT_PREVIEW, done.stderr
+    assert "Schedule: at, quiet hours off; 1 parts:" in done.stdout
+    assert "2099-03-02 08:00 UTC" in done.stdout
+    done = send(setup, *standard(setup, "--at", "2099-03-02T09:00+01:00", "--yes"))
+    assert done.returncode == EXIT_SCHEDULED, done.stderr
+    assert "its first part goes at 2099-03-02 08:00:00 UTC" in done.stdout
+    (said,) = [line for line in json_lines(done.stdout) if "status" in line]
+    assert said["status"] == "scheduled"
+    with Ledger(setup["ledger"]) as ledger:
+        (campaign,) = ledger.campaigns()
+        assert (campaign.status, campaign.recipients) == ("scheduled", 4)
+        assert campaign.scheduled_at.isoformat() == "2099-03-02T08:00:00+00:00"
+        actions = [e.action for e in ledger.audit_entries(AuditFilter())]
+        assert "campaign_schedule" in actions and "campaign_start" not in actions
+        assert ledger.campaign_schedule(campaign.id)["quiet"] == "21:00-08:00"
+    assert GatewayTally.read(gateway.query).messages == 0
+    assert gateway.money(setup["account"].email)["balance"] == 100_000_000

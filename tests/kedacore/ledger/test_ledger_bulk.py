@@ -81,7 +81,8 @@ def test_an_update_with_literals_and_one_time_per_call(tmp_path: Path) -> None:
     assert [(b.state, b.task_id, b.attempts) for b in after] == [
         ("sent", f"t{b.id}", 1) for b in batches
     ]
-    assert {r[-2] for r in raw(tmp_path / "l.db", "campaign_batches")} == {
+    # updated_at, then attempted_at and not_before (added by later migrations)
+    assert {r[-3] for r in raw(tmp_path / "l.db", "campaign_batches")} == {
         "2025-03-02 00:00:00.000000"
     }
 
@@ -113,7 +114,7 @@ def test_a_plan_is_returned_as_the_ledger_reads_it_back(
     assert more[0].recipients == odd and first[0].country == "US"
     if store == "sqlite":  # as the file stores them
         stored = raw(tmp_path / "l.db", "campaign_batches")
-        assert {(r[-3], r[-2]) for r in stored} == {(NOW.strftime("%Y-%m-%d %H:%M:%S.%f"),) * 2}
+        assert {(r[-4], r[-3]) for r in stored} == {(NOW.strftime("%Y-%m-%d %H:%M:%S.%f"),) * 2}
     c = s.campaign_batches.c
     with led.engine.connect() as conn:
         times = conn.execute(select(c.created_at, c.updated_at)).all()

@@ -1,0 +1,245 @@
+"""When a campaign goes, on New campaign: now, at a time, or at each recipient's local time,
+with quiet hours; the parts and their times before Confirm; the scheduled start.
+
+The time arithmetic is ``kedacore.campaign.schedule``'s. A campaign whose first part is ahead
+is ``scheduled`` in the ledger: on SQLite this server starts it at its time (a timer armed at
+Confirm, and again whenever the server starts: :func:`wake_once`, the times are in the
+ledger); on PostgreSQL its job waits in the queue for its time (procrastinate's
+``schedule_at``) and a worker runs it. Until its first part is sent it can be cancelled
+(nothing sent, nothing charged) like any campaign not started.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, time, timedelta
+from zoneinfo import available_timezones
+
+import streamlit as st
+
+from console import access
+from console.messaging.campaign_state import engine_for, start_campaign
+from console.messaging.campaigns import options_of
+from console.shell import ON_SETUP, Console
+from console.views import plain
+from kedacore.campaign.engine import CampaignBusyError, CampaignEngine
+from kedacore.campaign.plan import CampaignPlan
+from kedacore.campaign.schedule import DEFAULT_QUIET, Schedule, ScheduleError, parts_of
+from kedacore.campaign.tasks import enqueue, uses_workers
+from kedacore.team import Permission
+
+WHEN = ("Now", "At a time", "At each recipient's local time")
+MAX_PARTS_SHOWN = 50
+
+
+@st.cache_data(show_spinner=False)
+def zones() -> list[str]:
+    return sorted(z for z in available_timezones() if "/" in z or z == "UTC")
+
+
+def schedule_inputs(
+    console: Console, *, prefix: str = "campaigns"
+) -> tuple[Schedule | None, list[str]]:
+    """The When and Quiet hours fields: the schedule (None: now) and what blocks sending."""
+    when = st.radio("When", WHEN, key=f"{prefix}_when", horizontal=True)
+    if when == WHEN[0]:
+        return None, []
+    member = getattr(console.tz, "key", "UTC")
+    choices = zones()
+    tomorrow = (datetime.now(console.tz) + timedelta(days=1)).date()
+    day_col, time_col, zone_col = st.columns(3)
+    day = day_col.date_input("Date", value=tomorrow, key=f"{prefix}_when_date")
+    at = time_col.time_input("Time", value=time(9, 0), step=300, key=f"{prefix}_when_time")
+    local = when == WHEN[2]
+    zone = zone_col.selectbox(
+        "Zone of numbers of no known zone" if local else "Time zone",
+        choices,
+        index=choices.index(member) if member in choices else choices.index("UTC"),
+        key=f"{prefix}_when_zone",
+        help="Your zone by default." + (" Each number's zone comes from its prefix." * local),
+    )
+    quiet_on = st.toggle(
+        "Quiet hours (recipient's time): hold messages until they end",
+        value=True,
+        key=f"{prefix}_quiet",
+    )
+    quiet = None
+    if quiet_on:
+        start_col, end_col = st.columns(2)
+        start = start_col.time_input(
+            "Quiet from", value=DEFAULT_QUIET[0], step=900, key=f"{prefix}_quiet_from"
+        )
+        end = end_col.time_input(
+            "Quiet until", value=DEFAULT_QUIET[1], step=900, key=f"{prefix}_quiet_until"
+        )
+        quiet = (start, end)
+    try:
+        if quiet is not None and quiet[0] == quiet[1]:
+            raise ScheduleError("quiet hours must start and end at different times")
+        schedule = Schedule("local" if local else "at", day, at, zone, quiet)
+    except ScheduleError as exc:
+        st.error(f"**The schedule cannot be used:** {plain(exc)}.", icon=":material/schedule:")
+        return None, ["correct the schedule"]
+    first = schedule.instant()
+    if not local and first is not None and first <= datetime.now(first.tzinfo):
+        return schedule, ["choose a time ahead (or Now)"]
+    return schedule, []
+
+
+def draw_parts(console: Console, plan: CampaignPlan, schedule: Schedule | None) -> None:
+    """When each part goes, in the member's zone: time, recipients, zones, countries."""
+    if schedule is None:
+        return
+    parts = parts_of(plan, schedule, datetime.now(console.tz))
+    quiet = "off" if schedule.quiet is None else f"{schedule.quiet_text} recipient time"
+    st.markdown(f"**When each part goes** (your time, {plain(console.tz)}; quiet hours {quiet}):")
+    rows = [
+        {
+            "Time": "at once"
+            if p.when is None
+            else p.when.astimezone(console.tz).strftime("%Y-%m-%d %H:%M"),
+            "Recipients": p.recipients,
+            "Zones": ", ".join(f"{z} {n:,}" for z, n in p.zones[:3])
+            + (" …" if len(p.zones) > 3 else ""),
+            "Countries": ", ".join(f"{c} {n:,}" for c, n in p.countries[:4]),
+        }
+        for p in parts[:MAX_PARTS_SHOWN]
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if len(parts) > MAX_PARTS_SHOWN:
+        st.caption(f"… and {len(parts) - MAX_PARTS_SHOWN:,} more parts.")
+
+
+def start_or_arm(console: Console, campaign_id: int, *, by: str) -> None:
+    """After Confirm: a campaign whose first part is ahead waits for it (a timer here, or a
+    job for then on PostgreSQL); any other is started now."""
+    campaign = console.ledger.campaign(campaign_id)
+    if campaign is None or campaign.status != "scheduled" or campaign.scheduled_at is None:
+        start_campaign(console, campaign_id, by=by)
+        return
+    arm(console, campaign_id, campaign.scheduled_at)
+
+
+def arm(console: Console, campaign_id: int, when: datetime) -> None:
+    """Start the campaign at ``when``: a timer of this server (SQLite) or a job for then."""
+    if uses_workers(console.ledger.url):
+        enqueue(console.ledger.url, campaign_id, console.ledger.now(), at=when)
+        return
+    campaign = console.ledger.campaign(campaign_id)
+    if campaign is None:
+        return
+    options = options_of(console.ledger, console.settings.data_dir, campaign)
+    engine_for(console, options).arm(campaign_id, when)
+
+
+_WOKEN: set[str] = set()
+_WOKEN_LOCK = threading.Lock()
+
+
+def wake_once(console: Console) -> None:
+    """Once per server and ledger (SQLite: the server runs campaigns itself): start each
+    scheduled campaign whose part is due, and arm a timer for the others — after a restart
+    the times are in the ledger."""
+    url = console.ledger.url
+    if uses_workers(url):
+        return
+    with _WOKEN_LOCK:
+        if url in _WOKEN:
+            return
+        _WOKEN.add(url)
+    for campaign_id in console.ledger.scheduled_campaigns():
+        due, nxt = console.ledger.next_part_at(campaign_id)
+        if due:
+            start_campaign(
+                console, campaign_id, by="schedule", detail="its time came (server started)"
+            )
+        elif nxt is not None:
+            arm(console, campaign_id, nxt)
+
+
+def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -> None:
+    """A scheduled campaign on the list: when each part left goes, and (for members who run
+    campaigns; re-checked at the click) Move to another time or Cancel, until it starts."""
+    ledger = console.ledger
+    left = ledger.campaign_batches(campaign_id, states=("planned",))
+    times: dict[datetime | None, list[int]] = {}
+    for batch in left:
+        counts = times.setdefault(batch.not_before, [0, 0])
+        counts[0] += len(batch.recipients)
+        counts[1] += 1
+    _, nxt = ledger.next_part_at(campaign_id)
+    when = nxt.astimezone(console.tz).strftime("%Y-%m-%d %H:%M") if nxt else "now"
+    st.info(
+        f"**Scheduled:** the next part goes at {when} (your time, {plain(console.tz)}). "
+        "Nothing is sent or frozen before then; it can be moved or cancelled until it starts.",
+        icon=":material/schedule:",
+    )
+    rows = [
+        {
+            "Time": "now" if at is None else at.astimezone(console.tz).strftime("%Y-%m-%d %H:%M"),
+            "Recipients": n,
+            "Requests": k,
+        }
+        for at, (n, k) in sorted(
+            times.items(), key=lambda i: i[0] or datetime.min.replace(tzinfo=console.tz)
+        )[:MAX_PARTS_SHOWN]
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if not console.actor.can(Permission.CAMPAIGNS):
+        return
+    target = f"campaign {campaign_id}"
+    counts = ledger.campaign_batch_counts(campaign_id)
+    started = any(state != "planned" for state in counts) or any(
+        b.attempted_at is not None for b in left
+    )
+    row = st.container(horizontal=True, vertical_alignment="center")
+    if not started:
+        with row.popover("Move…", icon=":material/schedule:"):
+            schedule, blockers = schedule_inputs(console, prefix="campaigns_move")
+            if st.button(
+                "Move the campaign",
+                key="campaigns_move_go",
+                disabled=bool(blockers) or not schedule,
+            ):
+                actor = access.require(
+                    ledger, Permission.CAMPAIGNS, "move campaigns", target=target
+                )
+                assert schedule is not None
+                try:
+                    first = engine.reschedule(campaign_id, None, schedule, by=actor.name)
+                except (ValueError, CampaignBusyError) as exc:
+                    st.error(plain(exc))
+                else:
+                    if ledger.campaign_status(campaign_id) == "scheduled":
+                        arm(console, campaign_id, first)
+                    else:
+                        start_campaign(console, campaign_id, by=actor.name)
+                    st.rerun()
+    with row.popover("Cancel…", icon=":material/cancel:"):
+        st.markdown("Nothing of it will be sent; nothing is charged for the parts not sent.")
+        if st.button("Cancel the campaign", key="campaigns_cancel_scheduled"):
+            actor = access.require(ledger, Permission.CAMPAIGNS, "cancel campaigns", target=target)
+            if uses_workers(ledger.url):
+                from kedacore.campaign.tasks import cancel_waiting
+
+                cancel_waiting(ledger, campaign_id)
+            try:
+                engine.cancel(campaign_id)
+            except CampaignBusyError as exc:
+                st.error(plain(exc))
+            else:
+                ledger.audit(
+                    actor.name,
+                    "campaign_cancel",
+                    target=target,
+                    before={"status": "scheduled"},
+                    after={
+                        "status": "cancelled",
+                        "recipients_left": sum(len(b.recipients) for b in left),
+                    },
+                )
+                st.rerun()
+
+
+if wake_once not in ON_SETUP:  # every page's setup (a restarted server: the first page run)
+    ON_SETUP.append(wake_once)

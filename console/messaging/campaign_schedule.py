@@ -49,7 +49,7 @@ def schedule_inputs(
     tomorrow = (datetime.now(console.tz) + timedelta(days=1)).date()
     day_col, time_col, zone_col = st.columns(3)
     day = day_col.date_input("Date", value=tomorrow, key=f"{prefix}_when_date")
-    at = time_col.time_input("Time", value=time(9, 0), step=300, key=f"{prefix}_when_time")
+    at = time_col.time_input("Time", value=time(9, 0), step=60, key=f"{prefix}_when_time")
     local = when == WHEN[2]
     zone = zone_col.selectbox(
         "Zone of numbers of no known zone" if local else "Time zone",

@@ -17,6 +17,8 @@ sent (it would wait for approval): fewer rows or numbers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -44,6 +46,7 @@ NUMBERS = "campaigns_test_numbers"  # the widget
 SAVED = "campaigns_test_saved"  # the numbers typed, kept for the session
 ROWS = "campaigns_test_rows"
 LAST = "campaigns_test_last"  # this session's last test: its outcomes
+TOKENS = "campaigns_test_tokens"  # each test's clientRef token, by its texts and numbers
 _SPLIT = re.compile(r"[,;\n]+")
 
 
@@ -126,14 +129,30 @@ def plan_test(
     return OwnPlan(tuple(sends), opted)
 
 
+def token_of_test(plan: OwnPlan) -> str:
+    """The clientRefs' token of this test: one per test (its texts and numbers) in the session,
+    so a second click of the same test finds its sends recorded and sends nothing again."""
+    fingerprint = hashlib.sha256(
+        json.dumps([(t.country, t.sender, t.content, t.numbers) for t in plan.sends]).encode()
+    ).hexdigest()
+    tokens = st.session_state.setdefault(TOKENS, {})
+    return tokens.setdefault(fingerprint, secrets.token_hex(8))
+
+
 def send_tests(console: Console, plan: OwnPlan, actor: str) -> list[Delivery | str]:
     """Each request recorded as a pending test send with its own clientRef, then sent and
     answered (``deliver``); a sentence for one that could not be recorded (nothing sent)."""
     currency = console.currency
-    batch = secrets.token_hex(8)
+    batch = token_of_test(plan)
     outcomes: list[Delivery | str] = []
     for i, t in enumerate(plan.sends):
         ref = f"test-{batch}-{i}"
+        if console.ledger.send_record(ref) is not None:  # a double click, a second click
+            outcomes.append(
+                f"**Row {t.row}: this test was sent already** (or is being sent): it is not "
+                "sent twice. Change the rows or the numbers to send another."
+            )
+            continue
         try:
             record = console.ledger.begin_send(
                 ref,

@@ -65,6 +65,8 @@ def test_a_test_goes_to_the_own_number_once_marked_and_in_spend(data_dir: Path) 
     assert not at.exception, at.exception
     assert "Test sent" in everything(at)
     at.run()  # a rerun sends nothing again
+    at.button(key="campaigns_test_send").click().run()  # nor a second click of the same test
+    assert "this test was sent already" in everything(at)
     assert gateway_messages(data_dir) == [
         (OWN, "Hi Ana, your code is C0"),
         (OWN, "Hi Ben, your code is C1"),

@@ -287,6 +287,8 @@ class Runtime:
         self.probe: KedaClient | None = None
         self._receiver: Callable[[Any], Awaitable[Any]] | None = None
         self.notifier: Notifier | None = None  # notifications: see _start_notifier
+        self.closed = threading.Event()  # set by close(): its background threads end
+        self.schedule_watch: threading.Thread | None = None  # campaign_schedule.wake_once
         try:
             self._start()
         except BaseException:
@@ -413,6 +415,7 @@ class Runtime:
 
     def close(self) -> None:
         """Stop the sandbox gateway and release the client and the ledger."""
+        self.closed.set()
         if self.notifier is not None:  # first: it uses the client and the ledger
             self.notifier.stop()
         for client in (self.client, self.probe):

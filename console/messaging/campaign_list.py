@@ -332,7 +332,8 @@ def draw_state(
     campaign_approval(console, campaign_id, label)  # waiting, rejected, or by whom approved
     if label in ("awaiting approval", "rejected"):
         return
-    if label == "scheduled" and not progress.running:  # its next part is ahead
+    # Its next part is ahead (on PostgreSQL its job waits in the queue for that time).
+    if label == "scheduled" and (not progress.running or queued(engine, campaign_id)):
         scheduled_view(console, engine, campaign_id)
         return
     failed = st.session_state.get("campaigns_runs", {}).get(campaign_id)

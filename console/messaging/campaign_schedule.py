@@ -11,6 +11,7 @@ ledger); on PostgreSQL its job waits in the queue for its time (procrastinate's
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime, time, timedelta
 from zoneinfo import available_timezones
@@ -24,10 +25,23 @@ from console.shell import ON_SETUP, Console
 from console.views import plain
 from kedacore.campaign.engine import CampaignBusyError, CampaignEngine
 from kedacore.campaign.plan import CampaignPlan
-from kedacore.campaign.schedule import DEFAULT_QUIET, Schedule, ScheduleError, parts_of
-from kedacore.campaign.tasks import enqueue, uses_workers
+from kedacore.campaign.progress import holder
+from kedacore.campaign.schedule import (
+    DEFAULT_QUIET,
+    Schedule,
+    ScheduleError,
+    armed,
+    parts_of,
+)
+from kedacore.campaign.tasks import (
+    QueuedCampaignEngine,
+    cancel_waiting,
+    enqueue,
+    uses_workers,
+)
 from kedacore.team import Permission
 
+logger = logging.getLogger(__name__)
 WHEN = ("Now", "At a time", "At each recipient's local time")
 MAX_PARTS_SHOWN = 50
 
@@ -132,29 +146,52 @@ def arm(console: Console, campaign_id: int, when: datetime) -> None:
     engine_for(console, options).arm(campaign_id, when)
 
 
-_WOKEN: set[str] = set()
 _WOKEN_LOCK = threading.Lock()
+SCHEDULE_POLL_S = 5.0  # how often this server looks for a scheduled part that is due
 
 
 def wake_once(console: Console) -> None:
-    """Once per server and ledger (SQLite: the server runs campaigns itself): start each
-    scheduled campaign whose part is due, and arm a timer for the others — after a restart
-    the times are in the ledger."""
-    url = console.ledger.url
-    if uses_workers(url):
+    """Once per server runtime (SQLite: the server runs campaigns itself): start each
+    scheduled campaign whose part is due and arm a timer for the others — after a restart the
+    times are in the ledger — then keep looking every ``SCHEDULE_POLL_S`` seconds until the
+    runtime closes, for the campaigns this server did not arm itself: scheduled by the command
+    line, left with later parts by a command-line run, or whose timer's start failed."""
+    runtime = console.runtime
+    if uses_workers(console.ledger.url):
         return
     with _WOKEN_LOCK:
-        if url in _WOKEN:
+        if runtime.schedule_watch is not None:
             return
-        _WOKEN.add(url)
-    for campaign_id in console.ledger.scheduled_campaigns():
-        due, nxt = console.ledger.next_part_at(campaign_id)
+        runtime.schedule_watch = threading.Thread(
+            target=_watch, args=(console,), name="keda-schedule", daemon=True
+        )
+    wake_due(console, detail="its time came (server started)")
+    runtime.schedule_watch.start()
+
+
+def wake_due(console: Console, *, detail: str, in_page: bool = True) -> list[int]:
+    """One look: each scheduled campaign with a part due and no timer about to start it is
+    started now; one whose next part is ahead and that no timer waits for gets one. Returns
+    the campaigns started."""
+    ledger, started = console.ledger, []
+    for campaign_id in ledger.scheduled_campaigns():
+        if armed(ledger.url, campaign_id) or holder(ledger.url, campaign_id)[0]:
+            continue  # its timer starts it, or a run of it is under way here
+        due, nxt = ledger.next_part_at(campaign_id)
         if due:
-            start_campaign(
-                console, campaign_id, by="schedule", detail="its time came (server started)"
-            )
+            start_campaign(console, campaign_id, by="schedule", detail=detail, keep=in_page)
+            started.append(campaign_id)
         elif nxt is not None:
             arm(console, campaign_id, nxt)
+    return started
+
+
+def _watch(console: Console) -> None:
+    while not console.runtime.closed.wait(SCHEDULE_POLL_S):
+        try:
+            wake_due(console, detail="its time came", in_page=False)
+        except Exception:  # a ledger that went away for a moment: look again later
+            logger.exception("scheduled campaigns: the look for due parts failed")
 
 
 def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -> None:
@@ -206,8 +243,10 @@ def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -
                 )
                 assert schedule is not None
                 try:
+                    release_job(engine, campaign_id)
                     first = engine.reschedule(campaign_id, None, schedule, by=actor.name)
                 except (ValueError, CampaignBusyError) as exc:
+                    rearm(console, engine, campaign_id)  # its old time stands
                     st.error(plain(exc))
                 else:
                     if ledger.campaign_status(campaign_id) == "scheduled":
@@ -219,13 +258,11 @@ def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -
         st.markdown("Nothing of it will be sent; nothing is charged for the parts not sent.")
         if st.button("Cancel the campaign", key="campaigns_cancel_scheduled"):
             actor = access.require(ledger, Permission.CAMPAIGNS, "cancel campaigns", target=target)
-            if uses_workers(ledger.url):
-                from kedacore.campaign.tasks import cancel_waiting
-
-                cancel_waiting(ledger, campaign_id)
             try:
+                release_job(engine, campaign_id)
                 engine.cancel(campaign_id)
             except CampaignBusyError as exc:
+                rearm(console, engine, campaign_id)
                 st.error(plain(exc))
             else:
                 ledger.audit(
@@ -239,6 +276,32 @@ def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -
                     },
                 )
                 st.rerun()
+
+
+def release_job(engine: CampaignEngine, campaign_id: int) -> None:
+    """On PostgreSQL: take back the job that waits for the campaign's time, so it can be moved
+    or cancelled (CampaignBusyError when a worker has taken it: it is being sent)."""
+    if not isinstance(engine, QueuedCampaignEngine):
+        return
+    if campaign_id in engine.jobs() and not cancel_waiting(engine.ledger, campaign_id):
+        raise CampaignBusyError(f"campaign {campaign_id} is being sent; stop it first")
+    engine._cache = None  # read the jobs again
+
+
+def rearm(console: Console, engine: CampaignEngine, campaign_id: int) -> None:
+    """After a Move or Cancel that did not happen: the campaign still starts at its time (a
+    timer here, or its job again when it was taken back)."""
+    if console.ledger.campaign_status(campaign_id) != "scheduled":
+        return
+    if isinstance(engine, QueuedCampaignEngine):
+        engine._cache = None
+        if campaign_id in engine.jobs():  # never taken back: it stands
+            return
+    elif armed(console.ledger.url, campaign_id):
+        return
+    _, nxt = console.ledger.next_part_at(campaign_id)
+    if nxt is not None:
+        arm(console, campaign_id, nxt)
 
 
 if wake_once not in ON_SETUP:  # every page's setup (a restarted server: the first page run)

@@ -98,11 +98,18 @@ def keep_run(campaign_id: int, run: CampaignRun) -> None:
 
 
 def start_campaign(
-    console: Console, campaign_id: int, *, by: str, action: str = "campaign_start", detail: str = ""
+    console: Console,
+    campaign_id: int,
+    *,
+    by: str,
+    action: str = "campaign_start",
+    detail: str = "",
+    keep: bool = True,
 ) -> CampaignRun:
     """Start (or resume) a campaign in the background with its saved send options and audit
     it (``action``: campaign_start or campaign_resume) with who did it; the run already under
-    way, if another session started it a moment ago."""
+    way, if another session started it a moment ago. ``keep``: remember the run in this
+    session (False off a page run: the schedule's watcher thread)."""
     campaign = console.ledger.campaign(campaign_id)
     if campaign is None:
         raise KeyError(f"no campaign {campaign_id!r}")
@@ -116,7 +123,8 @@ def start_campaign(
         kept = {**options_json(options), "callback_url": url}
         console.ledger.set_campaign_options(campaign_id, kept)
     run = engine.start(campaign_id)
-    keep_run(campaign_id, run)
+    if keep:
+        keep_run(campaign_id, run)
     after: dict[str, Any] = {
         "name": campaign.name,
         "recipients": campaign.recipients,

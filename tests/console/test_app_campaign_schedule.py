@@ -1,10 +1,11 @@
 """New campaign → When: at a time / at each recipient's local time, quiet hours; the parts
 before Confirm; a scheduled campaign waits (nothing sent, nothing charged), is listed as
-scheduled, and is started when its time comes — by the server's timer, or after a restart by
-the first page run (``wake_once``)."""
+scheduled, and is started when its time comes — by the server's timer, or by its watcher
+(``wake_once``: after a restart, or for a campaign no timer of this server waits for)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,19 +55,23 @@ def test_a_campaign_at_a_time_waits_and_its_parts_are_shown(data_dir: Path) -> N
     assert not at.exception
     assert gateway_recipients(data_dir) == [] and balance(at) == before
 
-    # The server restarts at its time: the first page run starts it.
+    # No timer of this server waits for it (the command line scheduled it, or the timer's start
+    # failed) and its time comes: the server's watcher starts it, with no page run.
     disarm(ledger.url, campaign_id)
-    campaign_schedule._WOKEN.clear()
     with ledger.engine.begin() as conn:  # its time has come (as if the clock moved)
         conn.execute(
             s.campaign_batches.update()
             .where(s.campaign_batches.c.campaign_id == campaign_id)
             .values(not_before=datetime.now(UTC) - timedelta(seconds=1))
         )
-    start(PAGE)
+    deadline = time.monotonic() + campaign_schedule.SCHEDULE_POLL_S + 10
+    while ledger.campaign(campaign_id).status == "scheduled" and time.monotonic() < deadline:
+        time.sleep(0.2)
     wait_for_the_run(campaign_id)
     assert ledger.campaign(campaign_id).status == "done"
     assert gateway_recipients(data_dir) == GOOD
+    (started,) = [e for e in ledger.audit_entries() if e.action == "campaign_start"]
+    assert started.actor == "schedule"
 
 
 def test_a_time_in_the_past_blocks_sending(data_dir: Path) -> None:  # noqa: F811
@@ -102,3 +107,40 @@ def test_a_scheduled_campaign_is_listed_with_its_parts_and_cancelled(data_dir: P
     assert len(cancel) == 1
     at.run()
     assert gateway_recipients(data_dir) == [] and balance(at) == before
+
+
+def test_on_postgresql_a_scheduled_campaign_waits_in_the_queue_and_is_cancelled(
+    data_dir: Path,  # noqa: F811
+    ledger_url,
+    monkeypatch,
+) -> None:
+    """With workers (PostgreSQL), the campaign's job waits in procrastinate's queue for its
+    time; the list still offers Move and Cancel (which take the job back first)."""
+    import pytest
+
+    from kedacore.campaign.tasks import active_jobs
+
+    if getattr(ledger_url, "store", None) != "postgresql":
+        pytest.skip("the job queue is PostgreSQL's (SQLite: the server's own timer, above)")
+    monkeypatch.delenv("KEDA_CAMPAIGN_WORKERS", raising=False)  # the console enqueues
+    at = start(PAGE)
+    compose(at, recipients_csv(), "Hi all")
+    at.radio(key="campaigns_when").set_value("At a time").run()
+    at.toggle(key="campaigns_quiet").set_value(False).run()
+    at.button(key="campaigns_submit").click().run()
+    at.button(key="campaigns_confirm").click().run()
+    assert not at.exception, at.exception
+    (campaign_id,) = campaign_ids()
+    ledger = runtime().ledger
+    assert ledger.campaign(campaign_id).status == "scheduled"
+    assert active_jobs(ledger)[campaign_id][1] == "todo"  # for a worker, at its time
+    at.run()
+    assert not at.exception, at.exception
+    assert "**Scheduled:** the next part goes at" in texts(at.info)
+    at.button(key="campaigns_cancel_scheduled").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == []
+    assert ledger.campaign(campaign_id).status == "cancelled"
+    assert campaign_id not in active_jobs(ledger)  # the job taken back: no worker sends it
+    at.run()
+    assert gateway_recipients(data_dir) == []

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -154,37 +154,75 @@ def after_quiet(when: datetime, zone: ZoneInfo, quiet: tuple[time, time] | None)
     if quiet is None:
         return when.astimezone(UTC)
     start, end = quiet
+    when = when.astimezone(UTC)
     local = when.astimezone(zone)
     wall = local.time().replace(tzinfo=None, fold=0)
     day = local.date()
     if start > end:  # across midnight (21:00–08:00)
         if wall >= start:
-            return wall_time(day + timedelta(days=1), end, zone)
+            return _window_end(day + timedelta(days=1), end, zone, when)
         if wall < end:
-            return wall_time(day, end, zone)
+            return _window_end(day, end, zone, when)
     elif start <= wall < end:
-        return wall_time(day, end, zone)
-    return when.astimezone(UTC)
+        return _window_end(day, end, zone, when)
+    return when
+
+
+def _window_end(day: date, end: time, zone: ZoneInfo, when: datetime) -> datetime:
+    """The quiet window's end on ``day``, never before ``when``: in the hour an autumn change
+    repeats, a ``when`` in its second pass (fold=1) ends at the end's second pass too."""
+    first = wall_time(day, end, zone)
+    if first > when:
+        return first
+    second = datetime.combine(day, end, tzinfo=zone).replace(fold=1).astimezone(UTC)
+    return max(second, when)
+
+
+def after_quiet_everywhere(
+    when: datetime, zones: Sequence[ZoneInfo], quiet: tuple[time, time] | None
+) -> datetime:
+    """``when``, or the first moment after it outside the quiet window in every one of
+    ``zones`` (a number whose country spans several zones may be in any of them)."""
+    when = when.astimezone(UTC)
+    if quiet is None:
+        return when
+    for _ in range(8 * max(len(zones), 1)):  # each pass only moves later
+        moved = when
+        for zone in zones:
+            moved = after_quiet(moved, zone, quiet)
+        if moved == when:
+            return when
+        when = moved
+    return when  # no moment outside quiet hours everywhere: the last pass's (never reached
+    # for a quiet window under 12 h against zones up to 12 h apart)
 
 
 @lru_cache(maxsize=4096)
-def number_zone(e164: str, default: str = "UTC") -> str:
-    """The first IANA zone of a number (phonenumbers' data); ``default`` when none is known."""
+def number_zones(e164: str) -> tuple[str, ...]:
+    """Every IANA zone a number may be in (phonenumbers' data: one for most numbers, all of
+    its country's for a mobile in Russia, Australia, Brazil…); empty when none is known."""
     import phonenumbers
     from phonenumbers import timezone as ptz
 
     try:
         zones = ptz.time_zones_for_number(phonenumbers.parse(e164))
     except phonenumbers.NumberParseException:
-        return default
+        return ()
+    found = []
     for name in zones:
         if name and name != ptz.UNKNOWN_TIMEZONE:
             try:
                 ZoneInfo(name)
             except (ZoneInfoNotFoundError, ValueError):
                 continue
-            return name
-    return default
+            found.append(name)
+    return tuple(found)
+
+
+def number_zone(e164: str, default: str = "UTC") -> str:
+    """The first IANA zone of a number (phonenumbers' data); ``default`` when none is known."""
+    zones = number_zones(e164)
+    return zones[0] if zones else default
 
 
 def not_before(
@@ -194,11 +232,16 @@ def not_before(
     *,
     zone_for: Callable[[str, str], str] = number_zone,
 ) -> tuple[datetime, str]:
-    """When a recipient's message may go (UTC, never before ``now``) and the zone used."""
+    """When a recipient's message may go (UTC, never before ``now``) and the zone used: the
+    chosen local time in the number's first zone; quiet hours kept in every zone it may be in
+    (``number_zones``), so a number of a country of several zones is never woken in any."""
     zone = zone_for(e164, schedule.zone)
     chosen = schedule.instant(zone) or now
     when = max(chosen, now)
-    return after_quiet(when, zone_of(zone), schedule.quiet), zone
+    zones = [zone_of(zone)]
+    if zone_for is number_zone:
+        zones += [zone_of(z) for z in number_zones(e164) if z != zone]
+    return after_quiet_everywhere(when, zones, schedule.quiet), zone
 
 
 def schedule_plan(plan: CampaignPlan, schedule: Schedule, now: datetime) -> list[PlannedBatch]:

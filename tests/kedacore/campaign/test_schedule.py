@@ -13,7 +13,9 @@ from kedacore.campaign.schedule import (
     Schedule,
     ScheduleError,
     after_quiet,
+    not_before,
     number_zone,
+    number_zones,
     parse_quiet,
     parts_of,
     schedule_plan,
@@ -154,3 +156,28 @@ def test_a_schedule_is_kept_as_json_and_checked() -> None:
     assert (instant.day, instant.at, instant.instant()) == (
         date(2026, 3, 8), time(10, 0), utc(2026, 3, 8, 14)
     )  # fmt: skip
+
+
+def test_quiet_hours_hold_in_every_zone_a_number_may_be_in() -> None:
+    """Review finding: a Moscow mobile's first zone in phonenumbers' data is Asia/Almaty
+    (alphabetical): 03:30Z passed as 08:30 there while it was 06:30 in Moscow."""
+    moscow = "+79161234567"
+    assert len(number_zones(moscow)) > 5 and "Europe/Moscow" in number_zones(moscow)
+    at = Schedule("at", date(2026, 12, 8), time(3, 30), "UTC", QUIET)
+    when, _ = not_before(moscow, at, utc(2026, 12, 7, 12))
+    for name in number_zones(moscow):  # outside 21:00–08:00 everywhere in Russia
+        local = when.astimezone(ZoneInfo(name)).time()
+        assert time(8, 0) <= local < time(21, 0), (name, local)
+    assert when == utc(2026, 12, 8, 6, 0)  # 08:00 in Kaliningrad, the last to wake
+    # A number of one zone is not held by others: New York at 13:00Z (08:00 EST) goes then.
+    ny = Schedule("at", date(2026, 12, 8), time(13, 0), "UTC", QUIET)
+    assert not_before(NEW_YORK, ny, utc(2026, 12, 7, 12))[0] == utc(2026, 12, 8, 13)
+
+
+def test_a_quiet_window_ending_in_the_repeated_autumn_hour_never_goes_back() -> None:
+    """Review finding: 01:15 EST (the second 01:15 of 2026-11-01) in a 00:00–01:30 window
+    ended at 01:30 EDT, 45 minutes before it — sent at once, inside quiet hours."""
+    second_pass = utc(2026, 11, 1, 6, 15)  # 01:15 EST
+    assert after_quiet(second_pass, NY, (time(0, 0), time(1, 30))) == utc(2026, 11, 1, 6, 30)
+    first_pass = utc(2026, 11, 1, 5, 15)  # 01:15 EDT
+    assert after_quiet(first_pass, NY, (time(0, 0), time(1, 30))) == utc(2026, 11, 1, 5, 30)

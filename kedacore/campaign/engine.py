@@ -239,6 +239,12 @@ class CampaignEngine:
             try:
                 if self.ledger.campaign_status(campaign_id) == "scheduled":
                     self.start(campaign_id)
+                    self.ledger.audit(
+                        "schedule",
+                        "campaign_start",
+                        target=f"campaign {campaign_id}",
+                        detail="its time came (timer)",
+                    )
             except Exception:
                 logger.exception("campaign %s: the scheduled start failed", campaign_id)
 
@@ -281,6 +287,8 @@ class CampaignEngine:
             raise CampaignBusyError(f"campaign {campaign_id} is being sent; stop it first")
         self._not_held(campaign_id)
         disarm(self.ledger.url, campaign_id)  # a scheduled start: never
+        # A run a timer began a moment ago (between the check above and here) hears the cancel
+        # within a watch interval and stops (_watch), as a cancel from another process.
         self.ledger.set_campaign_status(campaign_id, "cancelled", error="cancelled")
 
     def _not_held(self, campaign_id: int, status: str | None = None) -> None:

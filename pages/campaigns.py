@@ -25,7 +25,7 @@ from kedacore.team import Permission
 
 console = page_setup(
     "Campaigns",
-    "Many recipients from a CSV or XLSX file, each with their own variables.",
+    "Many recipients from a CSV or XLSX file or a contact list, each with their own variables.",
     needs=(Permission.CAMPAIGNS, Permission.APPROVE),
 )
 with keda_errors("The price table could not be read", sandbox=console.sandbox):

@@ -33,6 +33,7 @@ MESSAGES_SHOWN = 500  # rows of the messages table; the CSV export has them all
 LIST_LENGTH = 100  # campaigns in the list, newest first
 ACTIVE_SHOWN = 5  # campaigns still to finish named at the top of the page
 MESSAGE_COLUMNS = ["Status", "Recipient", "Cost", "Final", "Latency (s)", "msgid", "Task"]
+SCHEDULED_TICK_S = 5.0  # a scheduled campaign's view looks again this often
 _HANDED = "_campaigns_snapshot"  # the full run's snapshot, for the fragment's first draw
 Shape = tuple[bool, str, bool]
 
@@ -71,9 +72,12 @@ def campaign_list(console: Console) -> None:
     options = cv.options_of(console.ledger, console.settings.data_dir, figures.campaign)
     engine = engine_for(console, options)
     shape = page_shape(engine, figures)
-    # Tick while sending; slower while delivery reports are still coming in; else not at all.
-    running_now, _, pending = shape
+    # Tick while sending; slower while delivery reports are still coming in, or while it is
+    # scheduled (to show it start at its time); else not at all.
+    running_now, status_now, pending = shape
     every = 1.0 if running_now else (2.0 if pending else None)
+    if every is None and status_now == "scheduled":
+        every = SCHEDULED_TICK_S
     state[_HANDED] = (time.monotonic(), snapshot)
     st.fragment(campaign_view, run_every=every)(console, pick, engine, shape)
 

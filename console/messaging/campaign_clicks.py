@@ -93,7 +93,7 @@ def clickers_frame(clickers: Sequence[Clicker], tz: ZoneInfo) -> pd.DataFrame:
     )
 
 
-def clickers_csv(clickers: Sequence[Clicker]) -> bytes:
+def clickers_to_csv(clickers: Sequence[Clicker]) -> bytes:
     """Who clicked as CSV: formula-safe cells, times in UTC."""
     frame = pd.DataFrame(
         {
@@ -177,7 +177,7 @@ def who_clicked(console: Console, figures: CampaignFigures) -> None:
             ledger,
             Permission.LINKS,
             "export who clicked a campaign's links",
-            lambda: clickers_csv(ledger.who_clicked(figures.id)),
+            lambda: clickers_to_csv(ledger.who_clicked(figures.id)),
             target=f"campaign {figures.id}",
         ),
         file_name=f"campaign-{figures.number}{'-demo' if figures.demo else ''}-clicks.csv",

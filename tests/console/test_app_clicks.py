@@ -17,7 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from console import runtime as _runtime
-from console.messaging.campaign_clicks import clickers_csv, rate_text
+from console.messaging.campaign_clicks import clickers_to_csv, rate_text
 from kedacore.ledger import Ledger
 from kedacore.ledger.clicks import Clicker
 from kedacore.settings import load_settings
@@ -93,5 +93,5 @@ def test_the_rate_is_rounded_half_up_from_the_exact_fraction() -> None:
 
 
 def test_the_who_clicked_csv_is_formula_safe_with_utc_times() -> None:
-    csv = clickers_csv([Clicker("=1+1", 2, T0)]).decode()
+    csv = clickers_to_csv([Clicker("=1+1", 2, T0)]).decode()
     assert csv == "recipient,clicks,last_click_utc\n'=1+1,2,2026-03-02T10:00:00Z\n"

@@ -201,6 +201,7 @@ if clicked and not blockers:
         "numbers": list(guarded.numbers),
         "transactional": guarded.transactional,
         "opted_out": len(guarded.opted_out),
+        "recent_left_out": len(guarded.recent) if guarded.recent_left_out else 0,
         "sender": sender_id or None,
         "content": content,
         "track": track,

@@ -284,12 +284,10 @@ def confirm(console: Console, pending: dict[str, Any], currency: str) -> None:
     )
     st.text(pending["content"])
     st.markdown(f"Estimated cost: **{money(pending['estimate'], currency)}**")
-    if pending.get("opted_out"):
-        st.caption(
-            f"Transactional: {counted(pending['opted_out'], 'opted-out number')} included."
-            if pending.get("transactional")
-            else optouts.opted_out_words(pending["opted_out"]) + "."
-        )
+    if pending.get("opted_out") and pending.get("transactional"):
+        st.caption(f"Transactional: {counted(pending['opted_out'], 'opted-out number')} included.")
+    elif pending.get("opted_out") or pending.get("recent_left_out"):
+        st.caption(optouts.left_out_sentence(pending))  # 2 opted out, left out; 1 messaged…
     check = cap_check(console.limits, console.balance, n, pending["estimate"])
     show_check(check)
     gate = rules.gate(console.ledger, console.actor)

@@ -7,7 +7,7 @@ import ast
 import csv
 import io
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +19,6 @@ from sqlalchemy import delete, text, update
 from sqlalchemy.exc import DBAPIError
 from streamlit.testing.v1 import AppTest
 
-from console import runtime as _runtime
 from console.finance.audit import (
     PAGE_SIZE,
     XLSX_OPTIONS,
@@ -34,20 +33,12 @@ from kedacore.exports import to_csv, to_xlsx
 from kedacore.ledger import Ledger
 from kedacore.ledger import schema as s
 from kedacore.ledger.team import APPROVAL_THRESHOLD, AuditEntry, AuditFilter
-from tests.console.test_app import APP, clean_env
+from tests.console.test_app import APP
 from tests.console.test_app_team import AUTH
 from tests.support import REPO_ROOT, signed_at
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 NO_SMTP = "SMTP is not configured (an [smtp] section in secrets)"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def ledger_of(data_dir: Path, at: datetime | None = None) -> Ledger:

@@ -18,7 +18,6 @@ from tests.console.test_app_campaigns import (
     PAGE,
     campaign_ids,
     compose,
-    data_dir,  # noqa: F401 - the fixture
     frame,
     gateway_recipients,
     recipients_csv,
@@ -28,7 +27,7 @@ from tests.console.test_app_campaigns import (
 )
 
 
-def test_a_campaign_at_a_time_waits_and_its_parts_are_shown(data_dir: Path) -> None:  # noqa: F811
+def test_a_campaign_at_a_time_waits_and_its_parts_are_shown(data_dir: Path) -> None:
     at = start(PAGE)
     before = balance(at)
     compose(at, recipients_csv(), "Hi {name}")
@@ -74,7 +73,7 @@ def test_a_campaign_at_a_time_waits_and_its_parts_are_shown(data_dir: Path) -> N
     assert started.actor == "schedule"
 
 
-def test_a_time_in_the_past_blocks_sending(data_dir: Path) -> None:  # noqa: F811
+def test_a_time_in_the_past_blocks_sending(data_dir: Path) -> None:
     at = start(PAGE)
     compose(at, recipients_csv(), "Hi {name}")
     at.radio(key="campaigns_when").set_value("At a time").run()
@@ -84,7 +83,7 @@ def test_a_time_in_the_past_blocks_sending(data_dir: Path) -> None:  # noqa: F81
     assert "choose a time ahead" in texts(at.caption)
 
 
-def test_a_scheduled_campaign_is_listed_with_its_parts_and_cancelled(data_dir: Path) -> None:  # noqa: F811
+def test_a_scheduled_campaign_is_listed_with_its_parts_and_cancelled(data_dir: Path) -> None:
     at = start(PAGE)
     before = balance(at)
     compose(at, recipients_csv(), "Hi all")  # one text: one request
@@ -110,7 +109,7 @@ def test_a_scheduled_campaign_is_listed_with_its_parts_and_cancelled(data_dir: P
 
 
 def test_on_postgresql_a_scheduled_campaign_waits_in_the_queue_and_is_cancelled(
-    data_dir: Path,  # noqa: F811
+    data_dir: Path,
     ledger_url,
     monkeypatch,
 ) -> None:

@@ -9,31 +9,19 @@ sentence and an opted-out own number is left out, nothing sent.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from console import runtime as _runtime
 from console.shell import account_changed
 from kedacore.ledger import Ledger
 from kedacore.ledger.audit import AuditFilter
-from tests.console.test_app import balance, clean_env, shown, start
+from tests.console.test_app import balance, shown, start
 from tests.console.test_app_campaigns import PAGE, campaign_ids, compose, recipients_csv, runtime
 
 OWN = "+12062009999"
 TEMPLATE = "Hi {name}, your code is {code}"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    """A fresh sandbox per test: caps, balance and campaigns start from nothing."""
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def gateway_messages(data_dir: Path) -> list[tuple[str, str]]:

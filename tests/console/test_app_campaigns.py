@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from kedacore.campaign.progress import holder
 from kedacore.campaign.recipients import read_recipients
 from kedacore.ledger import Ledger
 from kedacore.settings import load_settings
-from tests.console.test_app import balance, clean_env, metric, shown, start
+from tests.console.test_app import balance, metric, shown, start
 
 PAGE = "pages/campaigns.py"
 GOOD = [f"+1206200{i:04d}" for i in range(1, 6)]
@@ -39,15 +38,6 @@ def recipients_csv(extra: str = "") -> bytes:
     lines = ["phone,name,code"]
     lines += [f"{p},{n},C{i}" for i, (p, n) in enumerate(zip(GOOD, NAMES, strict=True))]
     return ("\n".join(lines) + "\n" + extra).encode()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    """A fresh sandbox per test: caps, balance and campaigns start from nothing."""
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def runtime() -> _runtime.Runtime:

@@ -14,7 +14,6 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from kedacore import RateLimitError
 from kedacore.analytics import Filters, spend_by_campaign
 from kedacore.campaign.progress import holder
 from kedacore.demo import generate
-from tests.console.test_app import clean_env, metric, shown, start
+from tests.console.test_app import metric, shown, start
 from tests.console.test_app_campaigns import (
     PAGE,
     campaign_ids,
@@ -39,16 +38,6 @@ from tests.console.test_app_campaigns import (
     texts,
     wait_for_the_run,
 )
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    """A fresh sandbox per test: caps, balance and campaigns start from nothing."""
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
-
 
 KOREAN = (
     "phone,이름,쿠폰코드\n"

@@ -8,12 +8,10 @@ shows the figures, the chart and the links; who clicked only to a member holding
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from console import runtime as _runtime
@@ -21,19 +19,11 @@ from console.messaging.campaign_clicks import clickers_to_csv, rate_text
 from kedacore.ledger import Ledger
 from kedacore.ledger.clicks import Clicker
 from kedacore.settings import load_settings
-from tests.console.test_app import clean_env, metric, start
+from tests.console.test_app import metric, start
 from tests.console.test_app_team import BOSS, signed_in
 from tests.kedacore.ledger.test_clicks import T0, clicked_campaign
 
 CAMPAIGNS = "pages/campaigns.py"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def book() -> Ledger:

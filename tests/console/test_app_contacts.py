@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
-from console import runtime as _runtime
 from console.audience.contacts import LIST_SOURCE, contacts_frame
 from kedacore.campaign.contacts import contacts_from_file
 from kedacore.campaign.recipients import read_recipients
@@ -27,7 +25,7 @@ from kedacore.ledger import schema as s
 from kedacore.ledger.contacts import Contact
 from kedacore.ledger.engine import reading
 from kedacore.ledger.team import AuditFilter
-from tests.console.test_app import clean_env, metric, shown, start
+from tests.console.test_app import metric, shown, start
 from tests.console.test_app_campaigns import runtime, texts, wait_for_the_run
 from tests.console.test_app_team import BOSS, losing, not_allowed, page_alone, signed_in
 
@@ -40,14 +38,6 @@ FILE = (
     b"+12062000001,,Lyon\n"  # Ana again: merged
     b'+447400123456,=HYPERLINK("http://x"),London\n'
 )
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def ledger_of(data_dir: Path) -> Ledger:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,25 +19,16 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from console import runtime as _runtime
 from console.access import ExportRefused
 from kedacore import demo
 from kedacore.ledger import Ledger
 from kedacore.ledger.team import AuditFilter
-from tests.console.test_app import clean_env, send, start
+from tests.console.test_app import send, start
 from tests.console.test_app_team import BOSS, signed_in
 from tests.support import REPO_ROOT, SIGNED_IN_AT
 
 FIN = "fin@example.com"
 Built = Callable[[], bytes]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ without the log permission, and the export refused at the click for a removed me
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,28 +11,18 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from console import runtime as _runtime
 from console.access import ExportRefused
 from console.messaging.message_log import _digest
 from kedacore.api.types import SendResult, SentMessage
 from kedacore.ledger import Ledger
 from kedacore.ledger.team import AuditFilter
 from kedacore.team import Permission, roles
-from tests.console.test_app import clean_env
 from tests.console.test_app_exports_guard import clicks  # noqa: F401 (a fixture)
 from tests.console.test_app_team import BOSS, signed_in
 from tests.support import REPO_ROOT
 
 PAGE = str(REPO_ROOT / "pages/log.py")
 SUP = "sup@example.com"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def fill(data_dir: Path, n_us: int = 120, n_gb: int = 10) -> None:

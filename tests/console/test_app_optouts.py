@@ -6,7 +6,6 @@ Status shows a number's opt-out state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -16,24 +15,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from console import access
-from console import runtime as _runtime
 from kedacore.api.types import SendResult, SentMessage
 from kedacore.ledger import Ledger
 from kedacore.ledger.audit import AuditFilter
 from kedacore.team import Actor
-from tests.console.test_app import APP, clean_env, shown
+from tests.console.test_app import APP, shown
 from tests.support import AUTH_SECRETS, signed_at
 
 A, B, C = "+12015550101", "+12015550102", "+12015550103"
 BOSS = "boss@example.com"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def book(data_dir: Path) -> Ledger:
@@ -155,6 +145,11 @@ def test_the_frequency_guard_flags_and_leaves_out(data_dir: Path) -> None:
     assert "Frequency guard: 1 recipient already messaged in the last 24 hours" in everything(at)
     at.checkbox(key="send_leave_recent").check().run()
     assert next(m.value for m in at.metric if m.label == "Recipients") == "1"
+    at.button(key="send_submit").click().run()
+    assert "1 messaged recently, left out." in everything(at)  # the confirmation says it too
+    at.button(key="send_confirm").click().run()
+    assert not at.exception, at.exception
+    assert sent_to(data_dir) == {B}
 
 
 def test_the_opt_outs_page_adds_lists_and_refuses_removal_to_marketing(

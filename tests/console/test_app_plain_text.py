@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
 
@@ -25,7 +24,7 @@ from console import runtime as _runtime
 from console.views import plain
 from kedacore.ledger import StatusUpdate
 from kedacore.settings import load_settings
-from tests.console.test_app import PAGES, clean_env, shown, start
+from tests.console.test_app import PAGES, shown, start
 from tests.console.test_app_campaigns import campaign_ids, wait_for_the_run
 
 HOSTILE = (
@@ -108,14 +107,6 @@ def test_plain_keeps_the_text_and_breaks_every_markup() -> None:
         assert not re.search(r"(?<!\\)[\[\]()*_`<>!$&:~|]", escaped), escaped
     assert plain("Spring sale 2026") == "Spring sale 2026"  # plain words stay as they are
     assert plain("two\nlines\r\nhere") == "two lines here"  # one paragraph: no new block
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def test_hostile_user_text_is_plain_text_on_every_page(data_dir: Path) -> None:

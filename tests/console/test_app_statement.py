@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-import pytest
 from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.testing.v1 import AppTest
 
@@ -29,20 +27,12 @@ from kedacore.ledger.statement import ZERO, Movements, Split, StatementDay
 from kedacore.ledger.team import AuditFilter
 from kedacore.reconcile import reconcile
 from kedacore.settings import load_settings
-from tests.console.test_app import APP, balance, clean_env, send, shown
+from tests.console.test_app import APP, balance, send, shown
 from tests.support import AUTH_SECRETS, REPO_ROOT, signed_at
 
 STATEMENT = "pages/statement.py"
 BOSS = "boss@example.com"
 AUTH = AUTH_SECRETS
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def runtime() -> _runtime.Runtime:

@@ -9,7 +9,6 @@ in for real here: tests/browser does that through a real OpenID Connect provider
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,19 +22,11 @@ from kedacore.ledger import Ledger
 from kedacore.ledger.team import AuditFilter
 from kedacore.settings import load_settings
 from kedacore.team import Actor
-from tests.console.test_app import APP, clean_env, shown
+from tests.console.test_app import APP, shown
 from tests.support import AUTH_SECRETS, REPO_ROOT, signed_at
 
 BOSS = "boss@example.com"  # named in [team] admins
 AUTH = AUTH_SECRETS
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def ledger_of(data_dir: Path) -> Ledger:

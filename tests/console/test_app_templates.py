@@ -12,12 +12,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-
-import pytest
 
 from console import runtime as _runtime
 from kedacore.api.types import SendResult, SentMessage
@@ -26,7 +23,7 @@ from kedacore.ledger import Ledger, PlannedBatch, StatusUpdate
 from kedacore.ledger.audit import AuditFilter
 from kedacore.ledger.team import APPROVAL_THRESHOLD
 from kedacore.settings import load_settings
-from tests.console.test_app import clean_env, shown, start
+from tests.console.test_app import shown, start
 from tests.console.test_app_team import BOSS, signed_in
 
 TEMPLATES = "pages/templates.py"
@@ -37,14 +34,6 @@ FATES = {
     "+12062000003": "UNDELIVERED",
     "+12062000004": "FAILED",
 }
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, ledger_url: Callable[..., str]) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp, tmp_path, ledger_url)
-        yield tmp_path
-        _runtime.reset()
 
 
 def book() -> Ledger:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kedacore.ledger import schema as s
@@ -66,6 +66,17 @@ def profile_problem(sender: str | None, country: str | None) -> str | None:
     return None
 
 
+def _taken(conn: Connection, table: Table, name: str, own_id: int | None, what: str) -> None:
+    """TemplateError when another row of ``table`` has this name, case ignored ("Welcome" and
+    "welcome" would be two choices no one can tell apart); the unique index catches the rest."""
+    query = select(table.c.name).where(func.lower(table.c.name) == name.lower())
+    if own_id is not None:
+        query = query.where(table.c.id != own_id)
+    found = conn.scalar(query.limit(1))
+    if found is not None:
+        raise TemplateError(f"a {what} named {found!r} exists already")
+
+
 class TemplatesMixin:
     """Templates and sender profiles of the Ledger (see the module docstring)."""
 
@@ -103,6 +114,7 @@ class TemplatesMixin:
         now = self.now()
         try:
             with writing(self.engine) as conn:
+                _taken(conn, s.templates, name, None, "template")
                 new = conn.execute(
                     insert(s.templates).values(
                         name=name, body=body, owner=by, created_at=now, updated_at=now
@@ -134,6 +146,7 @@ class TemplatesMixin:
                 old = conn.execute(select(t).where(t.c.id == template_id)).first()
                 if old is None:
                     raise TemplateError(f"there is no template {template_id}")
+                _taken(conn, t, name, template_id, "template")
                 conn.execute(
                     update(t)
                     .where(t.c.id == template_id)
@@ -224,6 +237,7 @@ class TemplatesMixin:
         now = self.now()
         try:
             with writing(self.engine) as conn:
+                _taken(conn, t, name, profile_id, "sender profile")
                 if profile_id is None:
                     new = conn.execute(
                         insert(t).values(**values, owner=by, created_at=now, updated_at=now)

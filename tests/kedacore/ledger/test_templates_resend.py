@@ -78,6 +78,20 @@ def test_templates_are_created_edited_and_deleted_each_audited(ledger: Ledger) -
     assert edit.after == {"name": "Welcome 2", "body": "Hello {name}"}
 
 
+def test_a_name_is_taken_whatever_its_case(ledger: Ledger) -> None:
+    first = ledger.create_template("Welcome", "Hi {name}", by="a@x.io")
+    with pytest.raises(TemplateError, match="'Welcome' exists already"):
+        ledger.create_template("welcome", "Hello", by="b@x.io")
+    other = ledger.create_template("Reminder", "Hi", by="a@x.io")
+    with pytest.raises(TemplateError, match="exists already"):
+        ledger.update_template(other, name="WELCOME", body="Hi", by="a@x.io")
+    ledger.update_template(first, name="welcome", body="Hi {name}", by="a@x.io")  # its own
+    assert sorted(t.name for t in ledger.templates()) == ["Reminder", "welcome"]
+    ledger.save_sender_profile("Shop", sender="Shop", default_country="US", by="a@x.io")
+    with pytest.raises(TemplateError, match="sender profile named 'Shop'"):
+        ledger.save_sender_profile("SHOP", sender="Shop", default_country="US", by="a@x.io")
+
+
 def test_a_template_remembers_when_it_was_last_used(ledger: Ledger, clock: Clock) -> None:
     tid = ledger.create_template("Promo", "Sale today", by="ana@example.com")
     clock.now = T0 + timedelta(hours=3)

@@ -185,6 +185,7 @@ def campaign_detail(
         progress.fraction,
         text=f"{progress.recipients_sent:,} of {_n(progress.recipients, 'recipient')} sent",
     )
+    left_out_line(console, figures)
     a, b, c = st.columns(3)
     a.metric("Recipients sent", f"{progress.recipients_sent:,} / {progress.recipients:,}")
     b.metric("Requests sent", f"{progress.batches_sent:,} / {progress.batches:,}")
@@ -284,6 +285,31 @@ def draw_list(console: Console, snapshot: CampaignSnapshot, running: dict[int, b
             "*Demo* campaigns are generated history (Spend → demo data), numbered apart from "
             "yours; remove them on the Spend page."
         )
+
+
+def left_out_line(console: Console, figures: CampaignFigures) -> None:
+    """Who the campaign left out, as said when it was created (and at its starts): read once
+    per campaign and status in the session, not at every tick."""
+    if figures.demo:
+        return
+    cache = st.session_state.setdefault("campaigns_left_out", {})
+    key = (figures.id, figures.campaign.status)
+    if key not in cache:
+        cache[key] = console.ledger.left_out_of(figures.id)
+    found = cache[key]
+    parts = [
+        words
+        for name, words in (
+            ("opted_out_left_out", "opted out"),
+            ("recent_left_out", "messaged recently"),
+            ("rows_left_out", "rows with problems"),
+            ("opted_out_after", "opted out after it was planned"),
+        )
+        if found.get(name)
+        for words in [f"{found[name]:,} {words}"]
+    ]
+    if parts:
+        st.caption("Left out: " + "; ".join(parts) + ".")
 
 
 def queued(engine: CampaignEngine, campaign_id: int) -> bool:

@@ -281,6 +281,33 @@ class AuditMixin:
             )
         return query
 
+    def left_out_of(self, campaign_id: int) -> dict[str, int]:
+        """What a campaign left out, as its audit entries say: ``rows_left_out``,
+        ``opted_out_left_out``, ``recent_left_out`` when it was created, plus the numbers
+        opted out after the plan (``opted_out_after``, each run's start). Zeros are left out."""
+        t = s.audit_log
+        query = (
+            select(t.c.action, t.c.after)
+            .where(
+                t.c.action.in_(("campaign_create", "campaign_optouts")),
+                t.c.target == f"campaign {campaign_id}",
+                t.c.outcome == "done",
+            )
+            .order_by(t.c.id)
+        )
+        found: dict[str, int] = {}
+        with reading(self.engine) as conn:
+            for action, after in conn.execute(query):
+                values = json.loads(after) if after else {}
+                if action == "campaign_create":
+                    for key in ("rows_left_out", "opted_out_left_out", "recent_left_out"):
+                        if values.get(key):
+                            found[key] = int(values[key])
+                elif values.get("opted_out_left_out"):
+                    after_plan = found.get("opted_out_after", 0)
+                    found["opted_out_after"] = after_plan + int(values["opted_out_left_out"])
+        return found
+
     def audit_entries(
         self, where: AuditFilter | None = None, *, limit: int = 200, offset: int = 0
     ) -> list[AuditEntry]:

@@ -234,6 +234,8 @@ def test_new_campaign_leaves_opted_out_out_says_it_and_sends_none_of_them(
     assert gateway_recipients(data_dir) == [GOOD[0], *GOOD[3:]]
     (created,) = runtime().ledger.audit_entries(AuditFilter(actions=["campaign_create"]))
     assert created.after["opted_out_left_out"] == 2 and created.after["recipients"] == 3
+    at.run()  # the campaign's own view says it too
+    assert "Left out: 2 opted out." in everything(at)
 
 
 def test_an_import_with_an_unreadable_row_adds_nothing(data_dir: Path) -> None:

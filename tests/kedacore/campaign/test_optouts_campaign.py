@@ -153,6 +153,7 @@ def test_numbers_opted_out_while_a_campaign_waited_are_left_out_at_its_start(
         assert ledger.leave_out_opted_out(cid) == 0
         (entry,) = ledger.audit_entries(AuditFilter(actions=["campaign_optouts"]))
         assert entry.after == {"opted_out_left_out": 1, "requests_dropped": 1}
+        assert ledger.left_out_of(cid) == {"opted_out_after": 1}  # what its page says
 
 
 def test_the_start_check_reads_the_batches_page_by_page_and_skips_a_tried_one(

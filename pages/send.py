@@ -17,6 +17,7 @@ from console.audience import optouts as ov
 from console.audience import templates as tv
 from console.messaging import send as sv
 from console.messaging import send_recent as recent
+from console.messaging import send_schedule as later
 from console.shell import account_changed, country_select, keda_errors, page_setup
 from console.views import (
     check_numbers,
@@ -40,6 +41,7 @@ with keda_errors("The price table could not be read", sandbox=console.sandbox):
 state = st.session_state
 cur = pricing.currency
 sv.last_outcome(console)  # this session's last send, above the form where it is seen
+later.said_later()  # or what its send for later became
 recent.open_sends(console)  # any send without an answer yet, whoever sent it
 
 compose, summary = st.columns([3, 2], gap="large")
@@ -105,6 +107,7 @@ with compose:
     track = st.checkbox(
         "Track clicks (each link becomes a short link per recipient)", key="send_track"
     )
+    schedule, later_blockers = later.when_inputs(console)  # now, or later (as a campaign)
 
 estimate = estimate_send(
     content,
@@ -189,8 +192,15 @@ with summary, st.container(border=True):
         blockers.append("stay within today's caps (see above)")
     if check.over_balance:
         blockers.append("stay within the balance")
+    blockers += later_blockers
+    if schedule is not None and guarded.transactional:
+        blockers.append("send a transactional message now (When: Now)")
     clicked = st.button(
-        "Send…", key="send_submit", type="primary", disabled=bool(blockers), width="stretch"
+        "Send later…" if schedule is not None else "Send…",
+        key="send_submit",
+        type="primary",
+        disabled=bool(blockers),
+        width="stretch",
     )
     if blockers:
         st.caption("To send: " + "; ".join(blockers) + ".")
@@ -209,11 +219,14 @@ if clicked and not blockers:
         "segments": estimate.segments,
         # One reference per confirmation: a retried or double-clicked send is sent once.
         "client_ref": "console-" + secrets.token_hex(12),
+        "schedule": schedule,  # None: now
     }
     account_changed()  # the dialog checks the caps again, against usage read afresh
     st.rerun()
 
-if "send_pending" in state:
+if "send_pending" in state and state["send_pending"].get("schedule") is not None:
+    later.confirm_later(console, state["send_pending"], pricing)
+elif "send_pending" in state:
     sv.confirm(console, state["send_pending"], cur)
 
 recent.recent_sends(console)

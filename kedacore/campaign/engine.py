@@ -368,9 +368,10 @@ class CampaignEngine:
             finally:
                 release(self.ledger.url, campaign_id)
             if handle.report is not None and handle.report.status == "scheduled":
-                _, nxt = self.ledger.next_part_at(campaign_id)
-                if nxt is not None:  # the next part: started again then (not held meanwhile)
-                    self.arm(campaign_id, nxt)
+                due, nxt = self.ledger.next_part_at(campaign_id)
+                when = self.ledger.now() if due else nxt
+                if when is not None:  # the next part: started again then (not held meanwhile)
+                    self.arm(campaign_id, when)
 
         handle.thread = threading.Thread(target=target, name=f"campaign-{campaign_id}", daemon=True)
         handle.thread.start()
@@ -413,6 +414,9 @@ class CampaignEngine:
         if campaign.status == "cancelled":
             raise ValueError(f"campaign {campaign_id} was cancelled; it cannot be sent")
         self._not_held(campaign_id, campaign.status)
+        # Of a scheduled campaign this run sends the parts due now, no later one: a part that
+        # comes due while it sends is a next run's, which checks the opt-outs again first.
+        cutoff = self.ledger.now()
         # Numbers opted out since the plan (while it waited): left out of requests not tried.
         if self.ledger.leave_out_opted_out(campaign_id):
             campaign = self.ledger.campaign(campaign_id) or campaign
@@ -420,7 +424,7 @@ class CampaignEngine:
         self.ledger.hold_uncertain_batches(campaign_id)
         # Read a page at a time, not all at once (kedacore.campaign.run.Pending); of a
         # scheduled campaign only the batches due (by the ledger's clock).
-        due_by = self.ledger.now if campaign.scheduled_at is not None else None
+        due_by = (lambda: cutoff) if campaign.scheduled_at is not None else None
         pending = Pending(self.ledger, campaign_id, due_by=due_by)
         pending.first_page()
         tally = RunTally(
@@ -530,13 +534,18 @@ class CampaignEngine:
         if status == "paused" and not (
             state.halt or state.short_balance or state.crash or state.pause_requested
         ):
-            # Only later parts of a scheduled campaign are left: it waits for them.
+            # Only later parts of a scheduled campaign are left: it waits for them. One that
+            # came due while this run sent (past its cutoff) goes at once, in a run of its own.
             stopped = stop is not None and stop.is_set()
             due, nxt = self.ledger.next_part_at(campaign_id)
             held = self.ledger.campaign_batch_counts(campaign_id).get("uncertain")
-            if not stopped and not due and not held and nxt is not None:
+            if not stopped and not held and (due or nxt is not None):
                 status = "scheduled"
-                reason = f"The next part goes at {nxt:%Y-%m-%d %H:%M:%S} UTC."
+                reason = (
+                    "Its next part came due while this part was sent: it goes now."
+                    if due
+                    else f"The next part goes at {nxt:%Y-%m-%d %H:%M:%S} UTC."
+                )
         # Cancelled while it ran (the command line, another replica): it stays cancelled, and
         # what is left is never sent (a cancelled campaign cannot be resumed).
         if not self.ledger.set_campaign_status(

@@ -168,10 +168,11 @@ class CampaignWorker:
             )
         line = f"campaign {campaign_id}: {report.status} ({report.recipients_sent} sent)"
         if report.status == "scheduled":  # later parts: a job for then, no worker held
-            _, nxt = self.ledger.next_part_at(campaign_id)
-            if nxt is not None:
-                tasks.enqueue(self.ledger.url, campaign_id, self.ledger.now(), at=nxt)
-                line += f"; next part at {nxt:%Y-%m-%d %H:%M:%S} UTC"
+            due, nxt = self.ledger.next_part_at(campaign_id)
+            when = self.ledger.now() if due else nxt  # due meanwhile: a new job, now
+            if when is not None:
+                tasks.enqueue(self.ledger.url, campaign_id, self.ledger.now(), at=when)
+                line += f"; next part at {when:%Y-%m-%d %H:%M:%S} UTC"
         logger.info("%s", line)
         return line
 

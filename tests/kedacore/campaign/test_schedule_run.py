@@ -117,6 +117,43 @@ def test_local_time_parts_go_one_by_one_and_wait_in_between(gateway, url: str) -
     assert (tally.messages, tally.recipients, tally.repeated) == (5, 5, [])
 
 
+def test_a_part_that_comes_due_during_a_run_goes_in_a_run_of_its_own_opt_outs_checked(
+    gateway, url: str
+) -> None:
+    """Review finding: a run re-read "due now" at every page, so a later part that came due
+    while it sent went out in the same run, without the opt-out check a run makes first."""
+    account = gateway.create_account(balance="100")
+    us = [NUMBERS["US"](i) for i in range(3)]  # Seattle
+    gb = [NUMBERS["GB"](i) for i in range(2)]  # London
+    requests = (*plan_of(us).requests, *plan_of(gb, "GB").requests)
+    plan = CampaignPlan("Sale at noon", None, "USD", requests)
+    clock = Clock(datetime(2026, 3, 29, 12, 0, tzinfo=UTC))
+    london, seattle = datetime(2026, 3, 30, 8, tzinfo=UTC), datetime(2026, 3, 30, 16, tzinfo=UTC)
+    with Ledger(url, clock=clock) as ledger:
+        engine = engine_for(gateway, account, ledger)
+        schedule = Schedule("local", date(2026, 3, 30), time(9, 0), "UTC")
+        campaign_id = engine.create(plan, name="Local nine", schedule=schedule)
+        clock.now = london + timedelta(seconds=1)
+        checked = ledger.leave_out_opted_out
+
+        def then_time_passes(cid: int) -> int:  # just after the run's opt-out check:
+            left = checked(cid)
+            clock.now = seattle + timedelta(seconds=1)  # Seattle's part comes due, and
+            ledger.add_optouts([us[0]], by="ana@example.com", reason="STOP")  # one opts out
+            ledger.leave_out_opted_out = checked  # once
+            return left
+
+        ledger.leave_out_opted_out = then_time_passes
+        first = engine.run_sync(campaign_id)
+        assert (first.status, first.recipients_sent) == ("scheduled", 2)  # London's part only
+        assert "came due while this part was sent" in (first.reason or "")
+        second = engine.run_sync(campaign_id)  # at once: its own run, its own check
+        assert (second.status, second.recipients_sent) == ("done", 2)
+    sent = {r for (r,) in gateway.query("SELECT recipient FROM messages")}
+    assert us[0].lstrip("+") not in {r.lstrip("+") for r in sent}
+    assert len(sent) == 4
+
+
 def test_a_scheduled_campaign_cancelled_before_it_starts_sends_and_costs_nothing(
     gateway, url: str
 ) -> None:

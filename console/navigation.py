@@ -136,4 +136,4 @@ def run() -> None:
     pages.setdefault("", []).append(
         st.Page(home, title="Home", url_path="home", default=True, visibility="hidden")
     )
-    st.navigation(pages).run()
+    st.navigation(pages, expanded=True).run()  # every page an admin has, none behind "more"

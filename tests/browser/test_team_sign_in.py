@@ -14,15 +14,19 @@ from tests.browser.conftest import TEAM_ADMIN, screenshot, sign_in, sign_out, wa
 
 NAV = '[data-testid="stSidebarNav"] a'
 EXPECTED_NAV = {
-    "marketing": ["Send", "Campaigns", "Short links", "Approvals"],
-    "finance": [
-        "Campaigns", "Spend", "Limits", "Approvals", "Statement", "Audit log", "Notifications",
-        "Settings",
+    "marketing": [
+        "Send", "Campaigns", "Short links", "Message log", "Contacts", "Templates", "Opt-outs",
+        "Approvals",
     ],
-    "support": [],  # one page they may open: Streamlit shows no menu
+    "finance": [
+        "Campaigns", "Message log", "Opt-outs", "Spend", "Limits", "Approvals", "Statement",
+        "Audit log", "Notifications", "Settings",
+    ],
+    "support": ["Status", "Message log", "Opt-outs"],
     "admin": [
-        "Send", "Campaigns", "Status", "Short links", "Spend", "Limits", "Approvals",
-        "Statement", "Audit log", "Notifications", "Members", "Settings",
+        "Send", "Campaigns", "Status", "Short links", "Message log", "Contacts", "Templates",
+        "Opt-outs", "Spend", "Limits", "Approvals", "Statement", "Audit log", "Notifications",
+        "Members", "Settings",
     ],
 }  # fmt: skip
 

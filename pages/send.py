@@ -188,7 +188,7 @@ with summary, st.container(border=True):
         blockers.append(f"shorten the message to 10 segments (it has {estimate.segments})")
     if bad_sender:
         blockers.append("correct the sender id")
-    if check.over_caps:
+    if check.over_caps and schedule is None:  # a send for later: the caps of its day, then
         blockers.append("stay within today's caps (see above)")
     if check.over_balance:
         blockers.append("stay within the balance")

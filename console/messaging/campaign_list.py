@@ -293,7 +293,7 @@ def left_out_line(console: Console, figures: CampaignFigures) -> None:
     if figures.demo:
         return
     cache = st.session_state.setdefault("campaigns_left_out", {})
-    key = (figures.id, figures.campaign.status)
+    key = (figures.id, figures.campaign.status, figures.campaign.recipients)  # a part's check
     if key not in cache:
         cache[key] = console.ledger.left_out_of(figures.id)
     found = cache[key]

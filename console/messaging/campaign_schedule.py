@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, time, timedelta
+from time import monotonic
 from zoneinfo import available_timezones
 
 import streamlit as st
@@ -148,6 +149,8 @@ def arm(console: Console, campaign_id: int, when: datetime) -> None:
 
 _WOKEN_LOCK = threading.Lock()
 SCHEDULE_POLL_S = 5.0  # how often this server looks for a scheduled part that is due
+RETRY_AFTER_S = 60.0  # a due campaign this server started that is still scheduled: tried again
+_TRIED: dict[tuple[str, int], float] = {}  # (ledger, campaign): when the watcher last started it
 
 
 def wake_once(console: Console) -> None:
@@ -165,8 +168,11 @@ def wake_once(console: Console) -> None:
         runtime.schedule_watch = threading.Thread(
             target=_watch, args=(console,), name="keda-schedule", daemon=True
         )
-    wake_due(console, detail="its time came (server started)")
-    runtime.schedule_watch.start()
+    runtime.schedule_watch.start()  # first: whatever the first look below meets
+    try:
+        wake_due(console, detail="its time came (server started)")
+    except Exception:  # the ledger busy a moment: the watcher looks again in 5 s
+        logger.exception("scheduled campaigns: the first look for due parts failed")
 
 
 def wake_due(console: Console, *, detail: str, in_page: bool = True) -> list[int]:
@@ -177,12 +183,19 @@ def wake_due(console: Console, *, detail: str, in_page: bool = True) -> list[int
     for campaign_id in ledger.scheduled_campaigns():
         if armed(ledger.url, campaign_id) or holder(ledger.url, campaign_id)[0]:
             continue  # its timer starts it, or a run of it is under way here
-        due, nxt = ledger.next_part_at(campaign_id)
-        if due:
-            start_campaign(console, campaign_id, by="schedule", detail=detail, keep=in_page)
-            started.append(campaign_id)
-        elif nxt is not None:
-            arm(console, campaign_id, nxt)
+        key = (ledger.url, campaign_id)
+        if monotonic() - _TRIED.get(key, -RETRY_AFTER_S) < RETRY_AFTER_S:
+            continue  # started a moment ago and still scheduled: its run failed; not again yet
+        try:
+            due, nxt = ledger.next_part_at(campaign_id)
+            if due:
+                _TRIED[key] = monotonic()
+                start_campaign(console, campaign_id, by="schedule", detail=detail, keep=in_page)
+                started.append(campaign_id)
+            elif nxt is not None:
+                arm(console, campaign_id, nxt)
+        except Exception:  # one campaign's trouble never keeps the others from their time
+            logger.exception("scheduled campaign %s: its start failed", campaign_id)
     return started
 
 
@@ -198,12 +211,7 @@ def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -
     """A scheduled campaign on the list: when each part left goes, and (for members who run
     campaigns; re-checked at the click) Move to another time or Cancel, until it starts."""
     ledger = console.ledger
-    left = ledger.campaign_batches(campaign_id, states=("planned",))
-    times: dict[datetime | None, list[int]] = {}
-    for batch in left:
-        counts = times.setdefault(batch.not_before, [0, 0])
-        counts[0] += len(batch.recipients)
-        counts[1] += 1
+    parts, tried = ledger.planned_parts(campaign_id)  # grouped: not every batch each tick
     _, nxt = ledger.next_part_at(campaign_id)
     when = nxt.astimezone(console.tz).strftime("%Y-%m-%d %H:%M") if nxt else "now"
     st.info(
@@ -217,18 +225,14 @@ def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -
             "Recipients": n,
             "Requests": k,
         }
-        for at, (n, k) in sorted(
-            times.items(), key=lambda i: i[0] or datetime.min.replace(tzinfo=console.tz)
-        )[:MAX_PARTS_SHOWN]
+        for at, n, k in parts[:MAX_PARTS_SHOWN]
     ]
     st.dataframe(rows, hide_index=True, width="stretch")
     if not console.actor.can(Permission.CAMPAIGNS):
         return
     target = f"campaign {campaign_id}"
     counts = ledger.campaign_batch_counts(campaign_id)
-    started = any(state != "planned" for state in counts) or any(
-        b.attempted_at is not None for b in left
-    )
+    started = any(state != "planned" for state in counts) or tried
     row = st.container(horizontal=True, vertical_alignment="center")
     if not started:
         with row.popover("Move…", icon=":material/schedule:"):
@@ -270,10 +274,7 @@ def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -
                     "campaign_cancel",
                     target=target,
                     before={"status": "scheduled"},
-                    after={
-                        "status": "cancelled",
-                        "recipients_left": sum(len(b.recipients) for b in left),
-                    },
+                    after={"status": "cancelled", "recipients_left": sum(n for _, n, _ in parts)},
                 )
                 st.rerun()
 

@@ -129,13 +129,16 @@ def plan_test(
     return OwnPlan(tuple(sends), opted)
 
 
-def token_of_test(plan: OwnPlan) -> str:
+def token_of_test(plan: OwnPlan, *, fresh: bool = False) -> str:
     """The clientRefs' token of this test: one per test (its texts and numbers) in the session,
-    so a second click of the same test finds its sends recorded and sends nothing again."""
+    so a second click of the same test finds its sends recorded and sends nothing again
+    (``fresh``: a new one, after a test the service refused outright)."""
     fingerprint = hashlib.sha256(
         json.dumps([(t.country, t.sender, t.content, t.numbers) for t in plan.sends]).encode()
     ).hexdigest()
     tokens = st.session_state.setdefault(TOKENS, {})
+    if fresh:
+        tokens[fingerprint] = secrets.token_hex(8)
     return tokens.setdefault(fingerprint, secrets.token_hex(8))
 
 
@@ -144,6 +147,9 @@ def send_tests(console: Console, plan: OwnPlan, actor: str) -> list[Delivery | s
     answered (``deliver``); a sentence for one that could not be recorded (nothing sent)."""
     currency = console.currency
     batch = token_of_test(plan)
+    before = [console.ledger.send_record(f"test-{batch}-{i}") for i in range(len(plan.sends))]
+    if any(before) and all(r is None or r.state == "refused" for r in before):
+        batch = token_of_test(plan, fresh=True)  # refused outright, nothing sent: try again
     outcomes: list[Delivery | str] = []
     for i, t in enumerate(plan.sends):
         ref = f"test-{batch}-{i}"

@@ -80,8 +80,9 @@ def confirm_later(console: Console, pending: dict[str, Any], pricing: Pricing) -
 
         st.caption(left_out_sentence(pending))
     st.caption(
-        "Kept as a campaign (Campaigns), where it can be moved or cancelled until it goes; "
-        "numbers opted out meanwhile are left out then."
+        "Kept as a campaign (Campaigns), where it can be moved or cancelled until it goes. "
+        "When it goes, the daily caps and the balance of that moment decide, and numbers opted "
+        "out meanwhile are left out."
     )
     yes, no = st.columns(2)
     if yes.button("Confirm for later", key="send_later_confirm", type="primary", width="stretch"):

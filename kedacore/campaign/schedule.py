@@ -178,23 +178,30 @@ def _window_end(day: date, end: time, zone: ZoneInfo, when: datetime) -> datetim
     return max(second, when)
 
 
+MAX_QUIET_HOLD = timedelta(hours=36)  # past this, the zones of a number share no waking hour
+
+
 def after_quiet_everywhere(
     when: datetime, zones: Sequence[ZoneInfo], quiet: tuple[time, time] | None
 ) -> datetime:
     """``when``, or the first moment after it outside the quiet window in every one of
-    ``zones`` (a number whose country spans several zones may be in any of them)."""
-    when = when.astimezone(UTC)
-    if quiet is None:
+    ``zones`` (a number whose country spans several zones may be in any of them); when they
+    share no such moment within ``MAX_QUIET_HOLD``, the window's end in the first zone."""
+    start = when = when.astimezone(UTC)
+    if quiet is None or not zones:
         return when
-    for _ in range(8 * max(len(zones), 1)):  # each pass only moves later
+    for _ in range(8 * len(zones)):  # each pass only moves later
         moved = when
         for zone in zones:
             moved = after_quiet(moved, zone, quiet)
         if moved == when:
             return when
+        if moved - start > MAX_QUIET_HOLD:
+            break
         when = moved
-    return when  # no moment outside quiet hours everywhere: the last pass's (never reached
-    # for a quiet window under 12 h against zones up to 12 h apart)
+    # No moment is outside quiet hours in all of them within a day (a long window — 19:00 to
+    # 09:00 — over Russia's eleven zones): the number's first zone decides, as for its time.
+    return after_quiet(start, zones[0], quiet)
 
 
 @lru_cache(maxsize=4096)

@@ -165,6 +165,25 @@ class CampaignsMixin:
             return None
         return found if isinstance(found, dict) else None
 
+    def planned_parts(
+        self, campaign_id: int
+    ) -> tuple[list[tuple[datetime | None, int, int]], bool]:
+        """The planned batches by their time — (``not_before``, recipients, requests), earliest
+        first, None (at once) before the rest — and whether any planned one was tried already:
+        what a scheduled campaign's view shows, in two grouped reads, not every batch."""
+        b = s.campaign_batches.c
+        planned = (b.campaign_id == campaign_id, b.state == "planned")
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                select(b.not_before, func.sum(b.recipient_count), func.count())
+                .where(*planned)
+                .group_by(b.not_before)
+            ).all()
+            tried = conn.scalar(select(b.id).where(*planned, b.attempted_at.is_not(None)).limit(1))
+        parts = [(when, int(n or 0), int(k)) for when, n, k in rows]
+        parts.sort(key=lambda p: (p[0] is not None, p[0] or datetime.min))
+        return parts, tried is not None
+
     def next_part_at(self, campaign_id: int) -> tuple[int, datetime | None]:
         """(planned batches due now, the earliest ``not_before`` still ahead, or None)."""
         now = self.now()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kedacore.ledger import schema as s
@@ -69,12 +69,10 @@ def profile_problem(sender: str | None, country: str | None) -> str | None:
 def _taken(conn: Connection, table: Table, name: str, own_id: int | None, what: str) -> None:
     """TemplateError when another row of ``table`` has this name, case ignored ("Welcome" and
     "welcome" would be two choices no one can tell apart); the unique index catches the rest."""
-    query = select(table.c.name).where(func.lower(table.c.name) == name.lower())
-    if own_id is not None:
-        query = query.where(table.c.id != own_id)
-    found = conn.scalar(query.limit(1))
-    if found is not None:
-        raise TemplateError(f"a {what} named {found!r} exists already")
+    wanted = name.casefold()  # Python's: SQLite's lower() folds ASCII only ("Été", "été")
+    for other_id, other in conn.execute(select(table.c.id, table.c.name)):
+        if other_id != own_id and other.casefold() == wanted:
+            raise TemplateError(f"a {what} named {other!r} exists already")
 
 
 class TemplatesMixin:

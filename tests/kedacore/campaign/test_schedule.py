@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -181,3 +181,15 @@ def test_a_quiet_window_ending_in_the_repeated_autumn_hour_never_goes_back() -> 
     assert after_quiet(second_pass, NY, (time(0, 0), time(1, 30))) == utc(2026, 11, 1, 6, 30)
     first_pass = utc(2026, 11, 1, 5, 15)  # 01:15 EDT
     assert after_quiet(first_pass, NY, (time(0, 0), time(1, 30))) == utc(2026, 11, 1, 5, 30)
+
+
+def test_a_long_quiet_window_no_zone_of_a_country_shares_falls_back_to_the_first_zone() -> None:
+    """Review finding: 19:00–09:00 over Russia's zones leaves no moment outside quiet hours in
+    all of them: the loop gave up months later (2027-03-28). The number's first zone decides."""
+    moscow = "+79161234567"
+    long_quiet = (time(19, 0), time(9, 0))
+    at = Schedule("at", date(2026, 12, 8), time(10, 0), "Europe/Moscow", long_quiet)
+    when, zone = not_before(moscow, at, utc(2026, 12, 7, 12))
+    assert when - utc(2026, 12, 8, 7) < timedelta(days=1)  # the day it was asked for
+    local = when.astimezone(ZoneInfo(zone)).time()
+    assert time(9, 0) <= local < time(19, 0), (zone, local)

@@ -86,7 +86,10 @@ def test_a_name_is_taken_whatever_its_case(ledger: Ledger) -> None:
     with pytest.raises(TemplateError, match="exists already"):
         ledger.update_template(other, name="WELCOME", body="Hi", by="a@x.io")
     ledger.update_template(first, name="welcome", body="Hi {name}", by="a@x.io")  # its own
-    assert sorted(t.name for t in ledger.templates()) == ["Reminder", "welcome"]
+    assert sorted(t.name for t in ledger.templates()) == ["Reminder", "welcome"]  # its own
+    ledger.create_template("Été", "Bonjour", by="a@x.io")
+    with pytest.raises(TemplateError, match="'Été' exists already"):
+        ledger.create_template("été", "Salut", by="a@x.io")  # not ASCII either
     ledger.save_sender_profile("Shop", sender="Shop", default_country="US", by="a@x.io")
     with pytest.raises(TemplateError, match="sender profile named 'Shop'"):
         ledger.save_sender_profile("SHOP", sender="Shop", default_country="US", by="a@x.io")

@@ -519,12 +519,13 @@ class CampaignEngine:
         """Forget the attempts that sent nothing; set the campaign's status and say why."""
         assert state.attempts is not None
         self.ledger.clear_batch_attempts(state.attempts.to_clear())
+        campaign = self.ledger.campaign(campaign_id)
         status, reason = end_of_run(
             self.ledger.campaign_batch_counts(campaign_id),
             halt=state.halt,
             short_balance=state.short_balance,
             balance=state.balance,
-            currency=getattr(self.ledger.campaign(campaign_id), "currency", ""),
+            currency=getattr(campaign, "currency", ""),
             interrupted=(state.tally and state.tally.callback_error) or state.crash,
             stopped=(stop is not None and stop.is_set()) or state.pause_requested,
             last_error=state.last_error,
@@ -536,10 +537,13 @@ class CampaignEngine:
         ):
             # Only later parts of a scheduled campaign are left: it waits for them. One that
             # came due while this run sent (past its cutoff) goes at once, in a run of its own.
-            stopped = stop is not None and stop.is_set()
+            stopped = (stop is not None and stop.is_set()) or bool(
+                state.tally and state.tally.callback_error
+            )  # a run that stopped for a reason: paused, as any
             due, nxt = self.ledger.next_part_at(campaign_id)
             held = self.ledger.campaign_batch_counts(campaign_id).get("uncertain")
-            if not stopped and not held and (due or nxt is not None):
+            scheduled = campaign is not None and campaign.scheduled_at is not None
+            if not stopped and not held and ((due and scheduled) or (not due and nxt)):
                 status = "scheduled"
                 reason = (
                     "Its next part came due while this part was sent: it goes now."

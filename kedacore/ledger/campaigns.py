@@ -78,15 +78,9 @@ class CampaignsMixin:
         with writing(self.engine) as conn:
             result = conn.execute(
                 insert(s.campaigns).values(
-                    name=name.strip(),
-                    template=template,
-                    sender=sender,
+                    **_draft_values(name.strip(), template, sender, currency, created_by, options),
                     created_at=now,
                     updated_at=now,
-                    created_by=created_by,
-                    status="draft",
-                    currency=currency,
-                    options=None if options is None else json.dumps(options, sort_keys=True),
                     list_id=list_id,
                 )
             )
@@ -452,6 +446,26 @@ class CampaignsMixin:
             )
             conn.execute(delete(s.campaigns).where(s.campaigns.c.demo.is_(True)))
         return int(removed)
+
+
+def _draft_values(
+    name: str,
+    template: str,
+    sender: str | None,
+    currency: str,
+    created_by: str | None,
+    options: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A new campaign's row, as a draft (create_campaign, and a resend's campaign)."""
+    return {
+        "name": name,
+        "template": template,
+        "sender": sender,
+        "created_by": created_by,
+        "status": "draft",
+        "currency": currency,
+        "options": None if options is None else json.dumps(options, sort_keys=True),
+    }
 
 
 def outline(conn: Connection, campaign_id: int) -> tuple[dict[str, int], str | None]:

@@ -9,7 +9,6 @@ campaign was the resend (:class:`AlreadyResent`). The plan is built by
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kedacore.ledger import schema as s
 from kedacore.ledger.bulk import execute_many
-from kedacore.ledger.campaigns import _INSERT_PLANNED, _PLAN_COLUMNS, _plan_rows
+from kedacore.ledger.campaigns import _INSERT_PLANNED, _PLAN_COLUMNS, _draft_values, _plan_rows
 from kedacore.ledger.engine import reading, writing
 from kedacore.ledger.records import PlannedBatch
 
@@ -118,15 +117,11 @@ class ResendsMixin:
                     )
                 new = conn.execute(
                     insert(c).values(
-                        name=name[:200],
-                        template=template,
-                        sender=sender,
+                        **_draft_values(
+                            name[:200], template, sender, currency, created_by, options
+                        ),
                         created_at=now,
                         updated_at=now,
-                        created_by=created_by,
-                        status="draft",
-                        currency=currency,
-                        options=None if options is None else json.dumps(options, sort_keys=True),
                         resend_of=campaign_id,
                     )
                 ).inserted_primary_key[0]

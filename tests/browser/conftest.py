@@ -147,6 +147,28 @@ def wait_ready(page) -> None:
     page.wait_for_selector(READY, timeout=60_000)
 
 
+# Notes on the page whether a script run has started since it was set up (any change of the
+# app's run state: "running" can come and go between two polls of the test).
+_WATCH_RUN = """() => {
+  const app = document.querySelector('[data-testid=stApp]');
+  window.__kedaRunSeen = false;
+  new MutationObserver((_, watcher) => { window.__kedaRunSeen = true; watcher.disconnect(); })
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+
+def after_run(page, action) -> None:
+    """Do ACTION (which must start a script run) and wait until that run has finished.
+
+    ``wait_ready`` alone can return before the run an action asks for has even begun, and a
+    click made then may land while the page is being redrawn.
+    """
+    page.evaluate(_WATCH_RUN)
+    action()
+    page.wait_for_function("() => window.__kedaRunSeen", timeout=60_000)
+    wait_ready(page)
+
+
 def screenshot(page, name: str) -> Path:
     """Save a screenshot of the whole page as a test artifact (test-artifacts/NAME.png).
 

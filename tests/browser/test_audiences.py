@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from .conftest import Console, screenshot, wait_ready
+from .conftest import Console, after_run, screenshot, wait_ready
 from .test_console import key, no_traceback
 
 pytestmark = pytest.mark.browser
@@ -59,8 +59,7 @@ def test_a_list_campaign_scheduled_a_minute_ahead_starts_and_leaves_the_opted_ou
     goto(page, console, "contacts", "Contacts")
     list_name = page.locator(f"{key('contacts_new_name')} input")
     list_name.fill("Yorkshire")
-    list_name.press("Enter")
-    wait_ready(page)
+    after_run(page, lambda: list_name.press("Enter"))
     page.locator(f"{key('contacts_new_file')} input[type=file]").set_input_files(
         {"name": "yorkshire.csv", "mimeType": "text/csv", "buffer": contacts_csv()}
     )
@@ -86,8 +85,7 @@ def test_a_list_campaign_scheduled_a_minute_ahead_starts_and_leaves_the_opted_ou
     goto(page, console, "campaigns", "Campaigns")
     name = page.locator(f"{key('campaigns_name')} input")
     name.fill("Yorkshire spring")
-    name.press("Enter")
-    wait_ready(page)
+    after_run(page, lambda: name.press("Enter"))
     page.locator(key("campaigns_source")).get_by_text("A contact list").click()
     wait_ready(page)
     template = page.locator(f"{key('campaigns_template')} textarea")

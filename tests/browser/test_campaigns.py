@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .conftest import Console, screenshot, wait_ready
+from .conftest import Console, after_run, screenshot, wait_ready
 from .test_console import key, no_traceback, open_page
 
 pytestmark = pytest.mark.browser
@@ -38,8 +38,7 @@ def test_a_200_recipient_csv_campaign_runs_to_completion(console: Console, page)
     open_page(page, console, "campaigns")
     name = page.locator(f"{key('campaigns_name')} input")
     name.fill("Spring sale")
-    name.press("Enter")
-    wait_ready(page)
+    after_run(page, lambda: name.press("Enter"))
     page.locator(f"{key('campaigns_file')} input[type=file]").set_input_files(
         {"name": "spring.csv", "mimeType": "text/csv", "buffer": recipients_csv()}
     )
@@ -87,8 +86,7 @@ def test_a_quick_pause_is_heard_and_the_page_says_where_it_stopped(console: Cons
     open_page(page, console, "campaigns")
     name = page.locator(f"{key('campaigns_name')} input")
     name.fill("Quick pause")
-    name.press("Enter")
-    wait_ready(page)
+    after_run(page, lambda: name.press("Enter"))
     page.locator(f"{key('campaigns_file')} input[type=file]").set_input_files(
         {"name": "big.csv", "mimeType": "text/csv", "buffer": ("\n".join(lines) + "\n").encode()}
     )

@@ -12,7 +12,7 @@ import pytest
 
 from kedacore.words import counted
 
-from .conftest import Console, screenshot, wait_ready
+from .conftest import Console, after_run, screenshot, wait_ready
 
 pytestmark = pytest.mark.browser
 
@@ -109,8 +109,7 @@ def test_spend_loads_demo_history_and_draws_its_charts(console: Console, page) -
     if not messages.is_visible():  # open on an empty ledger, folded once something was sent
         page.get_by_text("Load demo history (sandbox)").click()
     messages.fill("20000")
-    messages.press("Enter")
-    wait_ready(page)
+    after_run(page, lambda: messages.press("Enter"))
     page.locator(f"{key('spend_demo_load')} button").click()
     page.get_by_text(re.compile("Loaded demo history")).wait_for(timeout=60_000)
     wait_ready(page)

@@ -20,7 +20,7 @@ import pytest
 
 from kedacore import KedaClient
 
-from .conftest import ROOT, Console, screenshot, wait_ready
+from .conftest import ROOT, Console, after_run, screenshot, wait_ready
 
 pytestmark = pytest.mark.browser
 
@@ -151,9 +151,9 @@ def test_one_day_of_data_gives_a_daily_axis_of_dates(
         wait_ready(page)
     days.wait_for(timeout=60_000)
     days.fill("1")
-    days.press("Enter")
-    wait_ready(page)
-    page.locator(".st-key-spend_demo_load button").click()
+    after_run(page, lambda: days.press("Enter"))
+    after_run(page, page.locator(".st-key-spend_demo_load button").click)
+    page.get_by_text("Loaded demo history").wait_for(timeout=120_000)
     chart = page.locator(".st-key-spend_chart_daily_spend")
     chart.locator("svg .xtick text").first.wait_for(timeout=120_000)
     wait_ready(page)

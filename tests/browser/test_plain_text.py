@@ -14,7 +14,7 @@ import pytest
 
 from console.views import WORD_JOINER
 
-from .conftest import Console, screenshot, wait_ready
+from .conftest import Console, after_run, screenshot, wait_ready
 from .test_console import PAGES, key, no_traceback, open_page
 
 pytestmark = pytest.mark.browser
@@ -49,8 +49,7 @@ def test_hostile_names_show_as_text_and_nothing_is_fetched(console: Console, pag
     open_page(page, console, "campaigns")
     name = page.locator(f"{key('campaigns_name')} input")
     name.fill(HOSTILE)
-    name.press("Enter")
-    wait_ready(page)
+    after_run(page, lambda: name.press("Enter"))
     page.locator(f"{key('campaigns_file')} input[type=file]").set_input_files(
         {
             "name": "recipients.csv",

@@ -14,7 +14,7 @@ import pytest
 
 from kedacore.ledger import Ledger
 from kedacore.ledger.team import APPROVAL_THRESHOLD
-from tests.browser.conftest import TEAM_ADMIN, screenshot, sign_in, wait_ready
+from tests.browser.conftest import TEAM_ADMIN, after_run, screenshot, sign_in, wait_ready
 from tests.browser.test_console import key, no_traceback
 
 pytestmark = pytest.mark.browser
@@ -60,8 +60,7 @@ def test_a_campaign_over_the_threshold_waits_for_finance_then_sends(team_console
         wait_ready(mia)
         name = mia.locator(f"{key('campaigns_name')} input")
         name.fill("Autumn news")
-        name.press("Enter")
-        wait_ready(mia)
+        after_run(mia, lambda: name.press("Enter"))
         rows = ["phone,name"] + [f"+1206{7_000_000 + i:07d},N{i}" for i in range(5)]
         mia.locator(f"{key('campaigns_file')} input[type=file]").set_input_files(
             {"name": "autumn.csv", "mimeType": "text/csv", "buffer": "\n".join(rows).encode()}
@@ -103,8 +102,7 @@ def test_a_campaign_over_the_threshold_waits_for_finance_then_sends(team_console
         screenshot(fin, "team-approvals-queue")
         item = fin.locator("[class*='st-key-approvals_item_']").first
         item.locator("input").fill("Budgeted in the autumn plan")
-        item.locator("input").press("Enter")
-        wait_ready(fin)
+        after_run(fin, lambda: item.locator("input").press("Enter"))
         fin.locator("[class*='st-key-approvals_approve_'] button").first.click()
         wait_ready(fin)
         no_traceback(fin)

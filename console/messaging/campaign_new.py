@@ -639,9 +639,12 @@ def confirm(console: Console, cur: str, pending: dict) -> None:
         st.rerun()
 
 
-def create_campaign(console: Console, pending: dict) -> int:
+def create_campaign(console: Console, pending: dict, *, form: str = "campaigns") -> int:
     """Confirm: the permission checked again, the plan written (audited), then the campaign
-    started — or, over the approval threshold, held for another member's approval."""
+    started — or, over the approval threshold, held for another member's approval.
+
+    ``form`` is the page whose template picker the text came from (``send`` for a send for
+    later): that template is the one marked used."""
     actor = access.require(
         console.ledger, Permission.CAMPAIGNS, "start campaigns", target="campaign"
     )
@@ -664,7 +667,7 @@ def create_campaign(console: Console, pending: dict) -> int:
             target=f"campaign {campaign_id}",
             after={**pending["schedule"].as_json(), "first_part_at": campaign.scheduled_at},
         )
-    tv.mark_used(console.ledger, "campaigns")  # its template (if it started from one)
+    tv.mark_used(console.ledger, form)  # its template (if it started from one)
     console.ledger.audit(
         actor.name,
         "campaign_create",

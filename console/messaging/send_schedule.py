@@ -100,6 +100,7 @@ def confirm_later(console: Console, pending: dict[str, Any], pricing: Pricing) -
                 "list_id": None,
                 "schedule": schedule,
             },
+            form="send",
         )
         label = console.ledger.campaign_label(campaign_id) or f"campaign {campaign_id}"
         status = console.ledger.campaign_status(campaign_id)

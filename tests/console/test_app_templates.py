@@ -47,6 +47,27 @@ def texts(elements) -> str:
 # -- templates and profiles ------------------------------------------------------------------
 
 
+def test_a_send_for_later_marks_the_sends_template_used_not_the_campaigns(
+    data_dir: Path,
+) -> None:
+    ledger = book()
+    for_send = ledger.create_template("Doors", "Doors open at nine", by="someone@example.com")
+    for_campaign = ledger.create_template("Promo", "Hi {name}", by="someone@example.com")
+    at = start()
+    at.switch_page(CAMPAIGNS).run()
+    at.selectbox(key="campaigns_start_template").set_value(for_campaign).run()
+    at.switch_page("pages/send.py").run()
+    at.selectbox(key="send_start_template").set_value(for_send).run()
+    at.text_area(key="send_numbers").input("+12062000001").run()
+    at.radio(key="send_when").set_value("At a time").run()
+    at.button(key="send_submit").click().run()
+    at.button(key="send_later_confirm").click().run()
+    assert not at.exception, at.exception
+    assert [c.status for c in book().campaigns()] == ["scheduled"]
+    assert book().template(for_send).last_used_at is not None
+    assert book().template(for_campaign).last_used_at is None
+
+
 def test_a_template_is_written_with_its_preview_edited_and_deleted(data_dir: Path) -> None:
     at = start(TEMPLATES)
     assert "No template yet" in texts(at.info)

@@ -235,7 +235,9 @@ class CampaignEngine:
         delay = max(0.0, (when - self.ledger.now()).total_seconds())
 
         def wake() -> None:
-            disarm(self.ledger.url, campaign_id, only=timer)
+            # Still armed until the run holds the campaign: a watcher looking meanwhile
+            # (console.messaging.campaign_schedule.wake_due) sees one or the other, never
+            # neither, and leaves it to this start.
             try:
                 if self.ledger.campaign_status(campaign_id) == "scheduled":
                     self.start(campaign_id)
@@ -247,6 +249,8 @@ class CampaignEngine:
                     )
             except Exception:
                 logger.exception("campaign %s: the scheduled start failed", campaign_id)
+            finally:
+                disarm(self.ledger.url, campaign_id, only=timer)
 
         timer = threading.Timer(delay, wake)
         timer.daemon = True

@@ -4,6 +4,7 @@ or moved before they start."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -175,6 +176,39 @@ def test_a_scheduled_campaign_cancelled_before_it_starts_sends_and_costs_nothing
         assert (campaign.status, campaign.debited_micros) == ("cancelled", 0)
     tally = GatewayTally.read(gateway.query)
     assert (tally.messages, tally.price_micros) == (0, 0)
+
+
+def test_a_timer_that_fires_counts_as_armed_until_its_run_holds_the_campaign(
+    gateway, url: str
+) -> None:
+    """The console's watcher starts a due campaign that is neither armed nor held: a timer
+    firing must never leave a moment when it is neither (two starts, two audit entries)."""
+    account = gateway.create_account(balance="100")
+    with Ledger(url) as ledger:
+        engine = engine_for(gateway, account, ledger)
+        soon = ledger.now() + timedelta(seconds=0.2)
+        schedule = Schedule.at_instant(soon, zone="UTC", quiet=None)
+        campaign_id = engine.create(plan_of([NUMBERS["US"](8)]), name="Timer", schedule=schedule)
+        seen: list[tuple[bool, bool]] = []
+        real_start = engine.start
+
+        def start(cid: int, **kwargs):
+            seen.append((armed(url, cid), engine.is_running(cid)))  # as the watcher would look
+            run = real_start(cid, **kwargs)
+            ended = run.report is not None or run.error is not None  # held, then let go
+            seen.append((armed(url, cid), engine.is_running(cid) or ended))
+            return run
+
+        engine.start = start
+        engine.arm(campaign_id, soon)
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while (armed(url, campaign_id) or engine.is_running(campaign_id)) or not seen:
+            assert datetime.now(UTC) < deadline, seen
+            threading.Event().wait(0.05)
+        assert seen == [(True, False), (True, True)]
+        assert ledger.campaign(campaign_id).status == "done"
+        starts = [e for e in ledger.audit_entries() if e.action == "campaign_start"]
+        assert len(starts) == 1
 
 
 def test_a_schedule_can_move_until_its_first_part_is_sent(gateway, url: str) -> None:

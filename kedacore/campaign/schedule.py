@@ -226,9 +226,43 @@ def number_zones(e164: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+# Where most of a country's people live, for a number phonenumbers places in several zones (a
+# mobile of Russia, Australia, Kazakhstan; a US toll-free number; a UK mobile, also placed in
+# the Channel Islands and Man): the zone its "local time" is read in — CLDR's idea of a
+# country's primary zone. The quiet hours are kept in every zone of the number all the same.
+MAIN_ZONES = {
+    "AU": "Australia/Sydney",
+    "CA": "America/Toronto",
+    "CD": "Africa/Kinshasa",
+    "EC": "America/Guayaquil",
+    "ES": "Europe/Madrid",
+    "GB": "Europe/London",
+    "GL": "America/Godthab",
+    "IT": "Europe/Rome",
+    "KI": "Pacific/Tarawa",
+    "KZ": "Asia/Almaty",
+    "MN": "Asia/Ulaanbaatar",
+    "NO": "Europe/Oslo",
+    "NZ": "Pacific/Auckland",
+    "PF": "Pacific/Tahiti",
+    "PT": "Europe/Lisbon",
+    "RU": "Europe/Moscow",
+    "US": "America/New_York",
+}
+
+
 def number_zone(e164: str, default: str = "UTC") -> str:
-    """The first IANA zone of a number (phonenumbers' data); ``default`` when none is known."""
+    """The IANA zone a number's local time is read in (phonenumbers' data): its only zone, or
+    of several its country's main one (``MAIN_ZONES``), else the first; ``default`` when none
+    is known."""
     zones = number_zones(e164)
+    if len(zones) > 1:
+        import phonenumbers
+
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
+        main = MAIN_ZONES.get(region or "")
+        if main in zones:
+            return main
     return zones[0] if zones else default
 
 
@@ -366,6 +400,7 @@ def armed(url: str, campaign_id: int) -> bool:
 
 __all__ = [
     "DEFAULT_QUIET",
+    "MAIN_ZONES",
     "Part",
     "Schedule",
     "ScheduleError",

@@ -82,8 +82,12 @@ def test_a_number_s_zone_comes_from_phonenumbers() -> None:
     assert number_zone(PARIS_MOBILE) == "Europe/Paris"
     assert number_zone(TOKYO) == "Asia/Tokyo"
     assert number_zone(NOWHERE, "Europe/Berlin") == "Europe/Berlin"  # unknown → the default
-    # Several zones (an Australian mobile): the first.
-    assert number_zone("+61412345678") == "Australia/Adelaide"
+    # Several zones: the country's main one (an Australian, a Russian, a UK mobile, a US
+    # toll-free number).
+    assert number_zone("+61412345678") == "Australia/Sydney"
+    assert number_zone("+79161234567") == "Europe/Moscow"
+    assert number_zone("+447400123456") == "Europe/London"
+    assert number_zone("+18885550123") == "America/New_York"
 
 
 def _plan(*numbers: str) -> CampaignPlan:

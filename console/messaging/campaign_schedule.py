@@ -135,8 +135,10 @@ def start_or_arm(console: Console, campaign_id: int, *, by: str) -> None:
     arm(console, campaign_id, campaign.scheduled_at)
 
 
-def arm(console: Console, campaign_id: int, when: datetime) -> None:
-    """Start the campaign at ``when``: a timer of this server (SQLite) or a job for then."""
+def arm(console: Console, campaign_id: int, when: datetime, *, replace: bool = True) -> None:
+    """Start the campaign at ``when``: a timer of this server (SQLite) or a job for then.
+    ``replace=False`` (a look that read ``when`` a moment ago): a timer armed meanwhile, by
+    a Move to another time, stands."""
     if uses_workers(console.ledger.url):
         enqueue(console.ledger.url, campaign_id, console.ledger.now(), at=when)
         return
@@ -144,7 +146,7 @@ def arm(console: Console, campaign_id: int, when: datetime) -> None:
     if campaign is None:
         return
     options = options_of(console.ledger, console.settings.data_dir, campaign)
-    engine_for(console, options).arm(campaign_id, when)
+    engine_for(console, options).arm(campaign_id, when, replace=replace)
 
 
 _WOKEN_LOCK = threading.Lock()
@@ -193,7 +195,7 @@ def wake_due(console: Console, *, detail: str, in_page: bool = True) -> list[int
                 start_campaign(console, campaign_id, by="schedule", detail=detail, keep=in_page)
                 started.append(campaign_id)
             elif nxt is not None:
-                arm(console, campaign_id, nxt)
+                arm(console, campaign_id, nxt, replace=False)
         except Exception:  # one campaign's trouble never keeps the others from their time
             logger.exception("scheduled campaign %s: its start failed", campaign_id)
     return started
@@ -252,6 +254,8 @@ def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -
                 except (ValueError, CampaignBusyError) as exc:
                     rearm(console, engine, campaign_id)  # its old time stands
                     st.error(plain(exc))
+                except Exception as exc:  # the ledger or the queue went away mid-way
+                    not_done(console, engine, campaign_id, "moved", exc)
                 else:
                     if ledger.campaign_status(campaign_id) == "scheduled":
                         arm(console, campaign_id, first)
@@ -268,6 +272,8 @@ def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -
             except CampaignBusyError as exc:
                 rearm(console, engine, campaign_id)
                 st.error(plain(exc))
+            except Exception as exc:  # the ledger or the queue went away mid-way
+                not_done(console, engine, campaign_id, "cancelled", exc)
             else:
                 ledger.audit(
                     actor.name,
@@ -277,6 +283,25 @@ def scheduled_view(console: Console, engine: CampaignEngine, campaign_id: int) -
                     after={"status": "cancelled", "recipients_left": sum(n for _, n, _ in parts)},
                 )
                 st.rerun()
+
+
+def not_done(
+    console: Console, engine: CampaignEngine, campaign_id: int, what: str, exc: Exception
+) -> None:
+    """A Move or Cancel that failed half-way (its job taken back, then the database
+    unreachable): the campaign is given its job or timer back, and the member is told."""
+    logger.error("campaign %s: not %s (%s)", campaign_id, what, type(exc).__name__)
+    try:
+        rearm(console, engine, campaign_id)
+        kept = "It keeps its time."
+    except Exception:
+        logger.exception("campaign %s: its start could not be armed again", campaign_id)
+        kept = "Its start could not be armed again either: once the database answers, Move it."
+    st.error(
+        f"**Not {what}:** the ledger could not be reached ({plain(type(exc).__name__)}). "
+        f"{kept} Try again in a moment.",
+        icon=":material/error:",
+    )
 
 
 def release_job(engine: CampaignEngine, campaign_id: int) -> None:
@@ -302,7 +327,7 @@ def rearm(console: Console, engine: CampaignEngine, campaign_id: int) -> None:
         return
     _, nxt = console.ledger.next_part_at(campaign_id)
     if nxt is not None:
-        arm(console, campaign_id, nxt)
+        arm(console, campaign_id, nxt, replace=False)
 
 
 if wake_once not in ON_SETUP:  # every page's setup (a restarted server: the first page run)

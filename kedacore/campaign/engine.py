@@ -226,12 +226,13 @@ class CampaignEngine:
                 self.start(campaign_id)
                 started.append(campaign_id)
             elif nxt is not None:
-                self.arm(campaign_id, nxt)
+                self.arm(campaign_id, nxt, replace=False)  # a timer armed since stands
         return started
 
-    def arm(self, campaign_id: int, when: datetime) -> None:
+    def arm(self, campaign_id: int, when: datetime, *, replace: bool = True) -> bool:
         """Start the campaign at ``when`` (a timer of this process; real time, from the
-        ledger's clock), if it is still scheduled then."""
+        ledger's clock), if it is still scheduled then. ``replace=False``: only if no timer
+        is armed for it (``arm_timer``). Returns whether this timer was armed."""
         delay = max(0.0, (when - self.ledger.now()).total_seconds())
 
         def wake() -> None:
@@ -254,7 +255,7 @@ class CampaignEngine:
 
         timer = threading.Timer(delay, wake)
         timer.daemon = True
-        arm_timer(self.ledger.url, campaign_id, timer)
+        return arm_timer(self.ledger.url, campaign_id, timer, replace=replace)
 
     def progress(self, campaign_id: int) -> CampaignProgress:
         """The campaign's progress as the ledger has it (what a page polls)."""

@@ -369,14 +369,20 @@ _TIMERS: dict[tuple[str, int], threading.Timer] = {}
 _TIMERS_LOCK = threading.Lock()
 
 
-def arm_timer(url: str, campaign_id: int, timer: threading.Timer) -> None:
-    """Start ``timer`` as the campaign's one scheduled start in this process (replacing any)."""
+def arm_timer(url: str, campaign_id: int, timer: threading.Timer, *, replace: bool = True) -> bool:
+    """Start ``timer`` as the campaign's one scheduled start in this process, replacing any
+    (a Move, the next part after a run) — or, ``replace=False``, only when none is armed (a
+    watcher's look, which read the time before a Move may have armed a newer one). Returns
+    whether it was started."""
     with _TIMERS_LOCK:
-        old = _TIMERS.pop((url, campaign_id), None)
+        old = _TIMERS.get((url, campaign_id))
+        if old is not None and not replace:
+            return False
         _TIMERS[(url, campaign_id)] = timer
     if old is not None:
         old.cancel()
     timer.start()
+    return True
 
 
 def disarm(url: str, campaign_id: int, *, only: threading.Timer | None = None) -> bool:

@@ -143,3 +143,44 @@ def test_on_postgresql_a_scheduled_campaign_waits_in_the_queue_and_is_cancelled(
     assert campaign_id not in active_jobs(ledger)  # the job taken back: no worker sends it
     at.run()
     assert gateway_recipients(data_dir) == []
+
+
+def test_on_postgresql_a_move_that_fails_half_way_gives_the_job_back(
+    data_dir: Path,
+    ledger_url,
+    monkeypatch,
+) -> None:
+    """Move takes the campaign's job back first; the database failing before the new time is
+    written must not leave a scheduled campaign that no worker will ever start."""
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    from kedacore.campaign.engine import CampaignEngine
+    from kedacore.campaign.tasks import active_jobs
+
+    if getattr(ledger_url, "store", None) != "postgresql":
+        pytest.skip("the job queue is PostgreSQL's (SQLite: the server's own timer, above)")
+    monkeypatch.delenv("KEDA_CAMPAIGN_WORKERS", raising=False)  # the console enqueues
+    at = start(PAGE)
+    compose(at, recipients_csv(), "Hi all")
+    at.radio(key="campaigns_when").set_value("At a time").run()
+    at.toggle(key="campaigns_quiet").set_value(False).run()
+    at.button(key="campaigns_submit").click().run()
+    at.button(key="campaigns_confirm").click().run()
+    (campaign_id,) = campaign_ids()
+    ledger = runtime().ledger
+    assert active_jobs(ledger)[campaign_id][1] == "todo"
+    at.run()
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("UPDATE campaign_batches", {}, Exception("server closed"))
+
+    monkeypatch.setattr(CampaignEngine, "reschedule", unreachable)
+    at.radio(key="campaigns_move_when").set_value("At a time").run()
+    at.toggle(key="campaigns_move_quiet").set_value(False).run()
+    at.button(key="campaigns_move_go").click().run()
+    assert not at.exception, at.exception
+    said = texts(at.error)
+    assert "Not moved:" in said and "It keeps its time." in said, said
+    assert ledger.campaign(campaign_id).status == "scheduled"
+    assert active_jobs(ledger)[campaign_id][1] == "todo"  # its job is back in the queue

@@ -211,6 +211,29 @@ def test_a_timer_that_fires_counts_as_armed_until_its_run_holds_the_campaign(
         assert len(starts) == 1
 
 
+def test_a_look_that_read_the_old_time_leaves_a_moved_campaign_s_timer_alone(
+    gateway, url: str
+) -> None:
+    """A Move to an earlier time arms its timer; the watcher, which read the campaign's old
+    (later) time just before, must not put that one back in its place."""
+    account = gateway.create_account(balance="100")
+    with Ledger(url) as ledger:
+        engine = engine_for(gateway, account, ledger)
+        later = ledger.now() + timedelta(hours=1)
+        schedule = Schedule.at_instant(later, zone="UTC", quiet=None)
+        campaign_id = engine.create(plan_of([NUMBERS["US"](9)]), name="Moved", schedule=schedule)
+        soon = ledger.now() + timedelta(seconds=0.3)
+        engine.reschedule(campaign_id, None, Schedule.at_instant(soon, zone="UTC", quiet=None))
+        assert engine.arm(campaign_id, soon)  # the Move's own timer
+        assert not engine.arm(campaign_id, later, replace=False)  # the watcher's stale look
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while ledger.campaign(campaign_id).status != "done":
+            assert datetime.now(UTC) < deadline, ledger.campaign(campaign_id).status
+            threading.Event().wait(0.05)
+        assert not armed(url, campaign_id)
+    assert len(gateway.query("SELECT recipient FROM messages")) == 1
+
+
 def test_a_schedule_can_move_until_its_first_part_is_sent(gateway, url: str) -> None:
     account = gateway.create_account(balance="100")
     clock = Clock(T - timedelta(hours=2))

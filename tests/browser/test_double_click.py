@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Console, after_run, wait_ready
-from .test_campaigns import recipients_csv
+from .conftest import Console, wait_ready
+from .test_campaigns import compose
 from .test_console import key, no_traceback, open_page
 
 pytestmark = pytest.mark.browser
@@ -34,6 +34,19 @@ def click_twice(button) -> None:
         button.click(timeout=1_000)
 
 
+def confirm_twice(page, form: str, asked: str, done: str) -> None:
+    """The form's button, then its confirmation clicked twice (and once more); wait for what
+    it did, with room for a second one, were there one."""
+    page.locator(f"{key(f'{form}_submit')} button").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(asked).wait_for()
+    click_twice(dialog.locator(f"{key(f'{form}_confirm')} button"))
+    page.get_by_text(done).wait_for(timeout=60_000)
+    page.wait_for_timeout(2000)
+    wait_ready(page)
+    no_traceback(page)
+
+
 def test_a_double_click_on_confirm_and_send_sends_once(console: Console, page) -> None:
     gateway = console.data_dir / "gateway.db"
     open_page(page, console, "")
@@ -47,14 +60,7 @@ def test_a_double_click_on_confirm_and_send_sends_once(console: Console, page) -
     content.press("Control+Enter")
     page.get_by_text("0.10 USD", exact=True).first.wait_for()
     wait_ready(page)
-    page.locator(f"{key('send_submit')} button").click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Estimated cost").wait_for()
-    click_twice(dialog.locator(f"{key('send_confirm')} button"))
-    page.get_by_text("Sent — task").wait_for()
-    page.wait_for_timeout(2000)  # room for a second send, were there one
-    wait_ready(page)
-    no_traceback(page)
+    confirm_twice(page, "send", "Estimated cost", "Sent — task")
     assert count(gateway, "SELECT count(*) FROM messages") - before == 2
     assert page.get_by_text("99.90 USD").first.is_visible()  # the sidebar: charged once
 
@@ -62,26 +68,9 @@ def test_a_double_click_on_confirm_and_send_sends_once(console: Console, page) -
 def test_a_double_click_on_confirm_makes_one_campaign(console: Console, page) -> None:
     gateway = console.data_dir / "gateway.db"
     before = count(gateway, "SELECT count(*) FROM messages")
-    open_page(page, console, "campaigns")
-    name = page.locator(f"{key('campaigns_name')} input")
-    name.fill("Twice clicked")
-    after_run(page, lambda: name.press("Enter"))
-    page.locator(f"{key('campaigns_file')} input[type=file]").set_input_files(
-        {"name": "twice.csv", "mimeType": "text/csv", "buffer": recipients_csv()}
-    )
-    page.get_by_text("201 row(s) read").wait_for()
-    template = page.locator(f"{key('campaigns_template')} textarea")
-    template.fill("Hi {name}, code {code}.")
-    template.press("Control+Enter")
+    compose(page, console, "Twice clicked", "Hi {name}, code {code}.")
     page.get_by_text("9.60 USD", exact=True).first.wait_for()
     wait_ready(page)
-    page.locator(f"{key('campaigns_submit')} button").click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Total cost").wait_for()
-    click_twice(dialog.locator(f"{key('campaigns_confirm')} button"))
-    page.get_by_text("All 200 recipients sent").wait_for(timeout=60_000)
-    page.wait_for_timeout(2000)
-    wait_ready(page)
-    no_traceback(page)
+    confirm_twice(page, "campaigns", "Total cost", "All 200 recipients sent")
     campaigns = count(console.data_dir / "ledger.db", "SELECT count(*) FROM campaigns")
     assert (campaigns, count(gateway, "SELECT count(*) FROM messages") - before) == (1, 200)

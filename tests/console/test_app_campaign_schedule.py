@@ -9,6 +9,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from streamlit.testing.v1 import AppTest
+
 from console.messaging import campaign_schedule
 from kedacore.campaign.schedule import armed, disarm
 from kedacore.ledger import schema as s
@@ -25,6 +28,23 @@ from tests.console.test_app_campaigns import (
     texts,
     wait_for_the_run,
 )
+
+
+def schedule_one(at: AppTest) -> None:
+    """New campaign: five recipients, one text, at tomorrow 09:00, no quiet hours; confirmed."""
+    compose(at, recipients_csv(), "Hi all")
+    at.radio(key="campaigns_when").set_value("At a time").run()
+    at.toggle(key="campaigns_quiet").set_value(False).run()
+    at.button(key="campaigns_submit").click().run()
+    at.button(key="campaigns_confirm").click().run()
+    assert not at.exception, at.exception
+
+
+def queue_only(ledger_url, monkeypatch) -> None:
+    """PostgreSQL only: the console enqueues the campaign for the workers."""
+    if getattr(ledger_url, "store", None) != "postgresql":
+        pytest.skip("the job queue is PostgreSQL's (SQLite: the server's own timer, above)")
+    monkeypatch.delenv("KEDA_CAMPAIGN_WORKERS", raising=False)
 
 
 def test_a_campaign_at_a_time_waits_and_its_parts_are_shown(data_dir: Path) -> None:
@@ -115,20 +135,11 @@ def test_on_postgresql_a_scheduled_campaign_waits_in_the_queue_and_is_cancelled(
 ) -> None:
     """With workers (PostgreSQL), the campaign's job waits in procrastinate's queue for its
     time; the list still offers Move and Cancel (which take the job back first)."""
-    import pytest
-
     from kedacore.campaign.tasks import active_jobs
 
-    if getattr(ledger_url, "store", None) != "postgresql":
-        pytest.skip("the job queue is PostgreSQL's (SQLite: the server's own timer, above)")
-    monkeypatch.delenv("KEDA_CAMPAIGN_WORKERS", raising=False)  # the console enqueues
+    queue_only(ledger_url, monkeypatch)
     at = start(PAGE)
-    compose(at, recipients_csv(), "Hi all")
-    at.radio(key="campaigns_when").set_value("At a time").run()
-    at.toggle(key="campaigns_quiet").set_value(False).run()
-    at.button(key="campaigns_submit").click().run()
-    at.button(key="campaigns_confirm").click().run()
-    assert not at.exception, at.exception
+    schedule_one(at)
     (campaign_id,) = campaign_ids()
     ledger = runtime().ledger
     assert ledger.campaign(campaign_id).status == "scheduled"
@@ -152,21 +163,14 @@ def test_on_postgresql_a_move_that_fails_half_way_gives_the_job_back(
 ) -> None:
     """Move takes the campaign's job back first; the database failing before the new time is
     written must not leave a scheduled campaign that no worker will ever start."""
-    import pytest
     from sqlalchemy.exc import OperationalError
 
     from kedacore.campaign.engine import CampaignEngine
     from kedacore.campaign.tasks import active_jobs
 
-    if getattr(ledger_url, "store", None) != "postgresql":
-        pytest.skip("the job queue is PostgreSQL's (SQLite: the server's own timer, above)")
-    monkeypatch.delenv("KEDA_CAMPAIGN_WORKERS", raising=False)  # the console enqueues
+    queue_only(ledger_url, monkeypatch)
     at = start(PAGE)
-    compose(at, recipients_csv(), "Hi all")
-    at.radio(key="campaigns_when").set_value("At a time").run()
-    at.toggle(key="campaigns_quiet").set_value(False).run()
-    at.button(key="campaigns_submit").click().run()
-    at.button(key="campaigns_confirm").click().run()
+    schedule_one(at)
     (campaign_id,) = campaign_ids()
     ledger = runtime().ledger
     assert active_jobs(ledger)[campaign_id][1] == "todo"

@@ -315,6 +315,27 @@ class Replicas:
     def consoles(self) -> tuple[Console, Console]:
         return self.a, self.b
 
+    def settled_sms_usage(self, timeout: float = 60.0) -> int:
+        """Today's SMS usage as the gateway counts it, once no message waits for its first
+        answer: a QUEUED message that fails leaves the usage (and reaches the ledger only with
+        its callback, later), so counting before then can overshoot."""
+        import sqlite3
+
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.closing(sqlite3.connect(self.gateway_db)) as db:
+                (queued,) = db.execute(
+                    "SELECT count(*) FROM messages WHERE status = 'QUEUED'"
+                ).fetchone()
+                (used,) = db.execute(
+                    "SELECT coalesce(sum(sms_sent), 0) FROM daily_usage"
+                    " WHERE day = (SELECT max(day) FROM messages)"
+                ).fetchone()
+            if not queued:
+                return int(used)
+            assert time.monotonic() < deadline, f"{queued} message(s) still QUEUED"
+            time.sleep(0.2)
+
     def outbox(self, msgid: str) -> list[tuple[str, str, str, str, str]]:
         """The gateway's callbacks for ``msgid``: (event_id, status, body, url, state), oldest
         first (read from its database, as `python -m gateway outbox` does)."""

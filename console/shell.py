@@ -237,13 +237,14 @@ def _sidebar(
         f"{money(balance.frozen, cur)}.",
     )
     usage = limits.usage
-    if limits.daily_sms_cap:
-        share = min(usage.sms_sent / limits.daily_sms_cap, 1.0)
+    if limits.daily_sms_cap is not None:  # a cap of 0 is a cap: nothing may be sent today
+        share = min(usage.sms_sent / limits.daily_sms_cap, 1.0) if limits.daily_sms_cap else 1.0
         bar.progress(share, text=f"SMS today: {usage.sms_sent:,} of {limits.daily_sms_cap:,}")
     else:
         bar.caption(f"SMS today: **{usage.sms_sent:,}** · no daily cap")
-    if limits.daily_spend_cap:
-        share = float(min(usage.spend / limits.daily_spend_cap, 1))
+    if limits.daily_spend_cap is not None:
+        cap = limits.daily_spend_cap
+        share = float(min(usage.spend / cap, 1)) if cap else 1.0
         bar.progress(
             share,
             text=f"Spend today: {money(usage.spend, cur)} of {money(limits.daily_spend_cap, cur)}",

@@ -16,6 +16,7 @@ from console.finance.limits import (
     alert_today,
     audit_trail,
     balance_today,
+    caps_differ,
     change_form,
     confirm,
     reset_form_after_change,
@@ -26,7 +27,7 @@ from console.finance.limits import (
     spend_today,
     today_heading,
 )
-from console.shell import keda_errors, page_setup
+from console.shell import account_changed, keda_errors, page_setup
 from kedacore.team import Permission
 
 console = page_setup(
@@ -42,6 +43,14 @@ reset_form_after_change()
 with keda_errors("The caps could not be read", sandbox=console.sandbox):
     limits = console.client.limits.get()
     balance = console.client.account.balance()
+# Caps changed elsewhere since the sidebar's figures were read (another member, another
+# replica, the service's own site): forget those, so this page's sidebar and every page's
+# banner say the caps shown here — once, however busy the usage.
+if caps_differ(console.limits, limits) and not state.get("limits_synced"):
+    state["limits_synced"] = True
+    account_changed()
+    st.rerun()
+state.pop("limits_synced", None)
 
 # -- today -------------------------------------------------------------------------------------
 

@@ -53,6 +53,21 @@ AUDIT_ROWS = 500  # the newest changes shown (and exported)
 GAUGE_CONFIG = {"displayModeBar": False, "staticPlot": True}
 
 
+def caps_differ(cached: Limits | None, fresh: Limits) -> bool:
+    """Whether the caps (not the usage, which moves with every send) differ from those read
+    a few seconds ago for the sidebar."""
+
+    def caps(limits: Limits) -> tuple:
+        return (
+            limits.daily_sms_cap,
+            limits.daily_spend_cap,
+            limits.alert_threshold,
+            limits.block_on_limit,
+        )
+
+    return cached is not None and caps(cached) != caps(fresh)
+
+
 def reset_form_after_change() -> None:
     """After a change the form starts again from the caps as they now are (call before it)."""
     if st.session_state.pop("limits_reset_form", False):

@@ -116,9 +116,10 @@ def crossed_caps(limits: Limits) -> list[str]:
     """The daily caps whose alert point (threshold × cap) today's usage has reached."""
     usage, share = limits.usage, limits.alert_threshold
     caps = []
-    if limits.daily_sms_cap and usage.sms_sent and usage.sms_sent >= share * limits.daily_sms_cap:
+    sms_cap, spend_cap = limits.daily_sms_cap, limits.daily_spend_cap  # 0: nothing may go
+    if sms_cap is not None and usage.sms_sent and usage.sms_sent >= share * sms_cap:
         caps.append("dailySmsCap")
-    if limits.daily_spend_cap and usage.spend and usage.spend >= share * limits.daily_spend_cap:
+    if spend_cap is not None and usage.spend and usage.spend >= share * spend_cap:
         caps.append("dailySpendCap")
     return caps
 
@@ -126,14 +127,14 @@ def crossed_caps(limits: Limits) -> list[str]:
 def _usage_lines(limits: Limits, currency: str) -> list[str]:
     usage = limits.usage
     lines = []
-    if limits.daily_sms_cap:
+    if limits.daily_sms_cap is not None:
         lines.append(
             f"SMS today: {usage.sms_sent:,} of {limits.daily_sms_cap:,}"
             f"{_share(Decimal(usage.sms_sent), Decimal(limits.daily_sms_cap))}"
         )
     else:
         lines.append(f"SMS today: {usage.sms_sent:,} (no daily cap)")
-    if limits.daily_spend_cap:
+    if limits.daily_spend_cap is not None:
         lines.append(
             f"Spend today: {money(usage.spend, currency)} of "
             f"{money(limits.daily_spend_cap, currency)}"

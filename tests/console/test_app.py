@@ -296,6 +296,33 @@ def test_the_headroom_under_the_caps_is_shown_before_sending(
             _runtime.reset()
 
 
+def sidebar_text(at: AppTest) -> str:
+    return " ".join(str(e.value) for e in [*at.sidebar.caption, *at.sidebar.markdown])
+
+
+def test_caps_changed_elsewhere_reach_every_page_once_limits_reads_them(
+    tmp_path: Path, ledger_url: Callable[..., str]
+) -> None:
+    """Another replica (or member, or the service's site) sets a blocking cap: the sidebar's
+    figures are a few seconds old, but once the Limits page has read the new caps, its own
+    sidebar and the Send page's banner say them too — not "no daily cap" beside "Cap 1"."""
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp, tmp_path, ledger_url)
+        try:
+            at = start()
+            assert "SMS today: **0** · no daily cap" in sidebar_text(at)
+            rt = _runtime.runtime(load_settings(None, os.environ))
+            rt.client.limits.update(daily_sms_cap=0, block_on_limit=True)  # not account_changed
+            at.switch_page("pages/limits.py").run()
+            assert not at.exception, at.exception
+            assert "SMS today: **0** · no daily cap" not in sidebar_text(at)
+            assert at.sidebar.get("progress"), "the SMS cap's bar (0 of 0)"
+            at.switch_page("pages/send.py").run()
+            assert "the daily SMS cap is reached" in " ".join(e.value for e in at.error)
+        finally:
+            _runtime.reset()
+
+
 def test_an_unreachable_live_service_shows_what_to_do(
     tmp_path: Path, ledger_url: Callable[..., str]
 ) -> None:

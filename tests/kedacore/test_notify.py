@@ -1027,3 +1027,16 @@ def test_each_pause_of_a_campaign_is_notified_a_second_one_the_same_day_too(
     assert "Why: Paused: the balance is too low" in smtp.mails[1].body
     clock.next_day()  # still paused the next day: that pause was told
     assert notifier.check() == [] and len(smtp.mails) == 2
+
+
+def test_a_cap_of_zero_is_a_cap_in_the_notices() -> None:
+    """0 messages a day (sending stopped) is crossed by the first message, as the service
+    counts it, and the notice says "of 0", never "no daily cap"."""
+    from kedacore import Limits
+    from kedacore.notify.causes import _usage_lines, crossed_caps
+
+    limits = Limits.from_wire(
+        {"dailySmsCap": 0, "dailySpendCap": "0", "usage": {"smsSent": 1, "spend": "0.05"}}
+    )
+    assert crossed_caps(limits) == ["dailySmsCap", "dailySpendCap"]
+    assert _usage_lines(limits, "USD") == ["SMS today: 1 of 0", "Spend today: 0.05 USD of 0.00 USD"]
